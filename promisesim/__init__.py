@@ -1,0 +1,27 @@
+"""promisesim: simulate agents that make promises to each other, and measure how often they are kept.
+
+A model is a description (:class:`Model`); :func:`simulate` runs it on an
+engine and returns tidy pandas results (:class:`Result`).
+"""
+
+from __future__ import annotations
+
+from .dists import Deterministic, Distribution, Empirical, Exponential, LogNormal, Uniform
+from .errors import EngineError, ScenarioError
+from .experiment import simulate
+from .model import (
+    Agent, Availability, Condition, Failures, Latency, Model, ModelSpec, Outage, Promise, Workload,
+    all_of, any_of, k_of,
+)
+from .random import Streams
+from .results import Result
+from .scenario import dump_scenario, load_scenario
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent", "Availability", "Condition", "Deterministic", "Distribution", "Empirical",
+    "EngineError", "Exponential", "Failures", "Latency", "LogNormal", "Model", "ModelSpec",
+    "Outage", "Promise", "Result", "ScenarioError", "Streams", "Uniform", "Workload",
+    "all_of", "any_of", "dump_scenario", "k_of", "load_scenario", "simulate", "__version__",
+]

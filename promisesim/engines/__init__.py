@@ -1,0 +1,1 @@
+"""Engines: interchangeable consumers of a ModelSpec."""

@@ -1,0 +1,99 @@
+"""What every engine shares: the :class:`Engine` protocol and the :class:`Trace` it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ..model.spec import ModelSpec
+from ..random import Streams
+
+__all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES"]
+
+#: Request outcomes, by code. ``kept``: answered within the deadline;
+#: ``late``: answered after it (or still unanswered when the horizon came
+#: after the deadline had passed); ``promiser_down``: refused on arrival;
+#: ``condition_failed``: a call its conditions needed was not kept;
+#: ``lost``: the promiser went down while the request was inside it;
+#: ``unfinished``: unanswered at the horizon with its deadline still ahead
+#: (excluded from kept fractions, counted separately).
+OUTCOMES = ("kept", "late", "promiser_down", "condition_failed", "lost", "unfinished")
+KEPT, LATE, PROMISER_DOWN, CONDITION_FAILED, LOST, UNFINISHED = range(len(OUTCOMES))
+
+#: Why an agent changed state: its own failure process or an injected outage.
+CAUSES = ("failure", "outage")
+
+AGENT_CHANGE_COLUMNS = {
+    "replication": np.int32,
+    "time": np.float64,
+    "agent": np.int32,
+    "up": np.bool_,
+    "cause": np.int8,
+}
+REQUEST_COLUMNS = {
+    "replication": np.int32,
+    "promise": np.int32,
+    "workload": np.int32,
+    "index": np.int64,
+    "arrival": np.float64,
+    "latency": np.float64,
+    "outcome": np.int8,
+}
+
+
+def _empty(columns: dict[str, type]) -> dict[str, np.ndarray]:
+    return {name: np.empty(0, dtype=dtype) for name, dtype in columns.items()}
+
+
+@dataclass
+class Trace:
+    """Raw output of an engine: equal-length numpy columns, no pandas.
+
+    Attributes
+    ----------
+    agent_changes : dict of str to numpy.ndarray
+        One row per change of an agent's up/down state (columns
+        :data:`AGENT_CHANGE_COLUMNS`), in time order within each replication.
+        Every agent is up at time 0 unless a row at time 0 says otherwise.
+    requests : dict of str to numpy.ndarray
+        One row per request that arrived before the horizon, at any promise
+        (columns :data:`REQUEST_COLUMNS`); ``latency`` is NaN unless answered.
+    """
+
+    agent_changes: dict[str, np.ndarray] = field(default_factory=lambda: _empty(AGENT_CHANGE_COLUMNS))
+    requests: dict[str, np.ndarray] = field(default_factory=lambda: _empty(REQUEST_COLUMNS))
+
+    @staticmethod
+    def from_lists(agent_changes: dict[str, list], requests: dict[str, list]) -> "Trace":
+        """Build a trace from column lists (converted to the schema's dtypes)."""
+        return Trace(
+            {k: np.asarray(agent_changes[k], dtype=t) for k, t in AGENT_CHANGE_COLUMNS.items()},
+            {k: np.asarray(requests[k], dtype=t) for k, t in REQUEST_COLUMNS.items()},
+        )
+
+    @staticmethod
+    def concat(traces: Sequence["Trace"]) -> "Trace":
+        """Stack traces of disjoint replications."""
+        if not traces:
+            return Trace()
+        return Trace(
+            {k: np.concatenate([t.agent_changes[k] for t in traces]) for k in AGENT_CHANGE_COLUMNS},
+            {k: np.concatenate([t.requests[k] for t in traces]) for k in REQUEST_COLUMNS},
+        )
+
+
+class Engine(Protocol):
+    """An engine turns a spec into a trace. It never mutates the spec or reads global state."""
+
+    name: str
+
+    def unsupported(self, spec: ModelSpec) -> list[str]:
+        """Features of ``spec`` this engine cannot run (empty when it can run it)."""
+        ...
+
+    def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
+            replications: Sequence[int]) -> Trace:
+        """Simulate ``replications`` (their indices) of ``spec`` over ``[0, horizon)``."""
+        ...

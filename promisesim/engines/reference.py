@@ -1,0 +1,261 @@
+"""The reference engine: readable SimPy processes that define promisesim's semantics.
+
+One process per duty: each agent's failure/repair cycle, each injected
+outage, each workload's arrivals, and one process per request. The
+semantics (see also :mod:`promisesim.model.promises`):
+
+* An agent is up when its own failure process and every outage of it let it
+  be. Going down loses every request inside it (waiting for its calls,
+  queued, or in service) and it restarts with an empty queue.
+* A request to a latency promise arrives at its promiser at time ``t``. If
+  the promiser is down it is refused. Otherwise the promiser makes the
+  calls its conditions need, in parallel: an all-of condition calls every
+  provider, a choice (any-of) calls the first provider whose promise is
+  standing at ``t`` (perfect, instant detection for now), a k-of-n condition
+  calls all and needs the ``k`` kept answers that come first. A condition on
+  an availability promise is a check of its state at ``t``; a condition on
+  a latency promise is a request to it (recursively), which must be kept.
+  A condition resolves as soon as its outcome is certain. When it succeeds
+  the request joins the promiser's FIFO queue and is served by one of its
+  servers; it is kept iff the response time is at most the deadline.
+* A promise is *standing* at ``t`` iff its promiser is up and its
+  conditions hold at ``t`` (all, any or k of the condition promises
+  standing); its kept fraction over time is computed from agent states in
+  :mod:`promisesim.results`.
+* Simultaneous events happen in SimPy's order (first scheduled, first
+  processed). With continuous distributions ties have probability zero.
+
+Random numbers come from :class:`promisesim.random.Streams`: draw ``k`` of
+``("time_to_failure", agent)`` is the agent's ``k``-th up period; draw ``k``
+of ``("arrival", workload)`` the ``k``-th gap between arrivals; draw ``k`` of
+``("service", node path)`` the service time of the request caused by
+arrival ``k`` at that node of the call tree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Generator, Sequence
+
+import simpy
+
+from ..dists import Exponential
+from ..model.promises import Condition, Latency
+from ..model.spec import CallCondition, CallNode, ModelSpec
+from ..random import Streams, StreamReader
+from .base import (
+    CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, UNFINISHED, Trace,
+)
+
+__all__ = ["ReferenceEngine"]
+
+_FAILURE, _OUTAGE = 0, 1
+
+
+class ReferenceEngine:
+    """Simulates one replication at a time with SimPy. Supports every model feature."""
+
+    name = "reference"
+
+    def unsupported(self, spec: ModelSpec) -> list[str]:
+        return []
+
+    def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
+            replications: Sequence[int]) -> Trace:
+        return Trace.concat([_Replication(spec, horizon, streams, int(r)).run() for r in replications])
+
+
+class _Replication:
+    def __init__(self, spec: ModelSpec, horizon: float, streams: Streams, replication: int) -> None:
+        self.spec = spec
+        self.horizon = horizon
+        self.streams = streams
+        self.replication = replication
+        self.env = simpy.Environment()
+        n = len(spec.agents)
+        self.failed = [False] * n
+        self.outages = [0] * n
+        self.up = [True] * n
+        self.resources = [simpy.Resource(self.env, capacity=a.servers) for a in spec.agents]
+        self.inside: list[set[simpy.Process]] = [set() for _ in range(n)]
+        self.promiser = [spec.agent_index[p.promiser] for p in spec.promises]
+        self.deadline = [
+            p.body.deadline if isinstance(p.body, Latency) else math.inf for p in spec.promises
+        ]
+        self.service: dict[str, StreamReader] = {}
+        self.changes: dict[str, list[Any]] = {k: [] for k in ("replication", "time", "agent", "up", "cause")}
+        self.open: dict[int, tuple[int, int, int, float]] = {}
+        self.requests: dict[str, list[Any]] = {
+            k: [] for k in ("replication", "promise", "workload", "index", "arrival", "latency", "outcome")
+        }
+        self._next_id = 0
+
+    # -- driver ------------------------------------------------------------------
+    def run(self) -> Trace:
+        env = self.env
+        for i, agent in enumerate(self.spec.agents):
+            if agent.failures is not None:
+                env.process(self._failures(i))
+        for outage in self.spec.outages:
+            env.process(self._outage(outage.target, outage.at, outage.duration))
+        for w, (workload, tree) in enumerate(zip(self.spec.workloads, self.spec.call_trees)):
+            env.process(self._workload(w, workload.label, workload.rate, tree))
+        env.run(until=self.horizon)
+        for rid, (promise, workload, index, arrival) in sorted(self.open.items()):
+            overdue = arrival + self.deadline[promise] <= self.horizon
+            self._record(promise, workload, index, arrival, math.nan, LATE if overdue else UNFINISHED)
+        return Trace.from_lists(self.changes, self.requests)
+
+    # -- agent state ---------------------------------------------------------------
+    def _failures(self, agent: int) -> Generator[simpy.Event, None, None]:
+        spec = self.spec.agents[agent]
+        assert spec.failures is not None
+        ttf = StreamReader(self.streams, spec.failures.time_to_failure, self.replication,
+                           "time_to_failure", spec.name)
+        ttr = StreamReader(self.streams, spec.failures.time_to_repair, self.replication,
+                           "time_to_repair", spec.name)
+        k = 0
+        while True:
+            yield self.env.timeout(ttf[k])
+            self.failed[agent] = True
+            self._update(agent, _FAILURE)
+            yield self.env.timeout(ttr[k])
+            self.failed[agent] = False
+            self._update(agent, _FAILURE)
+            k += 1
+
+    def _outage(self, target: str, at: float, duration: float) -> Generator[simpy.Event, None, None]:
+        agent = self.spec.agent_index[target]
+        yield self.env.timeout(at)
+        self.outages[agent] += 1
+        self._update(agent, _OUTAGE)
+        yield self.env.timeout(duration)
+        self.outages[agent] -= 1
+        self._update(agent, _OUTAGE)
+
+    def _update(self, agent: int, cause: int) -> None:
+        up = not self.failed[agent] and self.outages[agent] == 0
+        if up == self.up[agent]:
+            return
+        self.up[agent] = up
+        for key, value in zip(self.changes, (self.replication, self.env.now, agent, up, cause)):
+            self.changes[key].append(value)
+        if not up:
+            # A crash loses every request inside the agent; it restarts empty.
+            for process in list(self.inside[agent]):
+                if process.is_alive:
+                    process.interrupt("crash")
+            self.inside[agent].clear()
+            self.resources[agent] = simpy.Resource(self.env, capacity=self.spec.agents[agent].servers)
+
+    # -- standing (state of promises at the current instant) ---------------------------
+    def _standing(self, promise: int) -> bool:
+        if not self.up[self.promiser[promise]]:
+            return False
+        cond = self.spec.promises[promise].conditions
+        return cond is None or self._condition_holds(cond)
+
+    def _condition_holds(self, cond: Condition) -> bool:
+        held = 0
+        for item in cond.items:
+            if isinstance(item, Condition):
+                ok = self._condition_holds(item)
+            else:
+                ok = self._standing(self.spec.promise_index[item])
+            held += ok
+            if held >= cond.k:
+                return True
+        return False
+
+    def _item_standing(self, item: CallNode | CallCondition) -> bool:
+        if isinstance(item, CallNode):
+            return self._standing(item.promise)
+        held = sum(self._item_standing(i) for i in item.items)
+        return held >= item.k
+
+    # -- requests ------------------------------------------------------------------------
+    def _workload(self, w: int, label: str, rate: float, tree: CallNode) -> Generator[simpy.Event, None, None]:
+        gaps = StreamReader(self.streams, Exponential(mean=1.0 / rate), self.replication, "arrival", label)
+        k = 0
+        while True:
+            yield self.env.timeout(gaps[k])
+            self.env.process(self._request(tree, w, k))
+            k += 1
+
+    def _record(self, promise: int, workload: int, index: int, arrival: float, latency: float,
+                outcome: int) -> None:
+        for key, value in zip(self.requests, (self.replication, promise, workload, index, arrival,
+                                              latency, outcome)):
+            self.requests[key].append(value)
+
+    def _request(self, node: CallNode, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
+        env = self.env
+        arrival = env.now
+        promise = node.promise
+        agent = self.promiser[promise]
+        if not self.up[agent]:
+            self._record(promise, w, k, arrival, math.nan, PROMISER_DOWN)
+            return False
+        rid = self._next_id
+        self._next_id += 1
+        self.open[rid] = (promise, w, k, arrival)
+        me = env.active_process
+        self.inside[agent].add(me)
+        try:
+            if node.condition is not None:
+                ok = yield from self._calls(node.condition, w, k)
+                if not ok:
+                    del self.open[rid]
+                    self._record(promise, w, k, arrival, math.nan, CONDITION_FAILED)
+                    return False
+            with self.resources[agent].request() as slot:
+                yield slot
+                yield env.timeout(self._service_time(node, agent, k))
+            latency = env.now - arrival
+            kept = latency <= self.deadline[promise]
+            del self.open[rid]
+            self._record(promise, w, k, arrival, latency, KEPT if kept else LATE)
+            return kept
+        except simpy.Interrupt:
+            del self.open[rid]
+            self._record(promise, w, k, arrival, math.nan, LOST)
+            return False
+        finally:
+            self.inside[agent].discard(me)
+
+    def _service_time(self, node: CallNode, agent: int, k: int) -> float:
+        reader = self.service.get(node.path)
+        if reader is None:
+            dist = self.spec.agents[agent].service_time
+            reader = self.service[node.path] = StreamReader(
+                self.streams, dist, self.replication, "service", node.path)
+        return reader[k]
+
+    def _item(self, item: CallNode | CallCondition, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
+        if isinstance(item, CallCondition):
+            return (yield from self._calls(item, w, k))
+        if not item.is_request:
+            return self._standing(item.promise)
+        return (yield self.env.process(self._request(item, w, k)))
+
+    def _calls(self, cond: CallCondition, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
+        if cond.rule == "any":
+            for item in cond.items:
+                if self._item_standing(item):
+                    return (yield from self._item(item, w, k))
+            return False
+        pending = [self.env.process(self._item(item, w, k)) for item in cond.items]
+        kept = failed = 0
+        n = len(pending)
+        while True:
+            for process in [p for p in pending if p.triggered]:
+                pending.remove(process)
+                if process.value:
+                    kept += 1
+                else:
+                    failed += 1
+            if kept >= cond.k:
+                return True
+            if n - failed < cond.k:
+                return False
+            yield self.env.any_of(pending)

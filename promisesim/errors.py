@@ -1,0 +1,27 @@
+"""Exceptions raised by promisesim."""
+
+from __future__ import annotations
+
+__all__ = ["ScenarioError", "EngineError"]
+
+
+class ScenarioError(ValueError):
+    """A model or scenario file is invalid.
+
+    The message names the offending element (agent, promise, injection,
+    workload) and, for scenario files, where it is in the file.
+
+    Attributes
+    ----------
+    element : tuple of (str, str) or None
+        ``(kind, name)`` of the offending element, for example
+        ``("promise", "p3")``, when one element is to blame.
+    """
+
+    def __init__(self, message: str, *, element: tuple[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.element = element
+
+
+class EngineError(RuntimeError):
+    """An engine was asked to run something it does not support."""

@@ -1,0 +1,296 @@
+"""The :class:`Model` builder: write a system of agents and promises down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..dists import Deterministic, Distribution, distribution_from_dict
+from ..errors import ScenarioError
+from .agents import Agent, Failures
+from .injections import Outage, Workload
+from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
+from .spec import ModelSpec, build_spec
+
+__all__ = ["Model"]
+
+AgentRef = Agent | str
+PromiseRef = Promise | str
+
+
+def _name(ref: Agent | Promise | str) -> str:
+    return ref if isinstance(ref, str) else ref.name
+
+
+class Model:
+    """A description of agents, the promises they make, their workload and injected faults.
+
+    Building a model runs nothing and draws no random numbers; :meth:`spec`
+    validates it into a frozen :class:`~promisesim.model.spec.ModelSpec`
+    that engines consume.
+
+    Parameters
+    ----------
+    name : str
+        A label for results and plots.
+    time_unit : str
+        The unit of every time in the model (a label, for example ``"s"`` or ``"h"``).
+
+    Examples
+    --------
+    >>> import promisesim as ps
+    >>> m = ps.Model("one server", time_unit="h")
+    >>> srv = m.agent("server", failures=ps.Failures(
+    ...     time_to_failure=ps.Exponential(mean=1000.0), time_to_repair=ps.Exponential(mean=2.0)))
+    >>> users = m.agent("users")
+    >>> up = m.promise(srv, to=users, body=ps.Availability(), name="up")
+    >>> m.spec().promises[0].name
+    'up'
+    """
+
+    def __init__(self, name: str = "model", *, time_unit: str = "s") -> None:
+        self.name = name
+        self.time_unit = time_unit
+        self.agents: list[Agent] = []
+        self.promises: list[Promise] = []
+        self.workloads: list[Workload] = []
+        self.outages: list[Outage] = []
+
+    # -- building -------------------------------------------------------------
+    def agent(
+        self,
+        name: str,
+        *,
+        failures: Failures | None = None,
+        service_time: Distribution = Deterministic(0.0),
+        servers: int = 1,
+    ) -> Agent:
+        """Add an agent and return it. See :class:`~promisesim.model.agents.Agent`."""
+        agent = Agent(name, failures=failures, service_time=service_time, servers=servers)
+        self.agents.append(agent)
+        return agent
+
+    def promise(
+        self,
+        promiser: AgentRef,
+        *,
+        to: AgentRef,
+        body: Availability | Latency,
+        conditions: Condition | PromiseRef | list[PromiseRef] | None = None,
+        name: str | None = None,
+        accepted: bool = True,
+        about: AgentRef | None = None,
+    ) -> Promise:
+        """Add a promise by ``promiser`` to ``to`` and return it.
+
+        Parameters
+        ----------
+        promiser, to : Agent or str
+        body : Availability or Latency
+        conditions : Condition, promise, list of promises, or None
+            A bare promise or a list means all of them.
+        name : str, optional
+            Defaults to ``"<promiser>-><promisee>:<body kind>"``.
+        accepted : bool
+            ``False`` makes it an imposition (simulated, never delivered).
+        about : Agent or str, optional
+            Whose behaviour the body is about; only the promiser is allowed.
+        """
+        promiser_name, promisee_name = _name(promiser), _name(to)
+        if name is None:
+            name = f"{promiser_name}->{promisee_name}:{getattr(body, 'kind', 'promise')}"
+        if conditions is not None and not isinstance(conditions, Condition):
+            items = conditions if isinstance(conditions, list) else [conditions]
+            conditions = all_of(*items)
+        p = Promise(
+            name=name,
+            promiser=promiser_name,
+            promisee=promisee_name,
+            body=body,
+            conditions=conditions,
+            accepted=accepted,
+            about=None if about is None else _name(about),
+        )
+        self.promises.append(p)
+        return p
+
+    def workload(self, promise: PromiseRef, *, rate: float, name: str | None = None) -> Workload:
+        """Send Poisson requests to a latency promise at ``rate`` per time unit."""
+        w = Workload(_name(promise), rate, name)
+        self.workloads.append(w)
+        return w
+
+    def inject(self, injection: Outage) -> Outage:
+        """Add an injected fault (an :class:`~promisesim.model.injections.Outage`)."""
+        if not isinstance(injection, Outage):
+            raise ScenarioError(f"cannot inject {injection!r}: expected an Outage")
+        if isinstance(injection.target, Agent):
+            injection = Outage(injection.target.name, injection.at, injection.duration)
+        self.outages.append(injection)
+        return injection
+
+    # -- validation -----------------------------------------------------------
+    def spec(self) -> ModelSpec:
+        """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
+        return build_spec(self.name, self.time_unit, list(self.agents), list(self.promises),
+                          list(self.workloads), list(self.outages))
+
+    # -- data form --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The scenario-file form of the model (plain dicts, lists, strings and numbers)."""
+        agents = []
+        for a in self.agents:
+            entry: dict[str, Any] = {"name": a.name}
+            if a.failures is not None:
+                entry["failures"] = {
+                    "time_to_failure": a.failures.time_to_failure.to_dict(),
+                    "time_to_repair": a.failures.time_to_repair.to_dict(),
+                }
+            if a.service_time != Deterministic(0.0):
+                entry["service_time"] = a.service_time.to_dict()
+            if a.servers != 1:
+                entry["servers"] = a.servers
+            agents.append(entry)
+        promises = []
+        for p in self.promises:
+            body: dict[str, Any] = (
+                {"latency": {"deadline": p.body.deadline}} if isinstance(p.body, Latency)
+                else {"availability": {}}
+            )
+            entry = {"name": p.name, "promiser": p.promiser, "promisee": p.promisee, "body": body}
+            if p.conditions is not None:
+                entry["conditions"] = p.conditions.to_dict()
+            if not p.accepted:
+                entry["accepted"] = False
+            if p.about is not None:
+                entry["about"] = p.about
+            promises.append(entry)
+        out: dict[str, Any] = {"name": self.name, "time_unit": self.time_unit,
+                               "agents": agents, "promises": promises}
+        if self.workloads:
+            out["workloads"] = [
+                {"promise": w.promise, "rate": w.rate, **({"name": w.name} if w.name else {})}
+                for w in self.workloads
+            ]
+        if self.outages:
+            out["injections"] = [
+                {"outage": {"target": o.target, "at": o.at, "duration": o.duration}}
+                for o in self.outages
+            ]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Model":
+        """Build a model from its scenario-file form (see :meth:`to_dict`).
+
+        Structural errors raise :class:`ScenarioError` naming the element;
+        call :meth:`spec` to validate the whole model.
+        """
+        reader = _Reader()
+        return reader.model(data)
+
+
+_TOP_KEYS = {"name", "time_unit", "agents", "promises", "workloads", "injections", "run"}
+
+
+class _Reader:
+    """Converts the scenario-file form into a :class:`Model`, naming elements in errors."""
+
+    def _mapping(self, data: Any, where: str, allowed: set[str], required: set[str] = set()) -> dict:
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{where}: expected a mapping, got {data!r}")
+        unknown = set(data) - allowed
+        if unknown:
+            raise ScenarioError(
+                f"{where}: unknown key(s) {sorted(map(str, unknown))}; allowed: {sorted(allowed)}"
+            )
+        missing = required - set(data)
+        if missing:
+            raise ScenarioError(f"{where}: missing key(s) {sorted(missing)}")
+        return data
+
+    def _list(self, data: Any, where: str) -> list:
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise ScenarioError(f"{where}: expected a list, got {data!r}")
+        return data
+
+    def model(self, data: Any) -> Model:
+        data = self._mapping(data, "scenario", _TOP_KEYS, {"agents"})
+        m = Model(str(data.get("name", "model")), time_unit=str(data.get("time_unit", "s")))
+        for i, entry in enumerate(self._list(data.get("agents"), "agents")):
+            self.agent(m, entry, f"agents[{i}]")
+        for i, entry in enumerate(self._list(data.get("promises"), "promises")):
+            self.promise(m, entry, f"promises[{i}]")
+        for i, entry in enumerate(self._list(data.get("workloads"), "workloads")):
+            e = self._mapping(entry, f"workloads[{i}]", {"promise", "rate", "name"}, {"promise", "rate"})
+            m.workload(str(e["promise"]), rate=e["rate"], name=e.get("name"))
+        for i, entry in enumerate(self._list(data.get("injections"), "injections")):
+            e = self._mapping(entry, f"injections[{i}]", {"outage"}, {"outage"})
+            o = self._mapping(e["outage"], f"injections[{i}].outage", {"target", "at", "duration"},
+                              {"target", "at", "duration"})
+            m.inject(Outage(str(o["target"]), o["at"], o["duration"]))
+        return m
+
+    def agent(self, m: Model, entry: Any, where: str) -> None:
+        e = self._mapping(entry, where, {"name", "failures", "service_time", "servers"}, {"name"})
+        name = e["name"]
+        where = f"agent {name!r}"
+        failures = None
+        if e.get("failures") is not None:
+            f = self._mapping(e["failures"], f"{where}: failures", {"time_to_failure", "time_to_repair"},
+                              {"time_to_failure", "time_to_repair"})
+            failures = Failures(
+                distribution_from_dict(f["time_to_failure"], where=f"{where}: time_to_failure"),
+                distribution_from_dict(f["time_to_repair"], where=f"{where}: time_to_repair"),
+            )
+        service = Deterministic(0.0)
+        if "service_time" in e:
+            service = distribution_from_dict(e["service_time"], where=f"{where}: service_time")
+        m.agent(name, failures=failures, service_time=service, servers=e.get("servers", 1))
+
+    def promise(self, m: Model, entry: Any, where: str) -> None:
+        e = self._mapping(entry, where,
+                          {"name", "promiser", "promisee", "body", "conditions", "accepted", "about"},
+                          {"name", "promiser", "promisee", "body"})
+        where = f"promise {e['name']!r}"
+        body_data = e["body"]
+        if isinstance(body_data, str):
+            body_data = {body_data: {}}
+        b = self._mapping(body_data, f"{where}: body", {"availability", "latency"})
+        if len(b) != 1:
+            raise ScenarioError(f"{where}: body must be one of availability or latency")
+        (kind, params), = b.items()
+        params = params or {}
+        body: Availability | Latency
+        if kind == "latency":
+            params = self._mapping(params, f"{where}: latency", {"deadline"}, {"deadline"})
+            body = Latency(params["deadline"])
+        else:
+            self._mapping(params, f"{where}: availability", set())
+            body = Availability()
+        conditions = None
+        if e.get("conditions") is not None:
+            conditions = self.condition(e["conditions"], where)
+        m.promise(str(e["promiser"]), to=str(e["promisee"]), body=body, conditions=conditions,
+                  name=str(e["name"]), accepted=e.get("accepted", True), about=e.get("about"))
+
+    def condition(self, data: Any, where: str) -> Condition:
+        if isinstance(data, str):
+            return all_of(data)
+        if isinstance(data, list):
+            return all_of(*[self._item(x, where) for x in data])
+        c = self._mapping(data, f"{where}: conditions", {"all_of", "any_of", "k_of"})
+        if len(c) != 1:
+            raise ScenarioError(f"{where}: a condition is one of all_of, any_of or k_of, got {data!r}")
+        (rule, items), = c.items()
+        if rule == "k_of":
+            kv = self._mapping(items, f"{where}: k_of", {"k", "of"}, {"k", "of"})
+            return k_of(kv["k"], *[self._item(x, where) for x in self._list(kv["of"], f"{where}: k_of.of")])
+        parts = [self._item(x, where) for x in self._list(items, f"{where}: {rule}")]
+        return all_of(*parts) if rule == "all_of" else any_of(*parts)
+
+    def _item(self, data: Any, where: str) -> str | Condition:
+        if isinstance(data, str):
+            return data
+        return self.condition(data, where)

@@ -1,0 +1,160 @@
+"""Promises, their bodies and their conditions.
+
+A promise is a declaration by its *promiser* about its own behaviour, made to
+a *promisee*. It binds only when the promisee accepts it (the matching use
+promise); an unaccepted offer is an *imposition*, simulated but never counted
+as delivered. A promise may be conditional, "b if c": it is kept only while
+its conditions are kept, and each condition must be a promise made *to* the
+promiser (otherwise the promiser would rely on something nobody promised it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+__all__ = [
+    "Availability",
+    "Latency",
+    "Body",
+    "Condition",
+    "Promise",
+    "all_of",
+    "any_of",
+    "k_of",
+]
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Body: "I am available". Kept at time ``t`` iff the promiser is up and its conditions hold."""
+
+    kind = "availability"
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Body: "I answer each request within ``deadline``" (in the model's time unit).
+
+    Kept per request: a request is kept iff the promiser is up when it
+    arrives and stays up until it answers, every call its conditions need
+    is kept, and the response time is at most ``deadline``. As a state over
+    time it is kept while the promiser is up and its conditions hold.
+    """
+
+    deadline: float
+    kind = "latency"
+
+
+Body = Union[Availability, Latency]
+
+#: A reference to a promise: the promise itself or its name.
+PromiseRef = Union["Promise", str]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A composition of promises (or nested conditions) made to the promiser.
+
+    Build one with :func:`all_of`, :func:`any_of` or :func:`k_of`.
+
+    Attributes
+    ----------
+    rule : {"all", "any", "k"}
+        ``"all"`` calls every provider and needs all of them; ``"any"`` is a
+        *choice*: it calls one provider that is up (the first in the given
+        order) and needs it; ``"k"`` calls every provider and needs the
+        ``k`` fastest.
+    k : int
+        Providers needed (``len(items)`` for all, 1 for any).
+    items : tuple
+        Promise names or nested conditions.
+    """
+
+    rule: str
+    k: int
+    items: tuple[Union[str, "Condition"], ...]
+
+    def promises(self) -> list[str]:
+        """Names of every promise in this condition, depth first."""
+        out: list[str] = []
+        for item in self.items:
+            if isinstance(item, Condition):
+                out.extend(item.promises())
+            else:
+                out.append(item)
+        return out
+
+    def to_dict(self) -> dict:
+        items = [i.to_dict() if isinstance(i, Condition) else i for i in self.items]
+        if self.rule == "k":
+            return {"k_of": {"k": self.k, "of": items}}
+        return {f"{self.rule}_of": items}
+
+
+def _refs(items: tuple) -> tuple[Union[str, Condition], ...]:
+    out: list[Union[str, Condition]] = []
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            out.extend(_refs(tuple(item)))
+        elif isinstance(item, Condition):
+            out.append(item)
+        elif isinstance(item, Promise):
+            out.append(item.name)
+        elif isinstance(item, str):
+            out.append(item)
+        else:
+            from ..errors import ScenarioError
+
+            raise ScenarioError(f"a condition item must be a promise or its name, got {item!r}")
+    return tuple(out)
+
+
+def all_of(*items: PromiseRef | Condition) -> Condition:
+    """Condition kept when every item is kept (AND; a series system)."""
+    refs = _refs(items)
+    return Condition("all", len(refs), refs)
+
+
+def any_of(*items: PromiseRef | Condition) -> Condition:
+    """Choice: kept when any item is kept; each request uses the first item that is up."""
+    refs = _refs(items)
+    return Condition("any", 1, refs)
+
+
+def k_of(k: int, *items: PromiseRef | Condition) -> Condition:
+    """Condition kept when at least ``k`` items are kept; a request waits for the ``k`` fastest."""
+    refs = _refs(items)
+    return Condition("k", k, refs)
+
+
+@dataclass(frozen=True)
+class Promise:
+    """A promise from ``promiser`` to ``promisee``.
+
+    Parameters
+    ----------
+    name : str
+        Unique among the model's promises.
+    promiser, promisee : str
+        Agent names.
+    body : Availability or Latency
+        What is promised.
+    conditions : Condition or None
+        "b if c": promises made to the promiser that this one depends on.
+    accepted : bool
+        Whether the promisee accepted the offer (made the matching use
+        promise). ``False`` makes it an imposition.
+    about : str or None
+        Whose behaviour the body describes; ``None`` means the promiser's
+        own. Anything else is refused at validation: an agent can only
+        promise its own behaviour.
+    """
+
+    name: str
+    promiser: str
+    promisee: str
+    body: Body
+    conditions: Condition | None = None
+    accepted: bool = True
+    about: str | None = None

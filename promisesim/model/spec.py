@@ -1,0 +1,310 @@
+"""Validation: from a :class:`~promisesim.model.Model` to a frozen :class:`ModelSpec`.
+
+Everything an engine relies on is checked here, once, with an error that
+names the offending element. Engines consume a spec and never mutate it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Union
+
+from ..dists import Distribution
+from ..errors import ScenarioError
+from .agents import Agent, Failures
+from .injections import Outage, Workload
+from .promises import Availability, Condition, Latency, Promise
+
+__all__ = ["ModelSpec", "CallNode", "CallCondition", "build_spec"]
+
+#: Bound on the number of nodes in one workload's call tree (shared
+#: dependencies are expanded per path, so a deep diamond-shaped graph can
+#: grow exponentially; this turns that into an error instead of a hang).
+MAX_CALL_NODES = 100_000
+
+
+@dataclass(frozen=True)
+class CallCondition:
+    """The calls a request makes for one :class:`Condition`."""
+
+    rule: str
+    k: int
+    items: tuple[Union["CallNode", "CallCondition"], ...]
+
+
+@dataclass(frozen=True)
+class CallNode:
+    """One request (latency body) or one state check (availability body) in a workload's call tree.
+
+    ``path`` names the node uniquely within the model (promise names from
+    the workload's root, joined by ``/``); it keys the node's service-time
+    stream, so adding elsewhere in the model leaves its draws unchanged.
+    """
+
+    promise: int
+    path: str
+    is_request: bool
+    condition: CallCondition | None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated, frozen model. Build with :meth:`promisesim.Model.spec`.
+
+    Attributes
+    ----------
+    agents : tuple of Agent
+    promises : tuple of Promise
+        In dependency order: every promise comes after the promises in its conditions.
+    workloads : tuple of Workload
+    outages : tuple of Outage
+    call_trees : tuple of CallNode
+        One per workload: the requests each arrival causes.
+    """
+
+    name: str
+    time_unit: str
+    agents: tuple[Agent, ...]
+    promises: tuple[Promise, ...]
+    workloads: tuple[Workload, ...]
+    outages: tuple[Outage, ...]
+    call_trees: tuple[CallNode, ...] = field(repr=False)
+    agent_index: dict[str, int] = field(repr=False, compare=False)
+    promise_index: dict[str, int] = field(repr=False, compare=False)
+
+    @property
+    def features(self) -> frozenset[str]:
+        """Model features in use, for engines to check support."""
+        out = {"availability"}
+        if any(a.failures is not None for a in self.agents):
+            out.add("random_failures")
+        if self.outages:
+            out.add("outage")
+        if self.workloads:
+            out.add("workload")
+        for p in self.promises:
+            if p.conditions is not None:
+                out.add("conditions")
+            if isinstance(p.body, Latency):
+                out.add("latency")
+        return frozenset(out)
+
+
+def _number(owner: str, name: str, value: object, *, positive: bool, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScenarioError(f"{owner}: {name}={value!r} must be a number")
+    v = float(value)
+    if math.isnan(v) or math.isinf(v):
+        raise ScenarioError(f"{owner}: {name}={value!r} must be finite")
+    if positive and (v < 0 or (v == 0 and not allow_zero)):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ScenarioError(f"{owner}: {name}={value!r} must be {bound}")
+    return v
+
+
+def _check_name(kind: str, name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ScenarioError(f"{kind} name {name!r} must be a non-empty string")
+    if "/" in name:
+        raise ScenarioError(f"{kind} {name!r}: names may not contain '/'", element=(kind, name))
+    return name
+
+
+def _check_agent(agent: Agent) -> None:
+    owner = f"agent {agent.name!r}"
+    err = lambda msg: ScenarioError(f"{owner}: {msg}", element=("agent", agent.name))  # noqa: E731
+    if isinstance(agent.servers, bool) or not isinstance(agent.servers, int) or agent.servers < 1:
+        raise err(f"servers={agent.servers!r} must be a whole number of at least 1")
+    if not isinstance(agent.service_time, Distribution):
+        raise err(f"service_time must be a distribution, got {agent.service_time!r}")
+    if agent.failures is not None:
+        if not isinstance(agent.failures, Failures):
+            raise err(f"failures must be a Failures, got {agent.failures!r}")
+        for what in ("time_to_failure", "time_to_repair"):
+            dist = getattr(agent.failures, what)
+            if not isinstance(dist, Distribution):
+                raise err(f"{what} must be a distribution, got {dist!r}")
+            if dist.mean <= 0:
+                raise err(f"{what} must have a positive mean, got {dist!r}")
+
+
+def _check_promise(p: Promise, agents: dict[str, Agent], promises: dict[str, Promise]) -> None:
+    owner = f"promise {p.name!r}"
+
+    def err(msg: str) -> ScenarioError:
+        return ScenarioError(f"{owner}: {msg}", element=("promise", p.name))
+
+    for role in ("promiser", "promisee"):
+        who = getattr(p, role)
+        if who not in agents:
+            raise err(f"{role} {who!r} is not an agent of the model")
+    if p.about is not None and p.about != p.promiser:
+        raise ScenarioError(
+            f"promise {p.name!r} is made by {p.promiser!r} on behalf of {p.about!r}: "
+            "an agent can only promise its own behaviour",
+            element=("promise", p.name),
+        )
+    if not isinstance(p.accepted, bool):
+        raise err(f"accepted={p.accepted!r} must be true or false")
+    if isinstance(p.body, Latency):
+        _number(owner, "deadline", p.body.deadline, positive=True)
+    elif not isinstance(p.body, Availability):
+        raise err(f"body must be Availability() or Latency(deadline), got {p.body!r}")
+    if p.conditions is None:
+        return
+    if not isinstance(p.conditions, Condition):
+        raise err(f"conditions must be made with all_of, any_of or k_of, got {p.conditions!r}")
+    _check_condition(p, p.conditions, promises, err)
+
+
+def _check_condition(p: Promise, cond: Condition, promises: dict[str, Promise], err) -> None:  # type: ignore[no-untyped-def]
+    n = len(cond.items)
+    if n == 0:
+        raise err(f"a {cond.rule}-of condition has no promises")
+    if cond.rule not in ("all", "any", "k"):
+        raise err(f"unknown condition rule {cond.rule!r}")
+    if isinstance(cond.k, bool) or not isinstance(cond.k, int) or not 1 <= cond.k <= n:
+        raise err(f"k={cond.k!r} must be a whole number from 1 to the {n} promises it chooses from")
+    for item in cond.items:
+        if isinstance(item, Condition):
+            _check_condition(p, item, promises, err)
+            continue
+        q = promises.get(item)
+        if q is None:
+            raise err(f"condition {item!r} is not a promise of the model")
+        if q.promisee != p.promiser:
+            raise err(
+                f"condition {item!r} is made by {q.promiser!r} to {q.promisee!r}, not to "
+                f"{p.promiser!r}: a condition must be a promise made to the promiser (unquenched)"
+            )
+        if not q.accepted:
+            raise err(
+                f"condition {item!r} is used by {p.promiser!r}, which has not accepted it "
+                "(accepted=False): relying on a promise means accepting it"
+            )
+
+
+def _topological(promises: dict[str, Promise]) -> list[Promise]:
+    order: list[Promise] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(name: str, stack: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = stack[stack.index(name):] + [name]
+            raise ScenarioError(
+                "conditions form a cycle: " + " -> ".join(repr(c) for c in cycle)
+                + " (a promise cannot depend on itself through its conditions)",
+                element=("promise", name),
+            )
+        state[name] = 1
+        p = promises[name]
+        if p.conditions is not None:
+            for dep in dict.fromkeys(p.conditions.promises()):
+                visit(dep, stack + [name])
+        state[name] = 2
+        order.append(p)
+
+    for name in promises:
+        visit(name, [])
+    return order
+
+
+def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
+    count = 0
+
+    def node(name: str, path: str) -> CallNode:
+        nonlocal count
+        count += 1
+        if count > MAX_CALL_NODES:
+            raise ScenarioError(
+                f"workload {workload.label!r}: its call tree exceeds {MAX_CALL_NODES} nodes",
+                element=("workload", workload.label),
+            )
+        p = promises[name]
+        cond = None if p.conditions is None else condition(p.conditions, path)
+        return CallNode(index[name], path, isinstance(p.body, Latency), cond)
+
+    def condition(c: Condition, path: str) -> CallCondition:
+        items = tuple(
+            condition(i, path) if isinstance(i, Condition) else node(i, f"{path}/{i}")
+            for i in c.items
+        )
+        return CallCondition(c.rule, c.k, items)
+
+    index = {name: i for i, name in enumerate(promises)}
+    return node(workload.promise, f"{workload.label}:{workload.promise}")
+
+
+def build_spec(
+    name: str,
+    time_unit: str,
+    agents: list[Agent],
+    promises: list[Promise],
+    workloads: list[Workload],
+    outages: list[Outage],
+) -> ModelSpec:
+    """Validate the parts of a model and freeze them. Raises :class:`ScenarioError`."""
+    agent_map: dict[str, Agent] = {}
+    for a in agents:
+        _check_name("agent", a.name)
+        if a.name in agent_map:
+            raise ScenarioError(f"agent {a.name!r} is defined twice", element=("agent", a.name))
+        _check_agent(a)
+        agent_map[a.name] = a
+    promise_map: dict[str, Promise] = {}
+    for p in promises:
+        _check_name("promise", p.name)
+        if p.name in promise_map:
+            raise ScenarioError(f"promise {p.name!r} is defined twice", element=("promise", p.name))
+        promise_map[p.name] = p
+    for p in promises:
+        _check_promise(p, agent_map, promise_map)
+    ordered = _topological(promise_map)
+    ordered_map = {p.name: p for p in ordered}
+
+    labels: set[str] = set()
+    for w in workloads:
+        owner = f"workload {w.label!r}"
+        if w.label in labels:
+            raise ScenarioError(f"{owner} is defined twice; give each a distinct name",
+                                element=("workload", w.label))
+        labels.add(w.label)
+        p = promise_map.get(w.promise)
+        if p is None:
+            raise ScenarioError(f"{owner}: promise {w.promise!r} is not a promise of the model",
+                                element=("workload", w.label))
+        if not isinstance(p.body, Latency):
+            raise ScenarioError(
+                f"{owner}: requests go to latency promises; {w.promise!r} promises availability",
+                element=("workload", w.label),
+            )
+        try:
+            _number(owner, "rate", w.rate, positive=True)
+        except ScenarioError as exc:
+            raise ScenarioError(str(exc), element=("workload", w.label)) from None
+    for i, o in enumerate(outages):
+        owner = f"outage {i} of {o.target!r}"
+        if o.target not in agent_map:
+            raise ScenarioError(f"outage {i}: target {o.target!r} is not an agent of the model",
+                                element=("outage", str(i)))
+        try:
+            _number(owner, "at", o.at, positive=True, allow_zero=True)
+            _number(owner, "duration", o.duration, positive=True)
+        except ScenarioError as exc:
+            raise ScenarioError(str(exc), element=("outage", str(i))) from None
+
+    trees = tuple(_call_tree(w, ordered_map) for w in workloads)
+    return ModelSpec(
+        name=name,
+        time_unit=time_unit,
+        agents=tuple(agents),
+        promises=tuple(ordered),
+        workloads=tuple(workloads),
+        outages=tuple(outages),
+        call_trees=trees,
+        agent_index={a.name: i for i, a in enumerate(agents)},
+        promise_index={p.name: i for i, p in enumerate(ordered)},
+    )

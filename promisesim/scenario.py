@@ -1,0 +1,207 @@
+"""Scenario files: a model (and how to run it) as YAML data.
+
+A scenario file maps one to one onto the Python model
+(:meth:`promisesim.Model.to_dict`), plus an optional ``run`` section::
+
+    name: one server
+    time_unit: h
+    agents:
+      - name: server
+        failures:
+          time_to_failure: {exponential: {mean: 1000}}
+          time_to_repair: {exponential: {mean: 2}}
+      - name: users
+    promises:
+      - name: up
+        promiser: server
+        promisee: users
+        body: availability
+    run: {horizon: 87600, replications: 200, seed: 1}
+
+Files are read with PyYAML's safe loader only: a scenario is data, never
+code. Errors name the element and the line it is defined on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ScenarioError
+from .model.model import Model
+
+__all__ = ["Scenario", "load_scenario", "dump_scenario", "scenario_from_text"]
+
+_RUN_KEYS = {"horizon", "replications", "seed", "engine"}
+
+
+@dataclass
+class Scenario:
+    """A model with the settings to run it, as read from a scenario file.
+
+    Attributes
+    ----------
+    model : Model
+    horizon : float or None
+    replications : int
+    seed : int or None
+    engine : str
+    """
+
+    model: Model
+    horizon: float | None = None
+    replications: int = 1
+    seed: int | None = None
+    engine: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.model.to_dict()
+        run: dict[str, Any] = {"replications": self.replications, "engine": self.engine}
+        if self.horizon is not None:
+            run["horizon"] = self.horizon
+        if self.seed is not None:
+            run["seed"] = self.seed
+        data["run"] = run
+        return data
+
+
+def _marks(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                raise ScenarioError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice")
+            seen.add(key)
+            _marks(value_node, path + (key,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _marks(item, path + (i,), out)
+
+
+def _locate(data: Any, marks: dict[tuple, int], exc: ScenarioError) -> int | None:
+    """The line of the element an error is about, if it can be found."""
+    if not isinstance(data, dict):
+        return None
+    sections = {"agent": "agents", "promise": "promises", "workload": "workloads"}
+    candidates: list[tuple[str, str]] = []
+    if exc.element is not None:
+        candidates.append(exc.element)
+    message = str(exc)
+    for m in re.finditer(r"(agents|promises|workloads|injections)\[(\d+)\]", message):
+        return marks.get((m.group(1), int(m.group(2))))
+    for m in re.finditer(r"\b(agent|promise|workload|outage) '([^']*)'", message):
+        candidates.append((m.group(1), m.group(2)))
+    for kind, name in candidates:
+        if kind == "outage" and name.isdigit():
+            return marks.get(("injections", int(name)))
+        section = data.get(sections.get(kind, ""), None)
+        if isinstance(section, list):
+            for i, entry in enumerate(section):
+                if isinstance(entry, dict):
+                    label = entry.get("name", entry.get("promise") if kind == "workload" else None)
+                    if label == name:
+                        return marks.get((sections[kind], i))
+    return None
+
+
+def scenario_from_text(text: str, *, source: str = "<scenario>") -> Scenario:
+    """Parse a scenario from YAML text and validate its model.
+
+    Raises
+    ------
+    ScenarioError
+        Prefixed with ``source:line:`` where the offending element is found.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ScenarioError(f"{source}: the file is empty")
+        marks: dict[tuple, int] = {}
+        _marks(node, (), marks)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"{mark.line + 1}: " if mark is not None else ""
+        raise ScenarioError(f"{source}:{line}not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
+    except ScenarioError as exc:
+        raise ScenarioError(f"{source}:{str(exc).removeprefix('line ')}") from None
+    finally:
+        loader.dispose()
+    try:
+        return _scenario(data)
+    except ScenarioError as exc:
+        line = _locate(data, marks, exc)
+        where = f"{source}:{line}" if line is not None else source
+        raise ScenarioError(f"{where}: {exc}", element=exc.element) from None
+
+
+def _scenario(data: Any) -> Scenario:
+    if not isinstance(data, dict):
+        raise ScenarioError(f"a scenario is a mapping with 'agents' and 'promises', got {type(data).__name__}")
+    model = Model.from_dict(data)
+    model.spec()  # validate now, so errors name the file
+    run = data.get("run") or {}
+    if not isinstance(run, dict):
+        raise ScenarioError(f"run: expected a mapping, got {run!r}")
+    unknown = set(run) - _RUN_KEYS
+    if unknown:
+        raise ScenarioError(f"run: unknown key(s) {sorted(unknown)}; allowed: {sorted(_RUN_KEYS)}")
+    scenario = Scenario(model)
+    if "horizon" in run:
+        h = run["horizon"]
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < float("inf"):
+            raise ScenarioError(f"run: horizon={h!r} must be a positive, finite number")
+        scenario.horizon = float(h)
+    if "replications" in run:
+        r = run["replications"]
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ScenarioError(f"run: replications={r!r} must be a whole number of at least 1")
+        scenario.replications = r
+    if "seed" in run and run["seed"] is not None:
+        s = run["seed"]
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ScenarioError(f"run: seed={s!r} must be a non-negative whole number")
+        scenario.seed = s
+    if "engine" in run:
+        scenario.engine = str(run["engine"])
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file (YAML, safe loader only).
+
+    Raises
+    ------
+    ScenarioError
+        If the file cannot be read or is invalid; the message names the
+        file, the line and the element.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not a UTF-8 text file") from None
+    return scenario_from_text(text, source=str(path))
+
+
+def dump_scenario(scenario: Scenario | Model, path: str | Path | None = None) -> str:
+    """Write a model (or a scenario with run settings) as YAML; return the text.
+
+    Reading the text back with :func:`load_scenario` gives an equal model.
+    """
+    data = scenario.to_dict()
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
