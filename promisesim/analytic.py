@@ -15,6 +15,7 @@ __all__ = [
     "parallel",
     "k_of_n",
     "mm1_response_within",
+    "tandem_mm1_response_within",
     "outage_share",
     "t_quantile",
 ]
@@ -69,6 +70,27 @@ def mm1_response_within(arrival_rate: float, service_rate: float, deadline: floa
     if arrival_rate >= service_rate:
         raise ValueError("the queue is unstable: arrival_rate must be below service_rate")
     return 1.0 - math.exp(-(service_rate - arrival_rate) * deadline)
+
+
+def tandem_mm1_response_within(arrival_rate: float, service_rates: Sequence[float],
+                               deadline: float) -> float:
+    """Tandem of M/M/1 FIFO queues in steady state: ``P(total response time <= d)``.
+
+    A customer's sojourn times in the stations are independent (Reich 1957),
+    each exponential with rate ``mu_i - lambda``, so the total is
+    hypoexponential. The rates ``mu_i - lambda`` must be distinct.
+    """
+    rates = [mu - arrival_rate for mu in service_rates]
+    if min(rates) <= 0:
+        raise ValueError("every queue must be stable: arrival_rate below each service rate")
+    if len(set(rates)) != len(rates):
+        raise ValueError("the rates mu_i - lambda must be distinct")
+    # Hypoexponential survival: sum_i prod_{j != i} r_j / (r_j - r_i) * exp(-r_i d).
+    survival = 0.0
+    for i, ri in enumerate(rates):
+        weight = math.prod(rj / (rj - ri) for j, rj in enumerate(rates) if j != i)
+        survival += weight * math.exp(-ri * deadline)
+    return 1.0 - survival
 
 
 def outage_share(horizon: float, at: float, duration: float) -> float:

@@ -180,6 +180,7 @@ class Streams:
         ``m * index + j`` for ``j < m``.
         """
         index = np.asarray(index, dtype=np.uint64)
+        index = np.broadcast_to(index, np.broadcast_shapes(np.shape(k0), np.shape(k1), index.shape))
         m = dist.n_uniforms
         if m == 1:
             u = Streams.uniforms_at(k0, k1, index)[np.newaxis]

@@ -294,8 +294,12 @@ class Result:
 
     @cached_property
     def requests(self) -> pd.DataFrame:
-        """One row per request (root and calls) with ``kept`` and ``outcome``."""
+        """One row per request (root and calls) with ``kept`` and ``outcome``, in order of
+        replication, workload, arrival index and promise."""
         req = self.trace.requests
+        # A canonical order, whatever order the engine finished requests in.
+        order = np.lexsort((req["promise"], req["index"], req["workload"], req["replication"]))
+        req = {k: v[order] for k, v in req.items()}
         promises = [p.name for p in self.spec.promises]
         workloads = [w.label for w in self.spec.workloads]
         return self._frame({

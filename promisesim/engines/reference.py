@@ -39,7 +39,7 @@ from typing import Any, Generator, Sequence
 
 import simpy
 
-from ..dists import Exponential
+from ..model.injections import Workload
 from ..model.promises import Condition, Latency
 from ..model.spec import CallCondition, CallNode, ModelSpec
 from ..random import Streams, StreamReader
@@ -77,7 +77,8 @@ class _Replication:
         self.outages = [0] * n
         self.up = [True] * n
         self.resources = [simpy.Resource(self.env, capacity=a.servers) for a in spec.agents]
-        self.inside: list[set[simpy.Process]] = [set() for _ in range(n)]
+        # Insertion-ordered (dicts, not sets), so crashes interrupt in a reproducible order.
+        self.inside: list[dict[simpy.Process, None]] = [{} for _ in range(n)]
         self.promiser = [spec.agent_index[p.promiser] for p in spec.promises]
         self.deadline = [
             p.body.deadline if isinstance(p.body, Latency) else math.inf for p in spec.promises
@@ -99,7 +100,7 @@ class _Replication:
         for outage in self.spec.outages:
             env.process(self._outage(outage.target, outage.at, outage.duration))
         for w, (workload, tree) in enumerate(zip(self.spec.workloads, self.spec.call_trees)):
-            env.process(self._workload(w, workload.label, workload.rate, tree))
+            env.process(self._workload(w, workload, tree))
         env.run(until=self.horizon)
         for rid, (promise, workload, index, arrival) in sorted(self.open.items()):
             overdue = arrival + self.deadline[promise] <= self.horizon
@@ -174,8 +175,8 @@ class _Replication:
         return held >= item.k
 
     # -- requests ------------------------------------------------------------------------
-    def _workload(self, w: int, label: str, rate: float, tree: CallNode) -> Generator[simpy.Event, None, None]:
-        gaps = StreamReader(self.streams, Exponential(mean=1.0 / rate), self.replication, "arrival", label)
+    def _workload(self, w: int, workload: Workload, tree: CallNode) -> Generator[simpy.Event, None, None]:
+        gaps = StreamReader(self.streams, workload.gaps, self.replication, "arrival", workload.label)
         k = 0
         while True:
             yield self.env.timeout(gaps[k])
@@ -200,7 +201,7 @@ class _Replication:
         self._next_id += 1
         self.open[rid] = (promise, w, k, arrival)
         me = env.active_process
-        self.inside[agent].add(me)
+        self.inside[agent][me] = None
         try:
             if node.condition is not None:
                 ok = yield from self._calls(node.condition, w, k)
@@ -221,7 +222,7 @@ class _Replication:
             self._record(promise, w, k, arrival, math.nan, LOST)
             return False
         finally:
-            self.inside[agent].discard(me)
+            self.inside[agent].pop(me, None)
 
     def _service_time(self, node: CallNode, agent: int, k: int) -> float:
         reader = self.service.get(node.path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..dists import Distribution, Exponential
+
 __all__ = ["Outage", "Workload"]
 
 
@@ -24,11 +26,26 @@ class Outage:
 
 @dataclass(frozen=True)
 class Workload:
-    """Poisson arrivals of requests to a latency promise at ``rate`` per time unit."""
+    """Arrivals of requests to a latency promise.
+
+    Give ``rate`` (requests per time unit) for Poisson arrivals, or
+    ``interarrival`` (a distribution of the gaps between arrivals, for
+    example :class:`~promisesim.dists.Deterministic` for a periodic job),
+    not both. The first request arrives one gap after time 0.
+    """
 
     promise: str
-    rate: float
+    rate: float | None = None
     name: str | None = None
+    interarrival: Distribution | None = None
+
+    @property
+    def gaps(self) -> Distribution:
+        """The distribution of the gaps between arrivals."""
+        if self.interarrival is not None:
+            return self.interarrival
+        assert self.rate is not None
+        return Exponential(mean=1.0 / self.rate)
 
     @property
     def label(self) -> str:

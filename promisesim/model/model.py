@@ -113,9 +113,11 @@ class Model:
         self.promises.append(p)
         return p
 
-    def workload(self, promise: PromiseRef, *, rate: float, name: str | None = None) -> Workload:
-        """Send Poisson requests to a latency promise at ``rate`` per time unit."""
-        w = Workload(_name(promise), rate, name)
+    def workload(self, promise: PromiseRef, *, rate: float | None = None,
+                 interarrival: Distribution | None = None, name: str | None = None) -> Workload:
+        """Send requests to a latency promise: Poisson at ``rate`` per time unit, or with
+        gaps drawn from ``interarrival``. See :class:`~promisesim.model.injections.Workload`."""
+        w = Workload(_name(promise), rate, name, interarrival)
         self.workloads.append(w)
         return w
 
@@ -167,10 +169,16 @@ class Model:
         out: dict[str, Any] = {"name": self.name, "time_unit": self.time_unit,
                                "agents": agents, "promises": promises}
         if self.workloads:
-            out["workloads"] = [
-                {"promise": w.promise, "rate": w.rate, **({"name": w.name} if w.name else {})}
-                for w in self.workloads
-            ]
+            out["workloads"] = []
+            for w in self.workloads:
+                entry = {"promise": w.promise}
+                if w.rate is not None:
+                    entry["rate"] = w.rate
+                if w.interarrival is not None:
+                    entry["interarrival"] = w.interarrival.to_dict()
+                if w.name is not None:
+                    entry["name"] = w.name
+                out["workloads"].append(entry)
         if self.outages:
             out["injections"] = [
                 {"outage": {"target": o.target, "at": o.at, "duration": o.duration}}
@@ -223,8 +231,12 @@ class _Reader:
         for i, entry in enumerate(self._list(data.get("promises"), "promises")):
             self.promise(m, entry, f"promises[{i}]")
         for i, entry in enumerate(self._list(data.get("workloads"), "workloads")):
-            e = self._mapping(entry, f"workloads[{i}]", {"promise", "rate", "name"}, {"promise", "rate"})
-            m.workload(str(e["promise"]), rate=e["rate"], name=e.get("name"))
+            e = self._mapping(entry, f"workloads[{i}]", {"promise", "rate", "interarrival", "name"},
+                              {"promise"})
+            gaps = None
+            if e.get("interarrival") is not None:
+                gaps = distribution_from_dict(e["interarrival"], where=f"workloads[{i}]: interarrival")
+            m.workload(str(e["promise"]), rate=e.get("rate"), interarrival=gaps, name=e.get("name"))
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
             e = self._mapping(entry, f"injections[{i}]", {"outage"}, {"outage"})
             o = self._mapping(e["outage"], f"injections[{i}].outage", {"target", "at", "duration"},

@@ -282,7 +282,14 @@ def build_spec(
                 element=("workload", w.label),
             )
         try:
-            _number(owner, "rate", w.rate, positive=True)
+            if (w.rate is None) == (w.interarrival is None):
+                raise ScenarioError(f"{owner}: give either rate or interarrival, not "
+                                    f"{'both' if w.rate is not None else 'neither'}")
+            if w.rate is not None:
+                _number(owner, "rate", w.rate, positive=True)
+            elif not isinstance(w.interarrival, Distribution) or w.interarrival.mean <= 0:
+                raise ScenarioError(f"{owner}: interarrival must be a distribution with a positive "
+                                    f"mean, got {w.interarrival!r}")
         except ScenarioError as exc:
             raise ScenarioError(str(exc), element=("workload", w.label)) from None
     for i, o in enumerate(outages):

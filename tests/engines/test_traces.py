@@ -1,0 +1,238 @@
+"""Exact traces with deterministic distributions: every event and request, by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+import promisesim as ps
+from promisesim.dists import Deterministic as D
+
+H = 30.0
+
+
+def agent_events(result, replication=0):
+    ev = result.events
+    ev = ev[(ev["replication"] == replication) & (ev["kind"] == "agent")]
+    return [(str(e), t, str(k), str(c)) for e, t, k, c in
+            zip(ev["entity"], ev["time"], ev["event"], ev["cause"])]
+
+
+def request_rows(result, promise):
+    rq = result.requests
+    rq = rq[rq["promise"] == promise].sort_values(["index"])
+    return [(int(i), a, None if math.isnan(lat) else round(lat, 12), str(o))
+            for i, a, lat, o in zip(rq["index"], rq["arrival"], rq["latency"], rq["outcome"])]
+
+
+def test_failure_and_repair_cycle():
+    m = ps.Model("cycle")
+    a = m.agent("a", failures=ps.Failures(time_to_failure=D(10.0), time_to_repair=D(2.0)))
+    m.promise(a, to=m.agent("u"), body=ps.Availability(), name="up")
+    r = ps.simulate(m, horizon=H, seed=0)
+    assert agent_events(r) == [
+        ("a", 10.0, "down", "failure"), ("a", 12.0, "up", "failure"),
+        ("a", 22.0, "down", "failure"), ("a", 24.0, "up", "failure"),
+    ]
+    row = r.promises.iloc[0]
+    assert row["kept_fraction"] == (H - 4.0) / H
+    assert row["breaks"] == 2 and row["longest_break"] == 2.0 and row["mean_time_to_restore"] == 2.0
+    assert row["broken_time"] == 4.0
+
+
+def test_outage_overlays_failures_and_the_failure_clock_keeps_running():
+    m = ps.Model("overlay")
+    a = m.agent("a", failures=ps.Failures(time_to_failure=D(10.0), time_to_repair=D(2.0)))
+    m.promise(a, to=m.agent("u"), body=ps.Availability(), name="up")
+    m.inject(ps.Outage("a", at=11.0, duration=5.0))
+    r = ps.simulate(m, horizon=H, seed=0)
+    assert agent_events(r) == [
+        ("a", 10.0, "down", "failure"), ("a", 16.0, "up", "outage"),
+        ("a", 22.0, "down", "failure"), ("a", 24.0, "up", "failure"),
+    ]
+    iv = r.intervals
+    iv = iv[iv["entity"] == "up"]
+    assert list(zip(iv["state"].astype(str), iv["start"], iv["end"])) == [
+        ("kept", 0.0, 10.0), ("broken", 10.0, 16.0), ("kept", 16.0, 22.0),
+        ("broken", 22.0, 24.0), ("kept", 24.0, H)]
+
+
+def test_outage_at_time_zero_and_past_the_horizon():
+    m = ps.Model("edges")
+    a, b = m.agent("a"), m.agent("b")
+    u = m.agent("u")
+    m.promise(a, to=u, body=ps.Availability(), name="a-up")
+    m.promise(b, to=u, body=ps.Availability(), name="b-up")
+    m.inject(ps.Outage("a", at=0.0, duration=3.0))
+    m.inject(ps.Outage("b", at=25.0, duration=100.0))
+    r = ps.simulate(m, horizon=H, seed=0).promises.set_index("promise")
+    assert r.loc["a-up", "kept_fraction"] == 27.0 / H
+    assert r.loc["a-up", "breaks"] == 1 and r.loc["a-up", "mean_time_to_restore"] == 3.0
+    assert r.loc["b-up", "kept_fraction"] == 25.0 / H
+    assert r.loc["b-up", "longest_break"] == 5.0
+    assert math.isnan(r.loc["b-up", "mean_time_to_restore"])  # still broken at the horizon
+
+
+def test_fifo_queue_with_deterministic_arrivals_and_service():
+    m = ps.Model("queue")
+    s = m.agent("s", service_time=D(1.5))
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=2.0), name="p")
+    m.workload(p, interarrival=D(1.0))
+    r = ps.simulate(m, horizon=5.5, seed=0)
+    # arrivals 1, 2, 3, 4, 5; departures 2.5, 4, 5.5, 7, 8.5 (one server, FIFO). The horizon
+    # is half open: the departure at 5.5 is not seen. Request 2 is unanswered but its deadline
+    # (5.0) has passed: late. Requests 3 and 4 have their deadlines ahead: unfinished.
+    assert request_rows(r, "p") == [
+        (0, 1.0, 1.5, "kept"), (1, 2.0, 2.0, "kept"), (2, 3.0, None, "late"),
+        (3, 4.0, None, "unfinished"), (4, 5.0, None, "unfinished"),
+    ]
+    row = r.promises.iloc[0]
+    assert (row["requests"], row["requests_kept"], row["requests_unfinished"]) == (3, 2, 2)
+    assert row["request_kept_fraction"] == 2 / 3  # unfinished requests are left out
+    r = ps.simulate(m, horizon=6.0, seed=0)
+    assert request_rows(r, "p")[2] == (2, 3.0, 2.5, "late")
+
+
+def test_unanswered_request_past_its_deadline_at_the_horizon_is_late():
+    m = ps.Model("overdue")
+    s = m.agent("s", service_time=D(10.0))
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=2.0), name="p")
+    m.workload(p, interarrival=D(1.0))
+    r = ps.simulate(m, horizon=4.5, seed=0)
+    # arrivals 1..4; none answered by 4.5; deadlines 3, 4 passed; 5, 6 ahead
+    assert [o for *_, o in request_rows(r, "p")] == ["late", "late", "unfinished", "unfinished"]
+
+
+def test_two_servers():
+    m = ps.Model("two servers")
+    s = m.agent("s", service_time=D(2.5), servers=2)
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=3.0), name="p")
+    m.workload(p, interarrival=D(1.0))
+    r = ps.simulate(m, horizon=5.0, seed=0)
+    # arrivals 1, 2, 3, 4: starts 1, 2, 3.5, 4.5 -> departures 3.5, 4.5, 6, 7
+    rows = request_rows(r, "p")
+    assert rows[0] == (0, 1.0, 2.5, "kept")
+    assert rows[1] == (1, 2.0, 2.5, "kept")
+    assert [o for *_, o in rows[2:]] == ["unfinished", "unfinished"]
+
+
+def test_conditional_chain_calls_then_queues():
+    m = ps.Model("chain")
+    u = m.agent("u")
+    api = m.agent("api", service_time=D(0.5))
+    db = m.agent("db", service_time=D(0.25))
+    answers = m.promise(db, to=api, body=ps.Latency(deadline=0.3), name="answers")
+    serve = m.promise(api, to=u, body=ps.Latency(deadline=1.0), conditions=answers, name="serve")
+    m.workload(serve, interarrival=D(2.0))
+    m.inject(ps.Outage("db", at=3.0, duration=2.0))
+    r = ps.simulate(m, horizon=8.0, seed=0)
+    # arrivals 2, 4, 6: the one at 4 finds db down
+    assert request_rows(r, "answers") == [(0, 2.0, 0.25, "kept"), (1, 4.0, None, "promiser_down"),
+                                          (2, 6.0, 0.25, "kept")]
+    assert request_rows(r, "serve") == [(0, 2.0, 0.75, "kept"), (1, 4.0, None, "condition_failed"),
+                                        (2, 6.0, 0.75, "kept")]
+
+
+def test_late_call_fails_the_caller():
+    m = ps.Model("late call")
+    u = m.agent("u")
+    api = m.agent("api", service_time=D(0.1))
+    db = m.agent("db", service_time=D(0.5))
+    answers = m.promise(db, to=api, body=ps.Latency(deadline=0.3), name="answers")
+    serve = m.promise(api, to=u, body=ps.Latency(deadline=5.0), conditions=answers, name="serve")
+    m.workload(serve, interarrival=D(2.0))
+    r = ps.simulate(m, horizon=3.0, seed=0)
+    assert request_rows(r, "answers") == [(0, 2.0, 0.5, "late")]
+    assert request_rows(r, "serve") == [(0, 2.0, None, "condition_failed")]
+
+
+def test_crash_loses_requests_inside_and_refuses_new_ones():
+    m = ps.Model("crash")
+    s = m.agent("s", service_time=D(1.0),
+                failures=ps.Failures(time_to_failure=D(9.7), time_to_repair=D(1.5)))
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=2.0), name="p")
+    m.workload(p, interarrival=D(1.0))
+    r = ps.simulate(m, horizon=13.5, seed=0)
+    rows = request_rows(r, "p")
+    outcomes = {i: o for i, _, _, o in rows}
+    assert all(outcomes[i] == "kept" for i in range(8))      # arrivals 1..8 answered by 9
+    assert outcomes[8] == "lost"                              # arrival 9, in service at 9.7
+    assert outcomes[9] == "promiser_down"                     # arrival 10, down until 11.2
+    assert outcomes[10] == "promiser_down"                    # arrival 11
+    assert outcomes[11] == "kept"                             # arrival 12: restarted empty
+    assert rows[11][2] == 1.0
+
+
+def test_choice_uses_the_first_provider_that_is_up():
+    m = ps.Model("choice")
+    u = m.agent("u")
+    api = m.agent("api")
+    primary = m.agent("primary", service_time=D(0.1))
+    mirror = m.agent("mirror", service_time=D(0.2))
+    p1 = m.promise(primary, to=api, body=ps.Latency(deadline=1.0), name="p1")
+    p2 = m.promise(mirror, to=api, body=ps.Latency(deadline=1.0), name="p2")
+    serve = m.promise(api, to=u, body=ps.Latency(deadline=1.0), conditions=ps.any_of(p1, p2),
+                      name="serve")
+    m.workload(serve, interarrival=D(1.0))
+    m.inject(ps.Outage("primary", at=2.5, duration=2.0))
+    m.inject(ps.Outage("mirror", at=3.5, duration=0.2))
+    r = ps.simulate(m, horizon=6.5, seed=0)
+    # arrivals 1..6; primary down at 3 and 4 -> mirror; mirror up at 3 and 4 (down 3.5-3.7)
+    assert [i for i, *_ in request_rows(r, "p1")] == [0, 1, 4, 5]
+    assert [i for i, *_ in request_rows(r, "p2")] == [2, 3]
+    assert [lat for _, _, lat, _ in request_rows(r, "serve")] == [0.1, 0.1, 0.2, 0.2, 0.1, 0.1]
+
+
+def test_k_of_n_waits_for_the_k_fastest_kept_answers():
+    m = ps.Model("quorum")
+    u = m.agent("u")
+    api = m.agent("api", service_time=D(0.0))
+    promises = []
+    for i, service in enumerate((0.1, 0.2, 0.3)):
+        a = m.agent(f"r{i}", service_time=D(service))
+        promises.append(m.promise(a, to=api, body=ps.Latency(deadline=1.0), name=f"q{i}"))
+    serve = m.promise(api, to=u, body=ps.Latency(deadline=1.0), conditions=ps.k_of(2, *promises),
+                      name="serve")
+    m.workload(serve, interarrival=D(1.0))
+    m.inject(ps.Outage("r1", at=1.5, duration=1.0))
+    m.inject(ps.Outage("r0", at=2.5, duration=1.0))
+    m.inject(ps.Outage("r2", at=2.5, duration=1.0))
+    r = ps.simulate(m, horizon=3.5, seed=0)
+    # t=1: 2nd fastest 0.2; t=2: r1 down -> 0.3; t=3: two down -> fails at once
+    assert request_rows(r, "serve") == [(0, 1.0, 0.2, "kept"), (1, 2.0, 0.3, "kept"),
+                                        (2, 3.0, None, "condition_failed")]
+
+
+def test_availability_conditions_compose_over_time():
+    m = ps.Model("compose")
+    u = m.agent("u")
+    top = m.agent("top")
+    parts = [m.agent(n) for n in ("x", "y", "z")]
+    ps_ = [m.promise(a, to=top, body=ps.Availability(), name=f"{a.name}-up") for a in parts]
+    m.promise(top, to=u, body=ps.Availability(), conditions=ps.k_of(2, *ps_), name="two")
+    m.promise(top, to=u, body=ps.Availability(), conditions=ps.any_of(*ps_), name="any")
+    m.promise(top, to=u, body=ps.Availability(), conditions=ps.all_of(*ps_), name="all")
+    m.inject(ps.Outage("x", at=1.0, duration=4.0))   # x down [1, 5)
+    m.inject(ps.Outage("y", at=3.0, duration=4.0))   # y down [3, 7)
+    m.inject(ps.Outage("z", at=4.0, duration=4.0))   # z down [4, 8)
+    r = ps.simulate(m, horizon=10.0, seed=0).promises.set_index("promise")
+    # number up: [0,1) 3, [1,3) 2, [3,4) 1, [4,5) 0, [5,7) 1, [7,8) 2, [8,10) 3
+    assert r.loc["all", "kept_fraction"] == pytest.approx(0.3)
+    assert r.loc["all", "breaks"] == 1 and r.loc["all", "longest_break"] == 7.0
+    assert r.loc["two", "kept_fraction"] == pytest.approx(0.6)
+    assert r.loc["two", "breaks"] == 1 and r.loc["two", "longest_break"] == 4.0
+    assert r.loc["any", "kept_fraction"] == pytest.approx(0.9)
+    assert r.loc["any", "breaks"] == 1 and r.loc["any", "mean_time_to_restore"] == 1.0
+
+
+def test_events_name_the_cause_of_a_break():
+    m = ps.Model("cause")
+    u, api, db = m.agent("u"), m.agent("api"), m.agent("db")
+    dbp = m.promise(db, to=api, body=ps.Availability(), name="db-up")
+    m.promise(api, to=u, body=ps.Availability(), conditions=dbp, name="api-up")
+    m.inject(ps.Outage("db", at=1.0, duration=1.0))
+    m.inject(ps.Outage("api", at=5.0, duration=1.0))
+    ev = ps.simulate(m, horizon=10.0, seed=0).events
+    broken = ev[(ev["entity"] == "api-up") & (ev["event"] == "broken")]
+    assert list(zip(broken["time"], broken["cause"])) == [(1.0, "promise 'db-up' broken"),
+                                                          (5.0, "agent 'api' down")]

@@ -1,0 +1,77 @@
+"""Keyed streams: pure functions of their address, uniform, independent across keys."""
+
+import numpy as np
+import pytest
+
+from promisesim.dists import Deterministic, Empirical, Exponential, LogNormal, Uniform
+from promisesim.random import PURPOSES, Streams, StreamReader
+
+
+def test_bulk_and_one_at_a_time_draws_are_bit_identical():
+    s = Streams(3)
+    for dist in (Exponential(2.0), LogNormal(1.0, 0.7), Uniform(1.0, 4.0), Empirical((1, 2, 5))):
+        bulk = s.draws(dist, 7, "service", "api/db", 0, 1000)
+        reader = StreamReader(s, dist, 7, "service", "api/db", block=64)
+        assert [reader[i] for i in range(1000)] == bulk.tolist()
+        # random access in any order gives the same values
+        assert [reader[i] for i in (999, 0, 500, 63, 64)] == bulk[[999, 0, 500, 63, 64]].tolist()
+        # and a slice from the middle equals the tail of the whole
+        assert (s.draws(dist, 7, "service", "api/db", 500, 100) == bulk[500:600]).all()
+
+
+def test_vectorised_keys_over_replications_match_scalar_keys():
+    s = Streams(11)
+    k0, k1 = s.keys(np.arange(5), "arrival", "w")
+    idx = np.arange(10, dtype=np.uint64)
+    many = Streams.draw_at(Exponential(1.0), k0[:, None], k1[:, None], idx[None, :])
+    for r in range(5):
+        assert (many[r] == s.draws(Exponential(1.0), r, "arrival", "w", 0, 10)).all()
+
+
+def test_uniforms_are_in_the_half_open_unit_interval_and_uniform():
+    u = Streams(1).uniforms(0, "arrival", "x", 0, 200_000)
+    assert u.min() > 0 and u.max() <= 1
+    counts = np.histogram(u, bins=100, range=(0, 1))[0]
+    expected = u.size / 100
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 160  # 99 degrees of freedom: P(chi2 > 160) < 1e-4
+
+
+@pytest.mark.parametrize("other", [(0, "arrival", "y"), (1, "arrival", "x"), (0, "service", "x")])
+def test_streams_with_nearby_keys_are_uncorrelated(other):
+    s = Streams(1)
+    a = s.uniforms(0, "arrival", "x", 0, 100_000)
+    b = s.uniforms(*other, 0, 100_000)
+    corr = np.corrcoef(a, b)[0, 1]
+    assert abs(corr) < 4 / np.sqrt(a.size)
+    lag = np.corrcoef(a[:-1], a[1:])[0, 1]
+    assert abs(lag) < 4 / np.sqrt(a.size)
+
+
+@pytest.mark.parametrize("dist", [Exponential(2.0), LogNormal(0.5, 0.8), Uniform(1.0, 3.0),
+                                  Empirical((0.1, 0.2, 0.7))])
+def test_distributions_match_their_analytic_moments(dist):
+    n = 400_000
+    for x in (Streams(5).draws(dist, 0, "service", "a", 0, n),
+              dist.sample(np.random.default_rng(5), n)):
+        assert (x >= 0).all()
+        se_mean = np.sqrt(dist.var / n)
+        assert abs(x.mean() - dist.mean) < 5 * se_mean
+        assert x.var() == pytest.approx(dist.var, rel=0.05)
+
+
+def test_deterministic_is_constant():
+    d = Deterministic(2.5)
+    assert (Streams(1).draws(d, 0, "service", "a", 0, 5) == 2.5).all()
+    assert d.mean == 2.5 and d.var == 0 and not d.is_random
+
+
+def test_purposes_are_append_only_codes():
+    assert list(PURPOSES.values()) == list(range(len(PURPOSES)))
+
+
+def test_bad_seeds_are_refused():
+    with pytest.raises(ValueError):
+        Streams(-1)
+    with pytest.raises(TypeError):
+        Streams(1.5)  # type: ignore[arg-type]
