@@ -48,6 +48,45 @@ def _records(summary) -> list[dict]:  # type: ignore[no-untyped-def]
     return out
 
 
+_TEXT_METRICS = (
+    ("kept_fraction", "time kept"),
+    ("request_kept_fraction", "requests kept"),
+    ("requests", "requests"),
+    ("breaks", "breaks"),
+    ("longest_break", "longest break"),
+    ("mean_time_to_restore", "time to restore"),
+)
+
+
+def _number(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def _text_table(summary) -> str:  # type: ignore[no-untyped-def]
+    """One row per promise: the main metrics as ``mean ± half-width of the CI``."""
+    promises = list(dict.fromkeys(str(p) for p in summary["promise"]))
+    cells = {(str(r.promise), r.metric): r for r in summary.itertuples(index=False)}
+    header = ["promise"] + [label for _, label in _TEXT_METRICS]
+    rows = [header]
+    for promise in promises:
+        row = [promise]
+        for metric, _ in _TEXT_METRICS:
+            r = cells.get((promise, metric))
+            if r is None:
+                row.append("-")
+                continue
+            half = (r.ci_high - r.ci_low) / 2
+            text = f"{r.mean:.6g}" if "fraction" in metric else _number(r.mean)
+            if math.isfinite(half) and half > 0:
+                text += f" ± {half:.2g}" if "fraction" in metric else f" ± {_number(half)}"
+            row.append(text)
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    return "\n".join(lines) + "\n(mean ± half-width of the 95% confidence interval; --json for all metrics)"
+
+
 def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     import matplotlib
 
@@ -75,8 +114,6 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
 
 
 def _run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from .errors import EngineError, ScenarioError
     from .experiment import simulate
     from .scenario import load_scenario
@@ -102,9 +139,10 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(f"{result.spec.name}: {result.replications} replications of {result.horizon:g} "
               f"{result.spec.time_unit}, engine {result.engine}, seed entropy {result.entropy}")
-        with pd.option_context("display.width", 120, "display.max_rows", 500,
-                               "display.float_format", "{:.6g}".format):
-            print(summary.to_string(index=False))
+        if result.spec.impositions:
+            print("impositions (offered, not accepted: never delivered): "
+                  + ", ".join(result.spec.impositions))
+        print(_text_table(summary))
     if args.out is not None:
         written = _write(result, args.out)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

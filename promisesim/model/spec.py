@@ -74,6 +74,11 @@ class ModelSpec:
     promise_index: dict[str, int] = field(repr=False, compare=False)
 
     @property
+    def impositions(self) -> tuple[str, ...]:
+        """Names of promises their promisee has not accepted: simulated, never delivered."""
+        return tuple(p.name for p in self.promises if not p.accepted)
+
+    @property
     def features(self) -> frozenset[str]:
         """Model features in use, for engines to check support."""
         out = {"availability"}
