@@ -243,6 +243,8 @@ class Empirical(Distribution):
     kind: ClassVar[str] = "empirical"
 
     def __post_init__(self) -> None:
+        if isinstance(self.values, (str, bytes)) or not hasattr(self.values, "__len__"):
+            raise ScenarioError(f"Empirical: values must be a sequence of numbers, got {self.values!r}")
         try:
             arr = np.asarray(self.values, dtype=float).ravel()
         except (TypeError, ValueError):
@@ -301,7 +303,11 @@ def distribution_from_dict(data: Any, *, where: str = "distribution") -> Distrib
         if not isinstance(params, dict):
             raise ScenarioError(f"{where}: parameters of {kind!r} must be a mapping, got {params!r}")
         if cls is Empirical:
-            return Empirical(tuple(params.get("values", ())))
+            if set(params) != {"values"}:
+                raise ScenarioError(f"{where}: 'empirical' takes one key, 'values', got {sorted(params)}")
+            if not isinstance(params["values"], list):
+                raise ScenarioError(f"{where}: empirical values must be a list of numbers")
+            return Empirical(tuple(params["values"]))
         return cls(**params)
     except TypeError as exc:
         raise ScenarioError(f"{where}: bad parameters for {kind!r}: {exc}") from None

@@ -184,8 +184,9 @@ class Result:
         with np.errstate(invalid="ignore", divide="ignore"):
             request_fraction = np.where(total > 0, kept_requests / np.maximum(total, 1), np.nan)
         rows["request_kept_fraction"] = request_fraction.tolist()
-        accepted = np.tile([p.accepted for p in spec.promises], self.replications)
-        is_latency = np.tile([isinstance(p.body, Latency) for p in spec.promises], self.replications)
+        accepted = np.tile(np.array([p.accepted for p in spec.promises], dtype=bool), self.replications)
+        is_latency = np.tile(np.array([isinstance(p.body, Latency) for p in spec.promises], dtype=bool),
+                             self.replications)
         use_requests = is_latency & (total > 0)
         delivered = np.where(use_requests, request_fraction, np.asarray(rows["kept_fraction"]))
         rows["delivered_fraction"] = np.where(accepted, delivered, 0.0).tolist()

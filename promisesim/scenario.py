@@ -69,6 +69,22 @@ class Scenario:
         return data
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, reading ``1e3`` as a number (YAML 1.2) rather than a string."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper, quoting strings that :class:`_Loader` would read as numbers."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+
+
 def _marks(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -88,11 +104,19 @@ def _locate(data: Any, marks: dict[tuple, int], exc: ScenarioError) -> int | Non
     """The line of the element an error is about, if it can be found."""
     if not isinstance(data, dict):
         return None
+    message = str(exc)
+    if message.startswith(("run:", "scenario:")):
+        keys = re.findall(r"'([^']+)'|\b(\w+)=", message)
+        section: tuple = ("run",) if message.startswith("run:") else ()
+        for quoted, assigned in keys:
+            line = marks.get(section + (quoted or assigned,))
+            if line is not None:
+                return line
+        return marks.get(section, 1)
     sections = {"agent": "agents", "promise": "promises", "workload": "workloads"}
     candidates: list[tuple[str, str]] = []
     if exc.element is not None:
         candidates.append(exc.element)
-    message = str(exc)
     for m in re.finditer(r"(agents|promises|workloads|injections)\[(\d+)\]", message):
         return marks.get((m.group(1), int(m.group(2))))
     for m in re.finditer(r"\b(agent|promise|workload|outage) '([^']*)'", message):
@@ -100,13 +124,14 @@ def _locate(data: Any, marks: dict[tuple, int], exc: ScenarioError) -> int | Non
     for kind, name in candidates:
         if kind == "outage" and name.isdigit():
             return marks.get(("injections", int(name)))
-        section = data.get(sections.get(kind, ""), None)
-        if isinstance(section, list):
-            for i, entry in enumerate(section):
-                if isinstance(entry, dict):
-                    label = entry.get("name", entry.get("promise") if kind == "workload" else None)
-                    if label == name:
-                        return marks.get((sections[kind], i))
+        entries = data.get(sections.get(kind, ""), None)
+        if isinstance(entries, list):
+            found = [i for i, entry in enumerate(entries) if isinstance(entry, dict)
+                     and entry.get("name", entry.get("promise") if kind == "workload" else None) == name]
+            if found:
+                # "defined twice" is about the second definition; anything else, the first
+                index = found[-1] if "twice" in message else found[0]
+                return marks.get((sections[kind], index))
     return None
 
 
@@ -118,11 +143,11 @@ def scenario_from_text(text: str, *, source: str = "<scenario>") -> Scenario:
     ScenarioError
         Prefixed with ``source:line:`` where the offending element is found.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            raise ScenarioError(f"{source}: the file is empty")
+            raise ScenarioError("1: the file is empty")
         marks: dict[tuple, int] = {}
         _marks(node, (), marks)
         data = loader.construct_document(node)
@@ -201,7 +226,8 @@ def dump_scenario(scenario: Scenario | Model, path: str | Path | None = None) ->
     Reading the text back with :func:`load_scenario` gives an equal model.
     """
     data = scenario.to_dict()
-    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True)
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None,
+                     allow_unicode=True)
     if path is not None:
         Path(path).write_text(text, encoding="utf-8")
     return text

@@ -7,6 +7,7 @@ names the offending element. Engines consume a spec and never mutate it.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -119,7 +120,7 @@ def _check_name(kind: str, name: object) -> str:
 def _check_agent(agent: Agent) -> None:
     owner = f"agent {agent.name!r}"
     err = lambda msg: ScenarioError(f"{owner}: {msg}", element=("agent", agent.name))  # noqa: E731
-    if isinstance(agent.servers, bool) or not isinstance(agent.servers, int) or agent.servers < 1:
+    if isinstance(agent.servers, bool) or not isinstance(agent.servers, numbers.Integral) or agent.servers < 1:
         raise err(f"servers={agent.servers!r} must be a whole number of at least 1")
     if not isinstance(agent.service_time, Distribution):
         raise err(f"service_time must be a distribution, got {agent.service_time!r}")
@@ -271,7 +272,11 @@ def build_spec(
     ordered_map = {p.name: p for p in ordered}
 
     labels: set[str] = set()
-    for w in workloads:
+    for i, w in enumerate(workloads):
+        if w.name is not None and (not isinstance(w.name, str) or not w.name.strip()):
+            raise ScenarioError(f"workloads[{i}]: name {w.name!r} must be a non-empty string")
+        if w.name is not None:
+            _check_name("workload", w.name)
         owner = f"workload {w.label!r}"
         if w.label in labels:
             raise ScenarioError(f"{owner} is defined twice; give each a distinct name",
