@@ -115,4 +115,5 @@ def simulate(
     chosen = get_engine(engine, spec)
     trace = chosen.run(spec, horizon=horizon, streams=streams, replications=range(int(replications)))
     return Result(spec, trace, horizon=horizon, replications=int(replications),
-                  engine=chosen.name, entropy=streams.entropy)
+                  engine=chosen.name, entropy=streams.entropy,
+                  spawn_key=tuple(streams.seed_sequence.spawn_key))

@@ -150,11 +150,12 @@ class Streams:
         index = np.asarray(index, dtype=np.uint64)
         k0 = np.asarray(k0, dtype=np.uint64)
         k1 = np.asarray(k1, dtype=np.uint64)
-        x = index * _U_GOLDEN
-        x = x + k0
-        _mix_inplace(x)
-        x ^= k1
-        return _mix_inplace(x)
+        shape = np.broadcast_shapes(index.shape, k0.shape, k1.shape)
+        # Work on arrays of at least one dimension: numpy scalars are immutable (the in-place
+        # mixing would be lost) and warn on the wrapping multiplication.
+        x = np.atleast_1d(index) * _U_GOLDEN + np.atleast_1d(k0)
+        x = np.bitwise_xor(_mix_inplace(x), np.atleast_1d(k1))
+        return _mix_inplace(x).reshape(shape)
 
     @classmethod
     def uniforms_at(cls, k0: np.ndarray | int, k1: np.ndarray | int, index: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ from . import _timeline as tl
 from .analytic import t_quantile
 from .engines.base import CAUSES, KEPT, OUTCOMES, UNFINISHED, Trace
 from .model.promises import Condition, Latency
-from .model.spec import ModelSpec
+from .model.spec import CallCondition, CallNode, ModelSpec
 
 __all__ = ["Result", "PROMISE_METRICS"]
 
@@ -57,6 +57,16 @@ PROMISE_METRICS = (
     "requests_unfinished",
     "delivered_fraction",
 )
+
+
+def _mark_requests(node: CallNode | CallCondition, requested: np.ndarray) -> None:
+    if isinstance(node, CallNode):
+        requested[node.promise] |= node.is_request
+        if node.condition is not None:
+            _mark_requests(node.condition, requested)
+    else:
+        for item in node.items:
+            _mark_requests(item, requested)
 
 
 def _category(values: list[str] | np.ndarray, categories: list[str]) -> pd.Categorical:
@@ -81,18 +91,22 @@ class Result:
         The engine that ran (after ``engine="auto"`` chose).
     entropy : int
         Root seed entropy: ``simulate(..., seed=entropy)`` reproduces the run.
+    spawn_key : tuple of int
+        The root ``SeedSequence``'s spawn key when it was a spawned child (else
+        empty): ``seed=SeedSequence(entropy, spawn_key=spawn_key)`` reproduces it.
     trace : Trace
         The engine's raw output.
     """
 
     def __init__(self, spec: ModelSpec, trace: Trace, *, horizon: float, replications: int,
-                 engine: str, entropy: int) -> None:
+                 engine: str, entropy: int, spawn_key: tuple[int, ...] = ()) -> None:
         self.spec = spec
         self.trace = trace
         self.horizon = float(horizon)
         self.replications = int(replications)
         self.engine = engine
         self.entropy = int(entropy)
+        self.spawn_key = tuple(int(k) for k in spawn_key)
 
     def __repr__(self) -> str:
         return (f"Result(model={self.spec.name!r}, engine={self.engine!r}, "
@@ -108,6 +122,7 @@ class Result:
             "engine": self.engine,
             "promisesim_version": __version__,
             "entropy": self.entropy,
+            "spawn_key": self.spawn_key,
             "horizon": self.horizon,
             "replications": self.replications,
             "time_unit": self.spec.time_unit,
@@ -187,7 +202,12 @@ class Result:
         accepted = np.tile(np.array([p.accepted for p in spec.promises], dtype=bool), self.replications)
         is_latency = np.tile(np.array([isinstance(p.body, Latency) for p in spec.promises], dtype=bool),
                              self.replications)
-        use_requests = is_latency & (total > 0)
+        # Delivered on one basis per promise: requests for latency promises that some workload
+        # calls (NaN in a replication without requests), time otherwise.
+        requested = np.zeros(n_p, dtype=bool)
+        for tree in spec.call_trees:
+            _mark_requests(tree, requested)
+        use_requests = np.tile(requested, self.replications) & is_latency
         delivered = np.where(use_requests, request_fraction, np.asarray(rows["kept_fraction"]))
         rows["delivered_fraction"] = np.where(accepted, delivered, 0.0).tolist()
         names = [p.name for p in spec.promises]

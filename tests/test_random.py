@@ -75,3 +75,12 @@ def test_bad_seeds_are_refused():
         Streams(-1)
     with pytest.raises(TypeError):
         Streams(1.5)  # type: ignore[arg-type]
+
+
+def test_scalar_and_array_indices_agree():
+    k0, k1 = Streams(2).key(0, "service", "a")
+    assert Streams.words(k0, k1, 5) == Streams.words(k0, k1, np.array([5]))[0]
+    assert Streams.draw_at(Exponential(1.0), k0, k1, 5) == \
+        Streams.draw_at(Exponential(1.0), k0, k1, np.arange(6))[5]
+    keys0, keys1 = Streams(2).keys(np.arange(4), "service", "a")
+    assert Streams.words(keys0[:, None], keys1[:, None], np.arange(5)).shape == (4, 5)

@@ -1,5 +1,6 @@
 """Same seed, same results; streams keyed by name give common random numbers."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,3 +68,12 @@ def test_seed_forms(seed):
     r = ps.simulate(web(), horizon=50.0, seed=seed)
     if seed is not None:
         assert r.entropy == seed
+
+
+def test_spawned_seed_sequence_is_recorded_and_reproduces():
+    child = np.random.SeedSequence(1234).spawn(3)[2]
+    a = ps.simulate(web(), horizon=100.0, replications=2, seed=child)
+    assert a.spawn_key == (2,) and a.promises.attrs["spawn_key"] == (2,)
+    again = np.random.SeedSequence(a.entropy, spawn_key=a.spawn_key)
+    b = ps.simulate(web(), horizon=100.0, replications=2, seed=again)
+    pd.testing.assert_frame_equal(a.requests, b.requests)

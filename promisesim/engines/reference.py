@@ -22,8 +22,12 @@ semantics (see also :mod:`promisesim.model.promises`):
   conditions hold at ``t`` (all, any or k of the condition promises
   standing); its kept fraction over time is computed from agent states in
   :mod:`promisesim.results`.
-* Simultaneous events happen in SimPy's order (first scheduled, first
-  processed). With continuous distributions ties have probability zero.
+* States are half open: an agent that goes down at ``t`` is down for a
+  request arriving or finishing at ``t``, and up again for one arriving at
+  its repair instant. Changes of state at one instant are applied together
+  (a failure starting as an outage ends is no blip). Other simultaneous
+  events (two arrivals at one instant) happen in SimPy's order: first
+  scheduled, first processed.
 
 Random numbers come from :class:`promisesim.random.Streams`: draw ``k`` of
 ``("time_to_failure", agent)`` is the agent's ``k``-th up period; draw ``k``
@@ -38,6 +42,7 @@ import math
 from typing import Any, Generator, Sequence
 
 import simpy
+from simpy.core import URGENT
 
 from ..model.injections import Workload
 from ..model.promises import Condition, Latency
@@ -103,11 +108,20 @@ class _Replication:
             env.process(self._workload(w, workload, tree))
         env.run(until=self.horizon)
         for rid, (promise, workload, index, arrival) in sorted(self.open.items()):
-            overdue = arrival + self.deadline[promise] <= self.horizon
+            overdue = arrival + self.deadline[promise] < self.horizon
             self._record(promise, workload, index, arrival, math.nan, LATE if overdue else UNFINISHED)
         return Trace.from_lists(self.changes, self.requests)
 
     # -- agent state ---------------------------------------------------------------
+    def _state_change(self, delay: float) -> simpy.Event:
+        """A timeout for a change of agent state: processed before arrivals and completions
+        at the same instant (URGENT), so states are half open, ``[start, end)``."""
+        event = simpy.Event(self.env)
+        event._ok = True
+        event._value = None
+        self.env.schedule(event, URGENT, delay)
+        return event
+
     def _failures(self, agent: int) -> Generator[simpy.Event, None, None]:
         spec = self.spec.agents[agent]
         assert spec.failures is not None
@@ -115,24 +129,47 @@ class _Replication:
                            "time_to_failure", spec.name)
         ttr = StreamReader(self.streams, spec.failures.time_to_repair, self.replication,
                            "time_to_repair", spec.name)
+        # Up period k lasts ttf[k], then repair k lasts ttr[k]. A zero-length repair is no
+        # failure, and a zero-length up period extends the repair before it, so the agent
+        # never changes state twice at one instant (the sums of times are unchanged: x + 0 == x).
         k = 0
         while True:
-            yield self.env.timeout(ttf[k])
+            if ttf[k] > 0:
+                yield self._state_change(ttf[k])
+            if ttr[k] == 0:
+                k += 1
+                continue
             self.failed[agent] = True
-            self._update(agent, _FAILURE)
-            yield self.env.timeout(ttr[k])
-            self.failed[agent] = False
-            self._update(agent, _FAILURE)
+            self._settle(agent, _FAILURE)
+            yield self._state_change(ttr[k])
             k += 1
+            while ttf[k] == 0:
+                if ttr[k] > 0:
+                    yield self._state_change(ttr[k])
+                k += 1
+            self.failed[agent] = False
+            self._settle(agent, _FAILURE)
 
     def _outage(self, target: str, at: float, duration: float) -> Generator[simpy.Event, None, None]:
         agent = self.spec.agent_index[target]
-        yield self.env.timeout(at)
+        yield self._state_change(at)
         self.outages[agent] += 1
-        self._update(agent, _OUTAGE)
-        yield self.env.timeout(duration)
+        self._settle(agent, _OUTAGE)
+        yield self._state_change(duration)
         self.outages[agent] -= 1
-        self._update(agent, _OUTAGE)
+        self._settle(agent, _OUTAGE)
+
+    def _settle(self, agent: int, cause: int) -> None:
+        """Apply an agent's state once every change due at this instant has happened.
+
+        Changes are scheduled before the instant they happen at, so they all precede this
+        zero-delay event of the same priority: an outage ending as a failure starts is one
+        state, not a blip up and down."""
+        event = simpy.Event(self.env)
+        event._ok = True
+        event._value = None
+        event.callbacks.append(lambda _: self._update(agent, cause))
+        self.env.schedule(event, URGENT, 0)
 
     def _update(self, agent: int, cause: int) -> None:
         up = not self.failed[agent] and self.outages[agent] == 0

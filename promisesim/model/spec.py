@@ -38,9 +38,11 @@ class CallCondition:
 class CallNode:
     """One request (latency body) or one state check (availability body) in a workload's call tree.
 
-    ``path`` names the node uniquely within the model (promise names from
-    the workload's root, joined by ``/``); it keys the node's service-time
-    stream, so adding elsewhere in the model leaves its draws unchanged.
+    ``path`` names the node uniquely within the model: the workload, its
+    promise, then for each call the item's position in the condition and
+    the promise called, joined by ``/`` (for example
+    ``"load/serve/1.0/mirror"``). It keys the node's service-time stream, so
+    changes elsewhere in the model leave its draws unchanged.
     """
 
     promise: int
@@ -172,6 +174,8 @@ def _check_condition(p: Promise, cond: Condition, promises: dict[str, Promise], 
         raise err(f"unknown condition rule {cond.rule!r}")
     if isinstance(cond.k, bool) or not isinstance(cond.k, int) or not 1 <= cond.k <= n:
         raise err(f"k={cond.k!r} must be a whole number from 1 to the {n} promises it chooses from")
+    if (cond.rule == "any" and cond.k != 1) or (cond.rule == "all" and cond.k != n):
+        raise err(f"an {cond.rule}-of condition over {n} promises has k={cond.k}; use k_of for that")
     for item in cond.items:
         if isinstance(item, Condition):
             _check_condition(p, item, promises, err)
@@ -230,18 +234,23 @@ def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
                 element=("workload", workload.label),
             )
         p = promises[name]
-        cond = None if p.conditions is None else condition(p.conditions, path)
-        return CallNode(index[name], path, isinstance(p.body, Latency), cond)
+        is_request = isinstance(p.body, Latency)
+        # An availability condition is a check of state, not a call: nothing below it is called.
+        cond = condition(p.conditions, path, "") if is_request and p.conditions is not None else None
+        return CallNode(index[name], path, is_request, cond)
 
-    def condition(c: Condition, path: str) -> CallCondition:
+    def condition(c: Condition, path: str, position: str) -> CallCondition:
+        # The item's position within the condition makes the path unique even when one
+        # promise appears in several branches (names cannot contain "/").
         items = tuple(
-            condition(i, path) if isinstance(i, Condition) else node(i, f"{path}/{i}")
-            for i in c.items
+            condition(item, path, f"{position}{j}.") if isinstance(item, Condition)
+            else node(item, f"{path}/{position}{j}/{item}")
+            for j, item in enumerate(c.items)
         )
         return CallCondition(c.rule, c.k, items)
 
     index = {name: i for i, name in enumerate(promises)}
-    return node(workload.promise, f"{workload.label}:{workload.promise}")
+    return node(workload.promise, f"{workload.label}/{workload.promise}")
 
 
 def build_spec(

@@ -236,3 +236,111 @@ def test_events_name_the_cause_of_a_break():
     broken = ev[(ev["entity"] == "api-up") & (ev["event"] == "broken")]
     assert list(zip(broken["time"], broken["cause"])) == [(1.0, "promise 'db-up' broken"),
                                                           (5.0, "agent 'api' down")]
+
+
+def test_states_are_half_open_for_simultaneous_arrivals():
+    """A request arriving exactly when an outage starts is refused; one arriving exactly
+    when it ends is served, whatever order the processes were created in."""
+    for at, duration in ((2.0, 1.0), (1.5, 1.5), (2.0, 2.0)):
+        m = ps.Model("ties")
+        s = m.agent("s", service_time=D(0.25))
+        p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p")
+        m.workload(p, interarrival=D(1.0))
+        m.inject(ps.Outage("s", at=at, duration=duration))
+        rows = request_rows(ps.simulate(m, horizon=5.0, seed=0), "p")
+        for _, arrival, _, outcome in rows:
+            down = at <= arrival < at + duration
+            assert outcome == ("promiser_down" if down else "kept"), (at, duration, arrival)
+
+
+def test_completion_at_the_crash_instant_is_lost():
+    m = ps.Model("crash instant")
+    s = m.agent("s", service_time=D(1.0))
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=5.0), name="p")
+    m.workload(p, interarrival=D(2.0))
+    m.inject(ps.Outage("s", at=3.0, duration=0.5))
+    rows = request_rows(ps.simulate(m, horizon=4.5, seed=0), "p")
+    assert rows == [(0, 2.0, None, "lost"), (1, 4.0, None, "unfinished")]
+
+
+def test_failure_starting_as_an_outage_ends_is_one_state():
+    m = ps.Model("no blip")
+    a = m.agent("a", failures=ps.Failures(time_to_failure=D(7.0), time_to_repair=D(2.0)))
+    m.promise(a, to=m.agent("u"), body=ps.Availability(), name="up")
+    m.inject(ps.Outage("a", at=3.0, duration=4.0))     # ends at 7.0, when the failure starts
+    r = ps.simulate(m, horizon=10.0, seed=0)
+    assert agent_events(r) == [("a", 3.0, "down", "outage"), ("a", 9.0, "up", "failure")]
+    assert r.promises.iloc[0]["breaks"] == 1
+
+
+def test_zero_length_repairs_and_up_periods_change_nothing():
+    from promisesim.dists import Empirical
+    m = ps.Model("zeros")
+    # up 5, repair 0 (no failure), up 0 ... every draw is 0 or 5
+    a = m.agent("a", service_time=D(0.5), failures=ps.Failures(
+        time_to_failure=Empirical((0.0, 5.0)), time_to_repair=Empirical((0.0, 5.0))))
+    p = m.promise(a, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p")
+    m.workload(p, interarrival=D(1.0))
+    r = ps.simulate(m, horizon=200.0, replications=3, seed=4)
+    # the trace and the timelines agree: every change recorded is a real change of state
+    ev = r.events[r.events["kind"] == "agent"]
+    for _, g in ev.groupby("replication"):
+        assert (np.diff(g["time"].to_numpy()) > 0).all()
+        assert (g["event"].astype(str).to_numpy()[1:] != g["event"].astype(str).to_numpy()[:-1]).all()
+    # no request is lost without the agent going down
+    assert r.requests["outcome"].eq("lost").sum() <= (ev["event"] == "down").sum()
+    counts = r.promises["breaks"].sum()
+    assert counts == (ev["event"] == "down").sum()
+
+
+def test_one_promise_in_two_branches_gets_independent_service_times():
+    m = ps.Model("branches")
+    u, api = m.agent("u"), m.agent("api")
+    q = m.promise(m.agent("q", service_time=ps.Exponential(1.0), servers=4), to=api,
+                  body=ps.Latency(deadline=10.0), name="q")
+    r_ = m.promise(m.agent("r", service_time=ps.Exponential(1.0)), to=api,
+                   body=ps.Latency(deadline=10.0), name="r")
+    serve = m.promise(api, to=u, body=ps.Latency(deadline=10.0), name="serve",
+                      conditions=ps.all_of(ps.any_of(q, r_), ps.any_of(q, r_)))
+    m.workload(serve, interarrival=D(5.0))
+    paths = [n.path for n in (m.spec().call_trees[0].condition.items[0].items
+                              + m.spec().call_trees[0].condition.items[1].items)]
+    assert len(set(paths)) == 4
+    rq = ps.simulate(m, horizon=50.0, seed=1).requests
+    lat = rq[rq["promise"] == "q"].groupby("index")["latency"].apply(list)
+    assert all(len(x) == 2 and x[0] != x[1] for x in lat)
+
+
+def test_answer_due_exactly_at_the_horizon_is_unfinished_not_late():
+    m = ps.Model("edge")
+    s = m.agent("s", service_time=D(2.0))
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=2.0), name="p")
+    m.workload(p, interarrival=D(3.0))
+    assert request_rows(ps.simulate(m, horizon=5.0, seed=0), "p") == [(0, 3.0, None, "unfinished")]
+
+
+def test_delivered_fraction_has_one_basis_per_promise():
+    m = ps.Model("basis")
+    s = m.agent("s", service_time=D(3.0))
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p")
+    m.workload(p, rate=0.3)
+    r = ps.simulate(m, horizon=6.0, replications=8, seed=3)
+    pr = r.promises
+    has = pr["requests"] > 0
+    assert (pr.loc[has, "delivered_fraction"] == 0.0).all()     # every answer is late
+    assert pr.loc[~has, "delivered_fraction"].isna().all()      # no requests: undefined, not 1
+
+
+def test_availability_conditions_below_a_check_are_not_expanded():
+    m = ps.Model("deep availability")
+    u = m.agent("u")
+    x = [m.agent(f"x{i}") for i in range(20)]
+    below = None
+    for i in range(19, 0, -1):   # l_i: x_i promises x_(i-1) availability, if l_(i+1)
+        below = m.promise(x[i], to=x[i - 1], body=ps.Availability(), name=f"l{i}",
+                          conditions=below)
+    serve = m.promise(x[0], to=u, body=ps.Latency(deadline=1.0), conditions=below, name="serve")
+    m.workload(serve, rate=1.0)
+    tree = m.spec().call_trees[0]
+    assert not tree.condition.items[0].is_request
+    assert tree.condition.items[0].condition is None
