@@ -134,10 +134,20 @@ class Streams:
     def keys(
         self, replications: Sequence[int] | np.ndarray, purpose: str, entity: str
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Keys of one (purpose, entity) for many replications, as two uint64 arrays."""
-        pairs = [self.key(int(r), purpose, entity) for r in np.asarray(replications).ravel()]
-        k0 = np.array([p[0] for p in pairs], dtype=np.uint64)
-        k1 = np.array([p[1] for p in pairs], dtype=np.uint64)
+        """Keys of one (purpose, entity) for many replications, as two uint64 arrays.
+
+        Vectorised over replications; equal, bit for bit, to :meth:`key` for each.
+        """
+        code = PURPOSES[purpose]
+        ent = entity_key(entity)
+        r0, r1 = self._root
+        base = _mix_int(_mix_int(r0 ^ ((code * _GOLDEN) & _MASK)) + ent)
+        tail = _mix_int(r1 + ent)
+        reps = np.asarray(replications, dtype=np.uint64).ravel()
+        k0 = (reps + _ONE) * _U_GOLDEN + np.uint64(base)
+        _mix_inplace(k0)
+        k1 = k0 ^ np.uint64(tail)
+        _mix_inplace(k1)
         return k0, k1
 
     # -- draws --------------------------------------------------------------

@@ -266,7 +266,8 @@ class Result:
 
     @cached_property
     def events(self) -> pd.DataFrame:
-        """Changes of state with their causes, sorted by replication and time."""
+        """Changes of state with their causes, sorted by replication, time, kind (agents
+        first) and entity (in model order)."""
         spec = self.spec
         ch = self.trace.agent_changes
         cols: dict[str, list[Any]] = {
@@ -297,7 +298,7 @@ class Result:
             "entity": _category(cols["entity"], list(dict.fromkeys(entities))),
             "event": _category(cols["event"], ["down", "up", "broken", "restored"]),
             "cause": cols["cause"],
-        }).sort_values(["replication", "time"], kind="stable", ignore_index=True)
+        }).sort_values(["replication", "time", "kind", "entity"], kind="stable", ignore_index=True)
         frame.attrs.update(self.attrs)
         return frame
 

@@ -79,6 +79,7 @@ class _Replication:
         self.env = simpy.Environment()
         n = len(spec.agents)
         self.failed = [False] * n
+        self.failure_changed_at = [-1.0] * n
         self.outages = [0] * n
         self.up = [True] * n
         self.resources = [simpy.Resource(self.env, capacity=a.servers) for a in spec.agents]
@@ -140,7 +141,8 @@ class _Replication:
                 k += 1
                 continue
             self.failed[agent] = True
-            self._settle(agent, _FAILURE)
+            self.failure_changed_at[agent] = self.env.now
+            self._settle(agent)
             yield self._state_change(ttr[k])
             k += 1
             while ttf[k] == 0:
@@ -148,18 +150,19 @@ class _Replication:
                     yield self._state_change(ttr[k])
                 k += 1
             self.failed[agent] = False
-            self._settle(agent, _FAILURE)
+            self.failure_changed_at[agent] = self.env.now
+            self._settle(agent)
 
     def _outage(self, target: str, at: float, duration: float) -> Generator[simpy.Event, None, None]:
         agent = self.spec.agent_index[target]
         yield self._state_change(at)
         self.outages[agent] += 1
-        self._settle(agent, _OUTAGE)
+        self._settle(agent)
         yield self._state_change(duration)
         self.outages[agent] -= 1
-        self._settle(agent, _OUTAGE)
+        self._settle(agent)
 
-    def _settle(self, agent: int, cause: int) -> None:
+    def _settle(self, agent: int) -> None:
         """Apply an agent's state once every change due at this instant has happened.
 
         Changes are scheduled before the instant they happen at, so they all precede this
@@ -168,14 +171,16 @@ class _Replication:
         event = simpy.Event(self.env)
         event._ok = True
         event._value = None
-        event.callbacks.append(lambda _: self._update(agent, cause))
+        event.callbacks.append(lambda _: self._update(agent))
         self.env.schedule(event, URGENT, 0)
 
-    def _update(self, agent: int, cause: int) -> None:
+    def _update(self, agent: int) -> None:
         up = not self.failed[agent] and self.outages[agent] == 0
         if up == self.up[agent]:
             return
         self.up[agent] = up
+        # The cause is the agent's own failure process if it changed at this instant.
+        cause = _FAILURE if self.failure_changed_at[agent] == self.env.now else _OUTAGE
         for key, value in zip(self.changes, (self.replication, self.env.now, agent, up, cause)):
             self.changes[key].append(value)
         if not up:

@@ -1,0 +1,591 @@
+"""The vectorised engine: the reference engine's semantics, computed with numpy over whole batches.
+
+It draws the very random numbers the reference engine draws (keyed streams,
+:mod:`promisesim.random`) and computes the same outcomes without an event
+loop over individual events:
+
+* **Agent states**: each agent's failure/repair cycle is a renewal process
+  whose instants are the cumulative sums of its drawn durations, computed for
+  every replication of a batch at once (drawn in blocks, topped up for the
+  replications that need more). Scheduled outages are merged in by sorting
+  breakpoints; the up/down state follows from running counts.
+* **Requests**: a request's path through the call tree is fixed at its
+  arrival instant (who is up, which provider a choice picks), so the set of
+  requests reaching each node is computed top down with boolean masks. Then
+  agents are processed callees first: a node's calls are resolved from its
+  children's outcomes (the k-th fastest kept answer against the
+  (n-k+1)-th failure, with ``np.partition``), and every request that enters an
+  agent's FIFO queue is served by a multi-server recursion whose loop advances
+  all replications of the batch at once (one iteration per queue position,
+  not per event). A crash empties the queue: requests whose answer would
+  come at or after it are lost.
+* Agent states at query instants (is it up, when does it next go down) are
+  found by merging query and change instants with one ``lexsort``.
+
+Features: every feature of the reference engine except models where a
+request can call back into an agent it came through (an agent-level call
+cycle, for example a promise of ``api`` conditioned on a promise of ``db``
+that is conditioned on another promise of ``api``): such a model raises
+:class:`~promisesim.errors.EngineError` when this engine is named, and
+``engine="auto"`` uses the reference engine.
+
+How the results differ from the reference engine's:
+
+* Same draws, same results: with continuous distributions every request's
+  outcome, every state change and every count is identical; latencies and
+  instants are computed with the same floating-point operations in the same
+  order, so they are equal bit for bit.
+* Ties: when several requests enter one agent's queue at the same instant
+  (possible only with deterministic or empirical times), this engine serves
+  them in the order (workload, position in the call tree, arrival index);
+  the reference engine serves them in SimPy's event order. Counts can then
+  differ; tests of exact agreement use continuous service times.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..model.promises import Condition, Latency
+from ..model.spec import CallCondition, CallNode, ModelSpec
+from ..random import Streams
+from .base import (
+    AGENT_CHANGE_COLUMNS, CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REQUEST_COLUMNS,
+    UNFINISHED, Trace,
+)
+
+__all__ = ["VectorEngine"]
+
+_FAILURE, _OUTAGE = 0, 1
+#: Target number of request records per batch of replications (bounds memory).
+_BATCH_RECORDS = 2_000_000
+
+
+class VectorEngine:
+    """Computes replications in batches with numpy. See the module docstring."""
+
+    name = "vector"
+
+    def unsupported(self, spec: ModelSpec) -> list[str]:
+        _, cycle = _agent_order(spec)
+        if cycle:
+            return [f"requests that call back into an agent they came through ({' -> '.join(cycle)})"]
+        return []
+
+    def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
+            replications: Sequence[int]) -> Trace:
+        reps = np.asarray(list(replications), dtype=np.int64)
+        per_replication = 1.0
+        for workload, tree in zip(spec.workloads, spec.call_trees):
+            rate = 1.0 / workload.gaps.mean
+            per_replication += rate * horizon * _tree_size(tree)
+        batch = max(1, int(_BATCH_RECORDS // per_replication))
+        traces = [_Batch(spec, horizon, streams, reps[i:i + batch]).run()
+                  for i in range(0, reps.size, batch)]
+        return Trace.concat(traces)
+
+
+# -- structure of the model ----------------------------------------------------------------
+
+def _tree_size(item: CallNode | CallCondition) -> int:
+    if isinstance(item, CallNode):
+        return 1 + (0 if item.condition is None else _tree_size(item.condition))
+    return sum(_tree_size(i) for i in item.items)
+
+
+def _latency_callees(item: CallNode | CallCondition | None) -> list[CallNode]:
+    """Latency nodes a request calls directly (through nested conditions)."""
+    if item is None:
+        return []
+    if isinstance(item, CallNode):
+        return [item] if item.is_request else []
+    out: list[CallNode] = []
+    for i in item.items:
+        out.extend(_latency_callees(i))
+    return out
+
+
+def _agent_order(spec: ModelSpec) -> tuple[list[int], list[str]]:
+    """Agents, callees before callers; and a call cycle between agents, if any."""
+    promiser = [spec.agent_index[p.promiser] for p in spec.promises]
+    edges: dict[int, set[int]] = {i: set() for i in range(len(spec.agents))}
+
+    def walk(node: CallNode) -> None:
+        for child in _latency_callees(node.condition):
+            edges[promiser[node.promise]].add(promiser[child.promise])
+            walk(child)
+
+    for tree in spec.call_trees:
+        walk(tree)
+    order: list[int] = []
+    state: dict[int, int] = {}
+
+    def visit(a: int, stack: list[int]) -> list[str]:
+        if state.get(a) == 2:
+            return []
+        if state.get(a) == 1:
+            cycle = stack[stack.index(a):] + [a]
+            return [spec.agents[i].name for i in cycle]
+        state[a] = 1
+        for b in sorted(edges[a]):
+            found = visit(b, stack + [a])
+            if found:
+                return found
+        state[a] = 2
+        order.append(a)
+        return []
+
+    for a in range(len(spec.agents)):
+        cycle = visit(a, [])
+        if cycle:
+            return [], cycle
+    return order, []
+
+
+# -- ragged lookups ------------------------------------------------------------------------
+
+def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
+                       q_time: np.ndarray) -> np.ndarray:
+    """Index of the last change with the query's replication and ``time <= query time``, or -1.
+
+    Changes are sorted by (replication, time). One lexsort of changes and queries together.
+    """
+    n = ch_time.size
+    if n == 0:
+        return np.full(q_time.size, -1, dtype=np.int64)
+    rep = np.concatenate([ch_rep, q_rep])
+    t = np.concatenate([ch_time, q_time])
+    is_query = np.zeros(rep.size, dtype=bool)
+    is_query[n:] = True
+    order = np.lexsort((is_query, t, rep))  # a change at the query instant counts as before it
+    sorted_query = is_query[order]
+    latest = np.cumsum(~sorted_query) - 1
+    out = np.empty(q_time.size, dtype=np.int64)
+    out[order[sorted_query] - n] = latest[sorted_query]
+    valid = out >= 0
+    valid[valid] = ch_rep[out[valid]] == q_rep[valid]
+    out[~valid] = -1
+    return out
+
+
+@dataclass
+class _States:
+    """One agent's up/down changes in a batch, sorted by (replication, time)."""
+
+    rep: np.ndarray
+    time: np.ndarray
+    up: np.ndarray
+    cause: np.ndarray
+
+    def up_at(self, q_rep: np.ndarray, q_time: np.ndarray) -> np.ndarray:
+        last = _last_at_or_before(self.rep, self.time, q_rep, q_time)
+        return np.where(last >= 0, self.up[np.maximum(last, 0)], True) if self.time.size else \
+            np.ones(q_time.size, dtype=bool)
+
+    def next_change_after(self, q_rep: np.ndarray, q_time: np.ndarray) -> np.ndarray:
+        """Instant of the first change strictly after each query (inf if none in the batch)."""
+        if self.time.size == 0:
+            return np.full(q_time.size, np.inf)
+        last = _last_at_or_before(self.rep, self.time, q_rep, q_time)
+        start = np.searchsorted(self.rep, q_rep, side="left")
+        nxt = np.where(last >= 0, last + 1, start)
+        ok = nxt < self.time.size
+        ok[ok] = self.rep[nxt[ok]] == q_rep[ok]
+        return np.where(ok, self.time[np.minimum(nxt, self.time.size - 1)], np.inf)
+
+
+# -- renewal processes ---------------------------------------------------------------------
+
+def _renewal_instants(streams: Streams, reps: np.ndarray, horizon: float,
+                      parts: list[tuple[object, str]], entity: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Instants of a cycle of durations drawn from ``parts`` (distribution, purpose), repeated.
+
+    Returns flat ``(replication position, instant, phase)`` for every instant below the
+    horizon, sorted by replication then time; ``phase`` is the index in ``parts`` of the
+    duration that *ends* at the instant. Instants are cumulative sums in draw order, the
+    same floating-point additions as a sequential event loop.
+    """
+    n_parts = len(parts)
+    keys = [streams.keys(reps, purpose, entity) for _, purpose in parts]
+    mean_cycle = sum(dist.mean for dist, _ in parts)  # type: ignore[attr-defined]
+    expected = horizon / mean_cycle
+    block = int(expected * 1.1 + 4.0 * math.sqrt(expected) + 8)
+    rows = np.arange(reps.size)
+    carry = np.zeros(reps.size)
+    start = 0
+    out_rep, out_time, out_phase = [], [], []
+    while rows.size:
+        idx = np.arange(start, start + block, dtype=np.uint64)[None, :]
+        durations = np.empty((rows.size, block * n_parts))
+        for j, ((dist, _), (k0, k1)) in enumerate(zip(parts, keys)):
+            durations[:, j::n_parts] = Streams.draw_at(dist, k0[rows, None], k1[rows, None], idx)
+        durations[:, 0] += carry[rows]
+        instants = np.cumsum(durations, axis=1)
+        inside = instants < horizon
+        r, c = np.nonzero(inside)
+        out_rep.append(rows[r])
+        out_time.append(instants[r, c])
+        out_phase.append(c % n_parts)
+        more = inside[:, -1]  # rows whose last instant is still inside need more draws
+        carry[rows[more]] = instants[more, -1]
+        rows = rows[more]
+        start += block
+    rep = np.concatenate(out_rep)
+    time = np.concatenate(out_time)
+    phase = np.concatenate(out_phase)
+    order = np.lexsort((time, rep))
+    return rep[order], time[order], phase[order]
+
+
+# -- one batch of replications ---------------------------------------------------------------
+
+@dataclass
+class _Requests:
+    """Arrivals of one workload in a batch: flat arrays sorted by (replication, index)."""
+
+    rep: np.ndarray
+    index: np.ndarray
+    time: np.ndarray
+
+
+@dataclass
+class _NodeRun:
+    """Requests reaching one node of a call tree, and later their outcomes."""
+
+    node: CallNode
+    workload: int
+    order: int
+    reach: np.ndarray                       # indices into the workload's arrivals
+    called: np.ndarray = field(default=None)  # type: ignore[assignment] # reach where the promiser is up
+    choice: dict[int, np.ndarray] = field(default_factory=dict)  # id(any-condition) -> item chosen
+    ok: np.ndarray = field(default=None)      # type: ignore[assignment] # per reach: kept
+    done: np.ndarray = field(default=None)    # type: ignore[assignment] # per reach: instant resolved
+    outcome: np.ndarray = field(default=None)  # type: ignore[assignment]
+    latency: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+
+class _Batch:
+    def __init__(self, spec: ModelSpec, horizon: float, streams: Streams, reps: np.ndarray) -> None:
+        self.spec = spec
+        self.horizon = horizon
+        self.streams = streams
+        self.reps = reps
+        self.promiser = [spec.agent_index[p.promiser] for p in spec.promises]
+        self.deadline = np.array([p.body.deadline if isinstance(p.body, Latency) else np.inf
+                                  for p in spec.promises])
+
+    def run(self) -> Trace:
+        self.states = [self._agent_states(a) for a in range(len(self.spec.agents))]
+        changes = self._change_columns()
+        requests = self._requests() if self.spec.workloads else {
+            k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
+        return Trace(changes, requests)
+
+    # -- agent states ------------------------------------------------------------------
+    def _agent_states(self, a: int) -> _States:
+        spec, horizon, n_rep = self.spec, self.horizon, self.reps.size
+        agent = spec.agents[a]
+        parts_rep, parts_time, parts_fail, parts_delta = [], [], [], []
+        if agent.failures is not None:
+            rep, time, phase = _renewal_instants(
+                self.streams, self.reps, horizon,
+                [(agent.failures.time_to_failure, "time_to_failure"),
+                 (agent.failures.time_to_repair, "time_to_repair")], agent.name)
+            parts_rep.append(rep)
+            parts_time.append(time)
+            parts_fail.append(np.where(phase == 0, 1, 0).astype(np.int8))  # 1: fails, 0: repaired
+            parts_delta.append(np.zeros(rep.size, dtype=np.int64))
+        for outage in spec.outages:
+            if outage.target != agent.name:
+                continue
+            start, end = outage.at, outage.at + outage.duration
+            rep = np.repeat(np.arange(n_rep), 2)
+            parts_rep.append(rep)
+            parts_time.append(np.tile([float(start), float(end)], n_rep))
+            parts_fail.append(np.full(rep.size, -1, dtype=np.int8))        # -1: not a failure row
+            parts_delta.append(np.tile([1, -1], n_rep))
+        if not parts_rep:
+            empty = np.empty(0)
+            return _States(empty.astype(np.int64), empty, empty.astype(bool), empty.astype(np.int8))
+        rep = np.concatenate(parts_rep)
+        time = np.concatenate(parts_time)
+        fail = np.concatenate(parts_fail)
+        delta = np.concatenate(parts_delta)
+        order = np.lexsort((time, rep))
+        rep, time, fail, delta = rep[order], time[order], fail[order], delta[order]
+        # failure state after each row: forward fill of the last failure row in the same replication
+        rows = np.arange(rep.size)
+        last_fail_row = np.maximum.accumulate(np.where(fail >= 0, rows, -1))
+        same = last_fail_row >= 0
+        same[same] = rep[last_fail_row[same]] == rep[same]
+        failed = np.zeros(rep.size, dtype=bool)
+        failed[same] = fail[last_fail_row[same]] == 1
+        outages = np.cumsum(delta)  # every replication's outages open and close: sums restart at 0
+        up = ~failed & (outages == 0)
+        # the state at an instant is the state after its last row
+        last_of_instant = np.ones(rep.size, dtype=bool)
+        last_of_instant[:-1] = (rep[1:] != rep[:-1]) | (time[1:] != time[:-1])
+        g_rep, g_time, g_up, g_failed = (x[last_of_instant] for x in (rep, time, up, failed))
+        first = np.ones(g_rep.size, dtype=bool)
+        first[1:] = g_rep[1:] != g_rep[:-1]
+        prev_up = np.concatenate(([True], g_up[:-1]))
+        prev_up[first] = True
+        prev_failed = np.concatenate(([False], g_failed[:-1]))
+        prev_failed[first] = False
+        change = (g_up != prev_up) & (g_time < horizon)
+        cause = np.where(g_failed != prev_failed, _FAILURE, _OUTAGE).astype(np.int8)
+        return _States(g_rep[change], g_time[change], g_up[change], cause[change])
+
+    def _change_columns(self) -> dict[str, np.ndarray]:
+        parts = []
+        for a, st in enumerate(self.states):
+            parts.append({
+                "replication": self.reps[st.rep].astype(np.int32),
+                "time": st.time,
+                "agent": np.full(st.time.size, a, dtype=np.int32),
+                "up": st.up,
+                "cause": st.cause,
+            })
+        return {k: np.concatenate([p[k] for p in parts]).astype(t) if parts else np.empty(0, dtype=t)
+                for k, t in AGENT_CHANGE_COLUMNS.items()}
+
+    # -- standing of promises at instants ----------------------------------------------------
+    def _standing(self, promise: int, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        ok = self.states[self.promiser[promise]].up_at(rep, t)
+        cond = self.spec.promises[promise].conditions
+        if cond is not None:
+            ok &= self._condition_holds(cond, rep, t)
+        return ok
+
+    def _condition_holds(self, cond: Condition, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        count = np.zeros(t.size, dtype=np.int64)
+        for item in cond.items:
+            if isinstance(item, Condition):
+                count += self._condition_holds(item, rep, t)
+            else:
+                count += self._standing(self.spec.promise_index[item], rep, t)
+        return count >= cond.k
+
+    def _item_standing(self, item: CallNode | CallCondition, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        if isinstance(item, CallNode):
+            return self._standing(item.promise, rep, t)
+        count = np.zeros(t.size, dtype=np.int64)
+        for i in item.items:
+            count += self._item_standing(i, rep, t)
+        return count >= item.k
+
+    # -- requests ------------------------------------------------------------------------
+    def _arrivals(self, w: int) -> _Requests:
+        workload = self.spec.workloads[w]
+        rep, time, _ = _renewal_instants(self.streams, self.reps, self.horizon,
+                                         [(workload.gaps, "arrival")], workload.label)
+        # index of each arrival within its replication
+        starts = np.searchsorted(rep, np.arange(self.reps.size))
+        index = np.arange(rep.size) - starts[rep]
+        return _Requests(rep, index, time)
+
+    def _requests(self) -> dict[str, np.ndarray]:
+        spec = self.spec
+        self.arrivals = [self._arrivals(w) for w in range(len(spec.workloads))]
+        self.runs: list[_NodeRun] = []
+        self.by_node: dict[int, _NodeRun] = {}
+        for w, tree in enumerate(spec.call_trees):
+            self._reach(tree, w, np.arange(self.arrivals[w].time.size))
+        order, _ = _agent_order(spec)
+        for agent in order:
+            runs = [r for r in self.runs if self.promiser[r.node.promise] == agent]
+            if runs:
+                self._serve(agent, runs)
+        return self._records()
+
+    def _reach(self, node: CallNode, w: int, reach: np.ndarray) -> None:
+        """Top down: which requests reach ``node``, and where the promiser is up, what they call."""
+        run = _NodeRun(node, w, len(self.runs), reach)
+        self.runs.append(run)
+        self.by_node[id(node)] = run
+        arr = self.arrivals[w]
+        up = self.states[self.promiser[node.promise]].up_at(arr.rep[reach], arr.time[reach])
+        run.called = reach[up]
+        if node.condition is not None:
+            self._reach_condition(node.condition, w, run.called, run)
+
+    def _reach_condition(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun) -> None:
+        arr = self.arrivals[w]
+        if cond.rule == "any":
+            choice = np.full(called.size, -1, dtype=np.int64)
+            for j, item in enumerate(cond.items):
+                open_ = choice < 0
+                if not open_.any():
+                    break
+                standing = self._item_standing(item, arr.rep[called[open_]], arr.time[called[open_]])
+                pos = np.flatnonzero(open_)[standing]
+                choice[pos] = j
+            run.choice[id(cond)] = choice
+            targets = [called[choice == j] for j in range(len(cond.items))]
+        else:
+            targets = [called] * len(cond.items)
+        for item, subset in zip(cond.items, targets):
+            if isinstance(item, CallCondition):
+                self._reach_condition(item, w, subset, run)
+            elif item.is_request:
+                self._reach(item, w, subset)
+
+    def _resolve(self, item: CallNode | CallCondition, w: int, called: np.ndarray,
+                 run: _NodeRun) -> tuple[np.ndarray, np.ndarray]:
+        """Bottom up: for requests ``called``, whether ``item`` was kept and when that was known."""
+        arr = self.arrivals[w]
+        t = arr.time[called]
+        if isinstance(item, CallNode):
+            if not item.is_request:
+                return self._standing(item.promise, arr.rep[called], t), t.copy()
+            child = self.by_node[id(item)]
+            pos = np.searchsorted(child.reach, called)
+            return child.ok[pos], child.done[pos]
+        if item.rule == "any":
+            choice = run.choice[id(item)]
+            ok = np.zeros(called.size, dtype=bool)
+            done = t.copy()
+            for j, sub in enumerate(item.items):
+                mask = choice == j
+                if mask.any():
+                    ok[mask], done[mask] = self._resolve(sub, w, called[mask], run)
+            return ok, done
+        results = [self._resolve(sub, w, called, run) for sub in item.items]
+        oks = np.stack([r[0] for r in results])
+        dones = np.stack([r[1] for r in results])
+        n, k = len(item.items), item.k
+        kept_at = np.partition(np.where(oks, dones, np.inf), k - 1, axis=0)[k - 1]
+        failed_at = np.partition(np.where(oks, np.inf, dones), n - k, axis=0)[n - k]
+        success = kept_at <= failed_at   # on a tie the kept answers count first
+        return success, np.where(success, kept_at, failed_at)
+
+    def _serve(self, agent: int, runs: list[_NodeRun]) -> None:
+        """Resolve the calls of every request at ``agent``, then serve those that may enter."""
+        horizon = self.horizon
+        states = self.states[agent]
+        entries = []
+        for run in runs:
+            arr = self.arrivals[run.workload]
+            m = run.reach.size
+            run.ok = np.zeros(m, dtype=bool)
+            run.done = arr.time[run.reach].copy()
+            run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
+            run.latency = np.full(m, np.nan)
+            pos = np.searchsorted(run.reach, run.called)
+            rep, t = arr.rep[run.called], arr.time[run.called]
+            crash = states.next_change_after(rep, t)   # the promiser is up at t: the next change is a crash
+            if run.node.condition is not None:
+                cond_ok, ready = self._resolve(run.node.condition, run.workload, run.called, run)
+            else:
+                cond_ok, ready = np.ones(t.size, dtype=bool), t.copy()
+            lost = crash <= ready
+            run.outcome[pos] = np.where(lost, LOST, CONDITION_FAILED)
+            run.done[pos] = np.where(lost, crash, ready)
+            enter = cond_ok & ~lost
+            entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter]))
+        self._queue(agent, entries)
+        for run in runs:
+            arr = self.arrivals[run.workload]
+            t = arr.time[run.reach]
+            answered = (run.outcome == KEPT) | (run.outcome == LATE)
+            run.latency[answered] = run.done[answered] - t[answered]
+            deadline = self.deadline[run.node.promise]
+            kept = answered & (run.latency <= deadline)
+            run.outcome[answered & ~kept] = LATE
+            run.outcome[kept] = KEPT
+            run.ok = kept
+            still_inside = run.done >= horizon
+            run.outcome[still_inside] = np.where(t[still_inside] + deadline < horizon, LATE, UNFINISHED)
+            run.latency[still_inside] = np.nan
+
+    def _queue(self, agent: int, entries: list) -> None:  # type: ignore[type-arg]
+        """FIFO service on the agent's servers; a crash empties the queue."""
+        if not entries or sum(e[1].size for e in entries) == 0:
+            return
+        servers = self.spec.agents[agent].servers
+        dist = self.spec.agents[agent].service_time
+        rep = np.concatenate([e[2] for e in entries])
+        ready = np.concatenate([e[3] for e in entries])
+        crash = np.concatenate([e[4] for e in entries])
+        which = np.concatenate([np.full(e[1].size, i) for i, e in enumerate(entries)])
+        node_order = np.concatenate([np.full(e[1].size, e[0].order) for e in entries])
+        local = np.concatenate([e[1] for e in entries])
+        index = np.concatenate([self.arrivals[e[0].workload].index[e[0].reach[e[1]]] for e in entries])
+        service = np.empty(rep.size)
+        for i, (run, *_rest) in enumerate(entries):
+            sel = which == i
+            k0, k1 = self.streams.keys(self.reps, "service", run.node.path)
+            service[sel] = Streams.draw_at(dist, k0[rep[sel]], k1[rep[sel]],
+                                           index[sel].astype(np.uint64))
+        order = np.lexsort((index, node_order, ready, rep))
+        done_sorted = _fifo(rep[order], ready[order], service[order], crash[order], servers,
+                            self.reps.size)
+        done = np.empty(rep.size)
+        done[order] = done_sorted
+        lost = done >= crash
+        for i, (run, *_rest) in enumerate(entries):
+            sel = which == i
+            pos = local[sel]
+            run.outcome[pos] = np.where(lost[sel], LOST, KEPT)  # KEPT: answered; sorted out later
+            run.done[pos] = np.where(lost[sel], crash[sel], done[sel])
+
+    def _records(self) -> dict[str, np.ndarray]:
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in REQUEST_COLUMNS}
+        for run in self.runs:
+            arr = self.arrivals[run.workload]
+            n = run.reach.size
+            cols["replication"].append(self.reps[arr.rep[run.reach]])
+            cols["promise"].append(np.full(n, run.node.promise))
+            cols["workload"].append(np.full(n, run.workload))
+            cols["index"].append(arr.index[run.reach])
+            cols["arrival"].append(arr.time[run.reach])
+            cols["latency"].append(run.latency)
+            cols["outcome"].append(run.outcome)
+        return {k: np.concatenate(v).astype(REQUEST_COLUMNS[k]) for k, v in cols.items()}
+
+
+def _fifo(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.ndarray,
+          servers: int, n_reps: int) -> np.ndarray:
+    """Departure instants of FIFO queues with ``servers`` servers, one queue per replication.
+
+    Entries are sorted by (replication, ready instant). ``segment`` (the instant of the
+    next crash) changes when a crash has emptied the queue. The loop advances every
+    replication by one queue position per iteration (Kiefer-Wolfowitz recursion: each
+    request takes the server that frees first), so its trip count is the longest queue
+    history of one replication, not the number of events.
+    """
+    n = rep.size
+    starts = np.searchsorted(rep, np.arange(n_reps + 1))
+    lengths = np.diff(starts)
+    width = int(lengths.max()) if n else 0
+    position = np.arange(n) - starts[rep]
+    grid_ready = np.full((n_reps, width), np.inf)
+    grid_service = np.zeros((n_reps, width))
+    grid_segment = np.full((n_reps, width), np.nan)
+    grid_ready[rep, position] = ready
+    grid_service[rep, position] = service
+    grid_segment[rep, position] = segment
+    free = np.full((n_reps, servers), -np.inf)
+    last_segment = np.full(n_reps, np.nan)
+    done = np.empty((n_reps, width))
+    rows = np.arange(n_reps)
+    for j in range(width):
+        seg = grid_segment[:, j]
+        reset = seg != last_segment
+        free[reset] = -np.inf
+        last_segment = seg
+        if servers == 1:
+            start = np.maximum(grid_ready[:, j], free[:, 0])
+            finish = start + grid_service[:, j]
+            free[:, 0] = finish
+        else:
+            first = np.argmin(free, axis=1)
+            start = np.maximum(grid_ready[:, j], free[rows, first])
+            finish = start + grid_service[:, j]
+            free[rows, first] = finish
+        done[:, j] = finish
+    return done[rep, position]
