@@ -200,45 +200,75 @@ class _States:
 
 # -- renewal processes ---------------------------------------------------------------------
 
-def _renewal_instants(streams: Streams, reps: np.ndarray, horizon: float,
-                      parts: list[tuple[object, str]], entity: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Instants of a cycle of durations drawn from ``parts`` (distribution, purpose), repeated.
+def _renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, horizon: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Instants of a cycle of durations drawn from ``dists``, repeated, for many streams.
 
-    Returns flat ``(replication position, instant, phase)`` for every instant below the
-    horizon, sorted by replication then time; ``phase`` is the index in ``parts`` of the
-    duration that *ends* at the instant. Instants are cumulative sums in draw order, the
-    same floating-point additions as a sequential event loop.
+    ``keys[j]`` holds the stream keys of duration ``j`` of the cycle for every row (one
+    row per replication, or per agent and replication). Returns flat ``(row, instant,
+    phase)`` for every instant below the horizon, sorted by row then time; ``phase`` is the
+    index of the duration that *ends* at the instant. Instants are cumulative sums in draw
+    order: the same floating-point additions as a sequential event loop. Durations are
+    drawn in blocks, and only rows still short of the horizon get more.
     """
-    n_parts = len(parts)
-    keys = [streams.keys(reps, purpose, entity) for _, purpose in parts]
-    mean_cycle = sum(dist.mean for dist, _ in parts)  # type: ignore[attr-defined]
-    expected = horizon / mean_cycle
+    n_parts = len(dists)
+    n_rows = keys[0][0].size
+    expected = horizon / sum(dist.mean for dist in dists)
     block = int(expected * 1.1 + 4.0 * math.sqrt(expected) + 8)
-    rows = np.arange(reps.size)
-    carry = np.zeros(reps.size)
+    rows = np.arange(n_rows)
+    carry = np.zeros(n_rows)
     start = 0
-    out_rep, out_time, out_phase = [], [], []
+    out_row, out_time, out_phase = [], [], []
     while rows.size:
         idx = np.arange(start, start + block, dtype=np.uint64)[None, :]
         durations = np.empty((rows.size, block * n_parts))
-        for j, ((dist, _), (k0, k1)) in enumerate(zip(parts, keys)):
+        for j, (dist, (k0, k1)) in enumerate(zip(dists, keys)):
             durations[:, j::n_parts] = Streams.draw_at(dist, k0[rows, None], k1[rows, None], idx)
         durations[:, 0] += carry[rows]
         instants = np.cumsum(durations, axis=1)
         inside = instants < horizon
         r, c = np.nonzero(inside)
-        out_rep.append(rows[r])
+        out_row.append(rows[r])
         out_time.append(instants[r, c])
         out_phase.append(c % n_parts)
         more = inside[:, -1]  # rows whose last instant is still inside need more draws
         carry[rows[more]] = instants[more, -1]
         rows = rows[more]
         start += block
-    rep = np.concatenate(out_rep)
+        block = max(8, block // 2)
+    row = np.concatenate(out_row)
     time = np.concatenate(out_time)
     phase = np.concatenate(out_phase)
-    order = np.lexsort((time, rep))
-    return rep[order], time[order], phase[order]
+    order = np.lexsort((time, row))
+    return row[order], time[order], phase[order]
+
+
+def _segmented_accumulate(ufunc: np.ufunc, values: np.ndarray, starts: np.ndarray,
+                          fill: float) -> np.ndarray:
+    """``ufunc.accumulate`` restarted at every ``starts`` position, computed sequentially
+    within each segment (so sums are bit-identical to a running total in a loop).
+
+    Segments are padded into 2-D blocks by length class (powers of two), so the Python
+    loop runs once per length class, not once per segment or element.
+    """
+    n = values.size
+    if n == 0:
+        return values.copy()
+    seg_start = np.flatnonzero(starts)
+    seg_id = np.cumsum(starts) - 1
+    lengths = np.diff(np.append(seg_start, n))
+    pos = np.arange(n) - seg_start[seg_id]
+    width = 1 << np.ceil(np.log2(lengths)).astype(np.int64)
+    elem_width = width[seg_id]
+    out = np.empty(n)
+    for w in np.unique(width):
+        segs = np.flatnonzero(width == w)
+        mask = elem_width == w
+        rows = np.searchsorted(segs, seg_id[mask])
+        grid = np.full((segs.size, int(w)), fill)
+        grid[rows, pos[mask]] = values[mask]
+        out[mask] = ufunc.accumulate(grid, axis=1)[rows, pos[mask]]
+    return out
 
 
 # -- one batch of replications ---------------------------------------------------------------
@@ -279,66 +309,79 @@ class _Batch:
                                   for p in spec.promises])
 
     def run(self) -> Trace:
-        self.states = [self._agent_states(a) for a in range(len(self.spec.agents))]
+        self.states = self._agent_states()
         changes = self._change_columns()
         requests = self._requests() if self.spec.workloads else {
             k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
         return Trace(changes, requests)
 
     # -- agent states ------------------------------------------------------------------
-    def _agent_states(self, a: int) -> _States:
+    def _agent_states(self) -> list[_States]:
+        """Up/down changes of every agent in every replication, in one pass.
+
+        Rows are (agent, replication) pairs, ``row = agent * n_reps + replication``.
+        """
         spec, horizon, n_rep = self.spec, self.horizon, self.reps.size
-        agent = spec.agents[a]
-        parts_rep, parts_time, parts_fail, parts_delta = [], [], [], []
-        if agent.failures is not None:
-            rep, time, phase = _renewal_instants(
-                self.streams, self.reps, horizon,
-                [(agent.failures.time_to_failure, "time_to_failure"),
-                 (agent.failures.time_to_repair, "time_to_repair")], agent.name)
-            parts_rep.append(rep)
+        parts_row, parts_time, parts_fail, parts_delta = [], [], [], []
+        groups: dict[tuple, list[int]] = {}
+        for a, agent in enumerate(spec.agents):
+            if agent.failures is not None:
+                groups.setdefault((agent.failures.time_to_failure, agent.failures.time_to_repair),
+                                  []).append(a)
+        for (ttf, ttr), members in groups.items():
+            keys = []
+            for purpose in ("time_to_failure", "time_to_repair"):
+                pairs = [self.streams.keys(self.reps, purpose, spec.agents[a].name) for a in members]
+                keys.append((np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])))
+            row, time, phase = _renewal_instants(keys, [ttf, ttr], horizon)
+            agent_of_row = np.asarray(members)[row // n_rep]
+            parts_row.append(agent_of_row * n_rep + row % n_rep)
             parts_time.append(time)
             parts_fail.append(np.where(phase == 0, 1, 0).astype(np.int8))  # 1: fails, 0: repaired
-            parts_delta.append(np.zeros(rep.size, dtype=np.int64))
+            parts_delta.append(np.zeros(row.size, dtype=np.int64))
         for outage in spec.outages:
-            if outage.target != agent.name:
-                continue
+            a = spec.agent_index[outage.target]
             start, end = outage.at, outage.at + outage.duration
-            rep = np.repeat(np.arange(n_rep), 2)
-            parts_rep.append(rep)
+            parts_row.append(np.repeat(a * n_rep + np.arange(n_rep), 2))
             parts_time.append(np.tile([float(start), float(end)], n_rep))
-            parts_fail.append(np.full(rep.size, -1, dtype=np.int8))        # -1: not a failure row
+            parts_fail.append(np.full(2 * n_rep, -1, dtype=np.int8))        # -1: not a failure row
             parts_delta.append(np.tile([1, -1], n_rep))
-        if not parts_rep:
+        n_agents = len(spec.agents)
+        if not parts_row:
             empty = np.empty(0)
-            return _States(empty.astype(np.int64), empty, empty.astype(bool), empty.astype(np.int8))
-        rep = np.concatenate(parts_rep)
+            return [_States(empty.astype(np.int64), empty, empty.astype(bool), empty.astype(np.int8))
+                    for _ in range(n_agents)]
+        row = np.concatenate(parts_row)
         time = np.concatenate(parts_time)
         fail = np.concatenate(parts_fail)
         delta = np.concatenate(parts_delta)
-        order = np.lexsort((time, rep))
-        rep, time, fail, delta = rep[order], time[order], fail[order], delta[order]
-        # failure state after each row: forward fill of the last failure row in the same replication
-        rows = np.arange(rep.size)
-        last_fail_row = np.maximum.accumulate(np.where(fail >= 0, rows, -1))
-        same = last_fail_row >= 0
-        same[same] = rep[last_fail_row[same]] == rep[same]
-        failed = np.zeros(rep.size, dtype=bool)
-        failed[same] = fail[last_fail_row[same]] == 1
-        outages = np.cumsum(delta)  # every replication's outages open and close: sums restart at 0
+        order = np.lexsort((time, row))
+        row, time, fail, delta = row[order], time[order], fail[order], delta[order]
+        # failure state after each row: forward fill of the last failure row of the same pair
+        index = np.arange(row.size)
+        last_fail = np.maximum.accumulate(np.where(fail >= 0, index, -1))
+        same = last_fail >= 0
+        same[same] = row[last_fail[same]] == row[same]
+        failed = np.zeros(row.size, dtype=bool)
+        failed[same] = fail[last_fail[same]] == 1
+        outages = np.cumsum(delta)  # every pair's outages open and close: sums restart at 0
         up = ~failed & (outages == 0)
         # the state at an instant is the state after its last row
-        last_of_instant = np.ones(rep.size, dtype=bool)
-        last_of_instant[:-1] = (rep[1:] != rep[:-1]) | (time[1:] != time[:-1])
-        g_rep, g_time, g_up, g_failed = (x[last_of_instant] for x in (rep, time, up, failed))
-        first = np.ones(g_rep.size, dtype=bool)
-        first[1:] = g_rep[1:] != g_rep[:-1]
+        last_of_instant = np.ones(row.size, dtype=bool)
+        last_of_instant[:-1] = (row[1:] != row[:-1]) | (time[1:] != time[:-1])
+        g_row, g_time, g_up, g_failed = (x[last_of_instant] for x in (row, time, up, failed))
+        first = np.ones(g_row.size, dtype=bool)
+        first[1:] = g_row[1:] != g_row[:-1]
         prev_up = np.concatenate(([True], g_up[:-1]))
         prev_up[first] = True
         prev_failed = np.concatenate(([False], g_failed[:-1]))
         prev_failed[first] = False
         change = (g_up != prev_up) & (g_time < horizon)
         cause = np.where(g_failed != prev_failed, _FAILURE, _OUTAGE).astype(np.int8)
-        return _States(g_rep[change], g_time[change], g_up[change], cause[change])
+        c_row, c_time, c_up, c_cause = g_row[change], g_time[change], g_up[change], cause[change]
+        bounds = np.searchsorted(c_row, np.arange(n_agents + 1) * n_rep)
+        return [_States(c_row[lo:hi] % n_rep, c_time[lo:hi], c_up[lo:hi], c_cause[lo:hi])
+                for lo, hi in zip(bounds[:-1], bounds[1:])]
 
     def _change_columns(self) -> dict[str, np.ndarray]:
         parts = []
@@ -381,8 +424,8 @@ class _Batch:
     # -- requests ------------------------------------------------------------------------
     def _arrivals(self, w: int) -> _Requests:
         workload = self.spec.workloads[w]
-        rep, time, _ = _renewal_instants(self.streams, self.reps, self.horizon,
-                                         [(workload.gaps, "arrival")], workload.label)
+        rep, time, _ = _renewal_instants([self.streams.keys(self.reps, "arrival", workload.label)],
+                                         [workload.gaps], self.horizon)
         # index of each arrival within its replication
         starts = np.searchsorted(rep, np.arange(self.reps.size))
         index = np.arange(rep.size) - starts[rep]
@@ -548,6 +591,38 @@ class _Batch:
         return {k: np.concatenate(v).astype(REQUEST_COLUMNS[k]) for k, v in cols.items()}
 
 
+def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
+                   segment: np.ndarray) -> np.ndarray | None:
+    """Departures of single-server FIFO queues without a loop over requests.
+
+    Within a busy period each departure is the previous one plus a service time, so the
+    departures are a running sum restarted at each busy period (bit-identical to the
+    event loop's ``max(ready, previous departure) + service``). Busy periods start where a
+    request finds the server idle: found from a Lindley estimate (cumulative maximum),
+    then checked against the exact departures and corrected until they agree. Returns
+    None if that does not settle (the caller then uses the general recursion).
+    """
+    n = rep.size
+    group = np.ones(n, dtype=bool)
+    group[1:] = (rep[1:] != rep[:-1]) | (segment[1:] != segment[:-1])
+    # Lindley estimate: d_i = S_i + max_{j <= i} (r_j - S_{j-1}) within each group
+    total = _segmented_accumulate(np.add, service, group, 0.0)
+    estimate = total + _segmented_accumulate(np.maximum, ready - (total - service), group, -np.inf)
+    previous = np.empty(n)
+    previous[0] = -np.inf
+    previous[1:] = estimate[:-1]
+    starts = group | (ready > previous)
+    for _ in range(8):
+        values = np.where(starts, ready + service, service)
+        done = _segmented_accumulate(np.add, values, starts, 0.0)
+        previous[1:] = done[:-1]
+        checked = group | (ready > previous)
+        if np.array_equal(checked, starts):
+            return done
+        starts = checked
+    return None
+
+
 def _fifo(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.ndarray,
           servers: int, n_reps: int) -> np.ndarray:
     """Departure instants of FIFO queues with ``servers`` servers, one queue per replication.
@@ -559,6 +634,10 @@ def _fifo(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.n
     history of one replication, not the number of events.
     """
     n = rep.size
+    if servers == 1 and n:
+        done = _single_server(rep, ready, service, segment)
+        if done is not None:
+            return done
     starts = np.searchsorted(rep, np.arange(n_reps + 1))
     lengths = np.diff(starts)
     width = int(lengths.max()) if n else 0
