@@ -1,61 +1,166 @@
-"""Piecewise-constant boolean functions of time on ``[0, horizon)``.
+"""Boolean states over time for every replication at once (agents up, promises kept).
 
-A timeline is ``(times, values)``: ``times[0] == 0``, strictly increasing;
-``values[i]`` holds on ``[times[i], times[i+1])`` and the last value up to
-the horizon; consecutive values differ. Combining timelines merges their
-breakpoints and evaluates each with ``searchsorted``, so results are exact.
+A :class:`Timelines` holds one piecewise-constant boolean function of time on
+``[0, horizon)`` per replication, as its *changes*: flat arrays ``rep, time,
+value`` sorted by replication then time, where each row is an instant at
+which the value changes. Every function is true at time 0 unless a change at
+time 0 says otherwise; consecutive changes of a replication alternate, and all
+instants are below the horizon. Combining timelines merges their change
+instants and keeps running counts, so every result is exact, and every
+operation is a handful of numpy calls whatever the number of replications.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-Timeline = tuple[np.ndarray, np.ndarray]
 
-ALWAYS = (np.zeros(1), np.ones(1, dtype=bool))
+@dataclass(frozen=True)
+class Timelines:
+    """Changes of one boolean state in each of ``n_reps`` replications (see the module docstring)."""
+
+    rep: np.ndarray
+    time: np.ndarray
+    value: np.ndarray
+    n_reps: int
+
+    @staticmethod
+    def from_changes(rep: np.ndarray, time: np.ndarray, value: np.ndarray, n_reps: int,
+                     horizon: float) -> "Timelines":
+        """Normalise raw changes: sort, keep the last value at each instant, drop non-changes."""
+        rep = np.asarray(rep, dtype=np.int64)
+        time = np.asarray(time, dtype=np.float64)
+        value = np.asarray(value, dtype=bool)
+        keep = time < horizon
+        rep, time, value = rep[keep], time[keep], value[keep]
+        order = np.lexsort((time, rep))
+        return _normalise(rep[order], time[order], value[order], n_reps)
+
+    @staticmethod
+    def always(n_reps: int) -> "Timelines":
+        empty = np.empty(0)
+        return Timelines(empty.astype(np.int64), empty, empty.astype(bool), n_reps)
+
+    def value_at(self, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The value in replication ``rep[i]`` at instant ``t[i]`` (a change at ``t`` counts)."""
+        if self.time.size == 0:
+            return np.ones(np.shape(t), dtype=bool)
+        last = _last_at_or_before(self.rep, self.time, np.asarray(rep), np.asarray(t, dtype=float))
+        return np.where(last >= 0, self.value[np.maximum(last, 0)], True)
+
+    def segments(self, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(rep, start, end, value)`` of every segment, the first of each replication included."""
+        n, m = self.n_reps, self.rep.size
+        # each replication's initial segment goes just before its first change
+        first = np.searchsorted(self.rep, np.arange(n)) + np.arange(n)
+        rest = np.ones(n + m, dtype=bool)
+        rest[first] = False
+        rep = np.empty(n + m, dtype=np.int64)
+        start = np.zeros(n + m)
+        value = np.ones(n + m, dtype=bool)
+        rep[first] = np.arange(n)
+        rep[rest], start[rest], value[rest] = self.rep, self.time, self.value
+        end = np.empty(rep.size)
+        end[:-1] = start[1:]
+        last = np.ones(rep.size, dtype=bool)
+        last[:-1] = rep[1:] != rep[:-1]
+        end[last] = horizon
+        nonempty = end > start   # a change at time 0 empties the initial segment
+        return rep[nonempty], start[nonempty], end[nonempty], value[nonempty]
+
+    def metrics(self, horizon: float) -> dict[str, np.ndarray]:
+        """Per replication: kept time, broken time, breaks, longest break, mean time to restore.
+
+        A break still under way at the horizon counts in ``breaks`` and
+        ``longest_break`` but not in ``mean_time_to_restore`` (NaN when no break ended).
+        """
+        n = self.n_reps
+        rep, start, end, value = self.segments(horizon)
+        length = end - start
+        broken = ~value
+        broken_time = np.bincount(rep[broken], weights=length[broken], minlength=n)
+        breaks = np.bincount(rep[broken], minlength=n)
+        longest = np.zeros(n)
+        np.maximum.at(longest, rep[broken], length[broken])
+        ended = broken & (end < horizon)
+        restored = np.bincount(rep[ended], minlength=n)
+        restore_time = np.bincount(rep[ended], weights=length[ended], minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mttr = np.where(restored > 0, restore_time / np.maximum(restored, 1), np.nan)
+        return {
+            "kept_fraction": (horizon - broken_time) / horizon,
+            "broken_time": broken_time,
+            "breaks": breaks,
+            "longest_break": longest,
+            "mean_time_to_restore": mttr,
+        }
 
 
-def normalise(times: np.ndarray, values: np.ndarray, horizon: float) -> Timeline:
-    """Drop empty segments and merge equal neighbours; clip to ``[0, horizon)``."""
-    times = np.asarray(times, dtype=np.float64)
-    values = np.asarray(values, dtype=bool)
-    keep = times < horizon
-    times, values = times[keep], values[keep]
-    # A segment is empty when the next breakpoint is at the same time: the later value wins.
-    nonempty = np.ones(times.size, dtype=bool)
-    nonempty[:-1] = times[1:] > times[:-1]
-    times, values = times[nonempty], values[nonempty]
-    change = np.ones(times.size, dtype=bool)
-    change[1:] = values[1:] != values[:-1]
-    return times[change], values[change]
+def at_least(parts: list[Timelines], k: int) -> Timelines:
+    """True where at least ``k`` of ``parts`` are true (AND for k = len, OR for k = 1)."""
+    if len(parts) == 1 and k == 1:
+        return parts[0]
+    n_reps = parts[0].n_reps
+    rep = np.concatenate([p.rep for p in parts])
+    time = np.concatenate([p.time for p in parts])
+    delta = np.concatenate([np.where(p.value, 1, -1) for p in parts])
+    if rep.size == 0:
+        return Timelines.always(n_reps) if len(parts) >= k else _never(n_reps)
+    order = np.lexsort((time, rep))
+    rep, time, delta = rep[order], time[order], delta[order]
+    # running count of true parts within each replication, all true at time 0
+    running = np.cumsum(delta)
+    first = np.ones(rep.size, dtype=bool)
+    first[1:] = rep[1:] != rep[:-1]
+    base = np.maximum.accumulate(np.where(first, np.arange(rep.size), 0))
+    before = running[base] - delta[base]
+    count = len(parts) + running - before
+    return _normalise(rep, time, count >= k, n_reps)
 
 
-def from_changes(change_times: np.ndarray, change_values: np.ndarray, horizon: float,
-                 initial: bool = True) -> Timeline:
-    """A timeline that starts at ``initial`` and takes ``change_values[i]`` at ``change_times[i]``."""
-    times = np.concatenate(([0.0], change_times))
-    values = np.concatenate(([initial], change_values)).astype(bool)
-    return normalise(times, values, horizon)
+def _never(n_reps: int) -> Timelines:
+    return Timelines(np.arange(n_reps, dtype=np.int64), np.zeros(n_reps),
+                     np.zeros(n_reps, dtype=bool), n_reps)
 
 
-def at_least(timelines: list[Timeline], k: int, horizon: float) -> Timeline:
-    """True where at least ``k`` of the timelines are true."""
-    if len(timelines) == 1 and k == 1:
-        return timelines[0]
-    grid = np.unique(np.concatenate([t for t, _ in timelines]))
-    count = np.zeros(grid.size, dtype=np.int64)
-    for times, values in timelines:
-        count += values[np.searchsorted(times, grid, side="right") - 1]
-    return normalise(grid, count >= k, horizon)
+def _normalise(rep: np.ndarray, time: np.ndarray, value: np.ndarray, n_reps: int) -> Timelines:
+    """From rows sorted by (rep, time): the last value at each instant, changes only."""
+    n = rep.size
+    if n == 0:
+        return Timelines(rep, time, value, n_reps)
+    last = np.ones(n, dtype=bool)
+    last[:-1] = (rep[1:] != rep[:-1]) | (time[1:] != time[:-1])
+    rep, time, value = rep[last], time[last], value[last]
+    previous = np.ones(rep.size, dtype=bool)       # every state starts true
+    previous[1:] = value[:-1]
+    previous[np.flatnonzero(np.r_[True, rep[1:] != rep[:-1]])] = True
+    change = value != previous
+    return Timelines(rep[change], time[change], value[change], n_reps)
 
 
-def value_at(timeline: Timeline, t: float) -> bool:
-    times, values = timeline
-    return bool(values[np.searchsorted(times, t, side="right") - 1])
+def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
+                       q_time: np.ndarray) -> np.ndarray:
+    """Index of the last change with the query's replication and ``time <= query time``, or -1.
 
-
-def segments(timeline: Timeline, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(start, end, value)`` of each segment."""
-    times, values = timeline
-    ends = np.append(times[1:], horizon)
-    return times, ends, values
+    Changes are sorted by (replication, time). One lexsort of changes and queries together.
+    """
+    n = ch_time.size
+    q_rep = np.asarray(q_rep, dtype=np.int64).ravel()
+    q_time = np.asarray(q_time, dtype=np.float64).ravel()
+    if n == 0:
+        return np.full(q_time.size, -1, dtype=np.int64)
+    rep = np.concatenate([ch_rep, q_rep])
+    t = np.concatenate([ch_time, q_time])
+    is_query = np.zeros(rep.size, dtype=bool)
+    is_query[n:] = True
+    order = np.lexsort((is_query, t, rep))  # a change at the query instant counts as before it
+    sorted_query = is_query[order]
+    latest = np.cumsum(~sorted_query) - 1
+    out = np.empty(q_time.size, dtype=np.int64)
+    out[order[sorted_query] - n] = latest[sorted_query]
+    valid = out >= 0
+    valid[valid] = ch_rep[out[valid]] == q_rep[valid]
+    out[~valid] = -1
+    return out

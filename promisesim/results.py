@@ -30,14 +30,13 @@ Tables (all long/tidy, one row per observation; provenance in ``.attrs``):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import _timeline as tl
+from ._timeline import Timelines, at_least
 from .analytic import t_quantile
 from .engines.base import CAUSES, KEPT, OUTCOMES, UNFINISHED, Trace
 from .model.promises import Condition, Latency
@@ -69,14 +68,27 @@ def _mark_requests(node: CallNode | CallCondition, requested: np.ndarray) -> Non
             _mark_requests(item, requested)
 
 
+def _entities(spec: ModelSpec, codes: np.ndarray) -> pd.Categorical:
+    """Agents then promises by index (agents first) as one categorical of names."""
+    names = [a.name for a in spec.agents] + [p.name for p in spec.promises]
+    categories = list(dict.fromkeys(names))   # an agent and a promise may share a name
+    position = {name: i for i, name in enumerate(categories)}
+    remap = np.array([position[name] for name in names], dtype=np.int64)
+    return pd.Categorical.from_codes(remap[codes] if codes.size else codes.astype(np.int64),
+                                     categories=categories)
+
+
+def _labels(codes: np.ndarray, labels: list[str]) -> pd.Categorical:
+    """Codes into a list of labels that may repeat, as a categorical of distinct labels."""
+    categories = list(dict.fromkeys(labels))
+    position = {label: i for i, label in enumerate(categories)}
+    remap = np.array([position[label] for label in labels], dtype=np.int64)
+    return pd.Categorical.from_codes(remap[codes] if codes.size else codes.astype(np.int64),
+                                     categories=categories)
+
+
 def _category(values: list[str] | np.ndarray, categories: list[str]) -> pd.Categorical:
     return pd.Categorical(values, categories=categories)
-
-
-@dataclass
-class _Replica:
-    agents: list[tl.Timeline]
-    promises: list[tl.Timeline]
 
 
 class Result:
@@ -135,95 +147,83 @@ class Result:
 
     # -- timelines ----------------------------------------------------------------
     @cached_property
-    def _replicas(self) -> list[_Replica]:
-        spec, horizon = self.spec, self.horizon
-        changes = self.trace.agent_changes
-        order = np.lexsort((np.arange(changes["time"].size), changes["agent"], changes["replication"]))
-        rep, agent = changes["replication"][order], changes["agent"][order]
-        times, ups = changes["time"][order], changes["up"][order]
-        n_agents = len(spec.agents)
-        key = rep.astype(np.int64) * n_agents + agent
-        bounds = np.searchsorted(key, np.arange(self.replications * n_agents + 1))
+    def _agent_timelines(self) -> list[Timelines]:
+        ch = self.trace.agent_changes
+        n_agents = len(self.spec.agents)
+        order = np.argsort(ch["agent"], kind="stable")
+        bounds = np.searchsorted(ch["agent"][order], np.arange(n_agents + 1))
         out = []
-        for r in range(self.replications):
-            agents = []
-            for a in range(n_agents):
-                lo, hi = bounds[r * n_agents + a], bounds[r * n_agents + a + 1]
-                agents.append(tl.from_changes(times[lo:hi], ups[lo:hi], horizon))
-            out.append(_Replica(agents, self._promise_timelines(agents)))
+        for a in range(n_agents):
+            mine = order[bounds[a]:bounds[a + 1]]
+            out.append(Timelines.from_changes(ch["replication"][mine], ch["time"][mine], ch["up"][mine],
+                                              self.replications, self.horizon))
         return out
 
-    def _promise_timelines(self, agents: list[tl.Timeline]) -> list[tl.Timeline]:
-        spec, horizon = self.spec, self.horizon
-        standing: list[tl.Timeline] = []
+    @cached_property
+    def _promise_timelines(self) -> list[Timelines]:
+        """Each promise is standing while its promiser is up and its conditions hold."""
+        spec = self.spec
+        agents = self._agent_timelines
+        standing: list[Timelines] = []
 
-        def condition(c: Condition) -> tl.Timeline:
+        def condition(c: Condition) -> Timelines:
             parts = [condition(i) if isinstance(i, Condition) else standing[spec.promise_index[i]]
                      for i in c.items]
-            return tl.at_least(parts, c.k, horizon)
+            return at_least(parts, c.k)
 
         for p in spec.promises:  # dependency order: conditions come first
             own = agents[spec.agent_index[p.promiser]]
-            if p.conditions is None:
-                standing.append(own)
-            else:
-                standing.append(tl.at_least([own, condition(p.conditions)], 2, horizon))
+            standing.append(own if p.conditions is None else at_least([own, condition(p.conditions)], 2))
         return standing
 
     # -- tables ---------------------------------------------------------------------
     @cached_property
     def promises(self) -> pd.DataFrame:
         """Per (replication, promise) metrics; see the module docstring."""
-        spec, horizon = self.spec, self.horizon
+        spec, horizon, n_r = self.spec, self.horizon, self.replications
         n_p = len(spec.promises)
-        rows: dict[str, list[Any]] = {m: [] for m in PROMISE_METRICS}
-        replication = np.repeat(np.arange(self.replications, dtype=np.int32), n_p)
-        for replica in self._replicas:
-            for timeline in replica.promises:
-                start, end, kept = tl.segments(timeline, horizon)
-                length = end - start
-                broken = length[~kept]
-                rows["kept_fraction"].append(float(length[kept].sum()) / horizon)
-                rows["broken_time"].append(float(broken.sum()))
-                rows["breaks"].append(int(broken.size))
-                rows["longest_break"].append(float(broken.max()) if broken.size else 0.0)
-                completed = broken[:-1] if not kept[-1] else broken
-                rows["mean_time_to_restore"].append(
-                    float(completed.mean()) if completed.size else math.nan)
+        # columns are built promise-major, then reordered replication-major
+        per_promise = [t.metrics(horizon) for t in self._promise_timelines]
+        columns: dict[str, np.ndarray] = {}
+        for metric in ("kept_fraction", "broken_time", "breaks", "longest_break", "mean_time_to_restore"):
+            stacked = np.stack([m[metric] for m in per_promise]) if n_p else np.empty((0, n_r))
+            columns[metric] = stacked.T.ravel()
         counts = self._request_counts()
         total = counts[:, :, :UNFINISHED].sum(axis=2).ravel()
         kept_requests = counts[:, :, KEPT].ravel()
-        rows["requests"] = total.tolist()
-        rows["requests_kept"] = kept_requests.tolist()
-        rows["requests_unfinished"] = counts[:, :, UNFINISHED].ravel().tolist()
+        columns["requests"] = total
+        columns["requests_kept"] = kept_requests
+        columns["requests_unfinished"] = counts[:, :, UNFINISHED].ravel()
         with np.errstate(invalid="ignore", divide="ignore"):
             request_fraction = np.where(total > 0, kept_requests / np.maximum(total, 1), np.nan)
-        rows["request_kept_fraction"] = request_fraction.tolist()
-        accepted = np.tile(np.array([p.accepted for p in spec.promises], dtype=bool), self.replications)
+        columns["request_kept_fraction"] = request_fraction
+        accepted = np.tile(np.array([p.accepted for p in spec.promises], dtype=bool), n_r)
         is_latency = np.tile(np.array([isinstance(p.body, Latency) for p in spec.promises], dtype=bool),
-                             self.replications)
+                             n_r)
         # Delivered on one basis per promise: requests for latency promises that some workload
         # calls (NaN in a replication without requests), time otherwise.
         requested = np.zeros(n_p, dtype=bool)
         for tree in spec.call_trees:
             _mark_requests(tree, requested)
-        use_requests = np.tile(requested, self.replications) & is_latency
-        delivered = np.where(use_requests, request_fraction, np.asarray(rows["kept_fraction"]))
-        rows["delivered_fraction"] = np.where(accepted, delivered, 0.0).tolist()
+        use_requests = np.tile(requested, n_r) & is_latency
+        delivered = np.where(use_requests, request_fraction, columns["kept_fraction"])
+        columns["delivered_fraction"] = np.where(accepted, delivered, 0.0)
         names = [p.name for p in spec.promises]
+        agent_names = [a.name for a in spec.agents]
+        codes = np.tile(np.arange(n_p), n_r)
+        promiser = np.array([spec.agent_index[p.promiser] for p in spec.promises], dtype=np.int64)
+        promisee = np.array([spec.agent_index[p.promisee] for p in spec.promises], dtype=np.int64)
+        body = np.array([1 if isinstance(p.body, Latency) else 0 for p in spec.promises], dtype=np.int64)
         frame = {
-            "replication": replication,
-            "promise": _category(names * self.replications, names),
-            "promiser": _category([p.promiser for p in spec.promises] * self.replications,
-                                  [a.name for a in spec.agents]),
-            "promisee": _category([p.promisee for p in spec.promises] * self.replications,
-                                  [a.name for a in spec.agents]),
-            "body": _category([type(p.body).__name__.lower() for p in spec.promises] * self.replications,
-                              ["availability", "latency"]),
+            "replication": np.repeat(np.arange(n_r, dtype=np.int32), n_p),
+            "promise": pd.Categorical.from_codes(codes, categories=names),
+            "promiser": pd.Categorical.from_codes(promiser[codes], categories=agent_names),
+            "promisee": pd.Categorical.from_codes(promisee[codes], categories=agent_names),
+            "body": pd.Categorical.from_codes(body[codes], categories=["availability", "latency"]),
             "accepted": accepted,
         }
-        frame.update({m: np.asarray(rows[m], dtype=np.int64 if m in ("breaks", "requests",
-                      "requests_kept", "requests_unfinished") else np.float64)
+        integer = ("breaks", "requests", "requests_kept", "requests_unfinished")
+        frame.update({m: columns[m].astype(np.int64 if m in integer else np.float64)
                       for m in PROMISE_METRICS})
         return self._frame(frame)
 
@@ -236,32 +236,29 @@ class Result:
 
     @cached_property
     def intervals(self) -> pd.DataFrame:
-        """States per (replication, entity) as ``start, end`` intervals."""
+        """States per (replication, entity) as ``start, end`` intervals, in model order."""
         spec, horizon = self.spec, self.horizon
-        cols: dict[str, list[Any]] = {k: [] for k in ("replication", "kind", "entity", "state",
-                                                       "start", "end")}
-        for r, replica in enumerate(self._replicas):
-            for kind, names, timelines, labels in (
-                ("agent", [a.name for a in spec.agents], replica.agents, ("down", "up")),
-                ("promise", [p.name for p in spec.promises], replica.promises, ("broken", "kept")),
-            ):
-                for name, timeline in zip(names, timelines):
-                    start, end, value = tl.segments(timeline, horizon)
-                    n = start.size
-                    cols["replication"].extend([r] * n)
-                    cols["kind"].extend([kind] * n)
-                    cols["entity"].extend([name] * n)
-                    cols["state"].extend(labels[int(v)] for v in value)
-                    cols["start"].extend(start.tolist())
-                    cols["end"].extend(end.tolist())
-        entities = [a.name for a in spec.agents] + [p.name for p in spec.promises]
+        n_a = len(spec.agents)
+        parts = []
+        for code, timelines in enumerate(self._agent_timelines + self._promise_timelines):
+            rep, start, end, value = timelines.segments(horizon)
+            is_agent = code < n_a
+            state = np.where(value, 0 if is_agent else 2, 1 if is_agent else 3)
+            parts.append((rep, np.full(rep.size, code), state, start, end))
+        rep, entity, state, start, end = (np.concatenate([p[i] for p in parts]) if parts
+                                          else np.empty(0) for i in range(5))
+        # each timeline's segments are in (replication, start) order, entities in model order
+        order = np.argsort(rep, kind="stable")
+        entity = entity[order].astype(np.int64)
         return self._frame({
-            "replication": np.asarray(cols["replication"], dtype=np.int32),
-            "kind": _category(cols["kind"], ["agent", "promise"]),
-            "entity": _category(cols["entity"], list(dict.fromkeys(entities))),
-            "state": _category(cols["state"], ["up", "down", "kept", "broken"]),
-            "start": np.asarray(cols["start"], dtype=np.float64),
-            "end": np.asarray(cols["end"], dtype=np.float64),
+            "replication": rep[order].astype(np.int32),
+            "kind": pd.Categorical.from_codes((entity >= n_a).astype(np.int64),
+                                              categories=["agent", "promise"]),
+            "entity": _entities(spec, entity),
+            "state": pd.Categorical.from_codes(state[order].astype(np.int64),
+                                               categories=["up", "down", "kept", "broken"]),
+            "start": start[order].astype(np.float64),
+            "end": end[order].astype(np.float64),
         })
 
     @cached_property
@@ -269,50 +266,67 @@ class Result:
         """Changes of state with their causes, sorted by replication, time, kind (agents
         first) and entity (in model order)."""
         spec = self.spec
+        n_a = len(spec.agents)
         ch = self.trace.agent_changes
-        cols: dict[str, list[Any]] = {
-            "replication": ch["replication"].tolist(),
-            "time": ch["time"].tolist(),
-            "kind": ["agent"] * ch["time"].size,
-            "entity": [spec.agents[a].name for a in ch["agent"]],
-            "event": ["up" if u else "down" for u in ch["up"]],
-            "cause": [CAUSES[c] for c in ch["cause"]],
-        }
-        for r, replica in enumerate(self._replicas):
-            for p, timeline in zip(spec.promises, replica.promises):
-                times, values = timeline
-                for t, v in zip(times.tolist(), values.tolist()):
-                    if t == 0.0 and v:
-                        continue
-                    cols["replication"].append(r)
-                    cols["time"].append(t)
-                    cols["kind"].append("promise")
-                    cols["entity"].append(p.name)
-                    cols["event"].append("restored" if v else "broken")
-                    cols["cause"].append("" if v else self._cause(replica, p.name, t))
-        entities = [a.name for a in spec.agents] + [p.name for p in spec.promises]
+        rep = [ch["replication"].astype(np.int64)]
+        time = [ch["time"]]
+        entity = [ch["agent"].astype(np.int64)]
+        event = [np.where(ch["up"], 1, 0)]
+        cause = [ch["cause"].astype(np.int64)]            # codes into CAUSES
+        labels = list(CAUSES)
+        for index, (p, timeline) in enumerate(zip(spec.promises, self._promise_timelines)):
+            rep.append(timeline.rep)
+            time.append(timeline.time)
+            entity.append(np.full(timeline.time.size, n_a + index))
+            event.append(np.where(timeline.value, 3, 2))
+            codes, texts = self._causes(p, timeline, len(labels))
+            labels.extend(texts)
+            cause.append(codes)
+        rep_, time_, entity_, event_, cause_ = (np.concatenate(x) for x in (rep, time, entity, event, cause))
+        order = np.lexsort((entity_, entity_ >= n_a, time_, rep_))
+        entity_ = entity_[order]
         frame = pd.DataFrame({
-            "replication": np.asarray(cols["replication"], dtype=np.int32),
-            "time": np.asarray(cols["time"], dtype=np.float64),
-            "kind": _category(cols["kind"], ["agent", "promise"]),
-            "entity": _category(cols["entity"], list(dict.fromkeys(entities))),
-            "event": _category(cols["event"], ["down", "up", "broken", "restored"]),
-            "cause": cols["cause"],
-        }).sort_values(["replication", "time", "kind", "entity"], kind="stable", ignore_index=True)
+            "replication": rep_[order].astype(np.int32),
+            "time": time_[order].astype(np.float64),
+            "kind": pd.Categorical.from_codes((entity_ >= n_a).astype(np.int64),
+                                              categories=["agent", "promise"]),
+            "entity": _entities(spec, entity_),
+            "event": pd.Categorical.from_codes(event_[order].astype(np.int64),
+                                               categories=["down", "up", "broken", "restored"]),
+            "cause": _labels(cause_[order], labels),
+        })
         frame.attrs.update(self.attrs)
         return frame
 
-    def _cause(self, replica: _Replica, promise: str, t: float) -> str:
+    def _causes(self, p, timeline: Timelines, offset: int) -> tuple[np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
+        """For each change of ``p``: a code into labels (offset on) naming why it broke."""
         spec = self.spec
-        p = spec.promises[spec.promise_index[promise]]
-        if not tl.value_at(replica.agents[spec.agent_index[p.promiser]], t):
-            return f"agent {p.promiser!r} down"
-        if p.conditions is not None:
-            broken = [q for q in dict.fromkeys(p.conditions.promises())
-                      if not tl.value_at(replica.promises[spec.promise_index[q]], t)]
-            if broken:
-                return "promise " + ", ".join(repr(q) for q in broken) + " broken"
-        return ""
+        n = timeline.time.size
+        codes = np.full(n, offset, dtype=np.int64)
+        texts = [""]                                         # restored: no cause
+        broken = np.flatnonzero(~timeline.value)
+        if broken.size == 0:
+            return codes, texts
+        rep, t = timeline.rep[broken], timeline.time[broken]
+        down = ~self._agent_timelines[spec.agent_index[p.promiser]].value_at(rep, t)
+        names = list(dict.fromkeys(p.conditions.promises())) if p.conditions is not None else []
+        if names:
+            matrix = np.stack([~self._promise_timelines[spec.promise_index[q]].value_at(rep, t)
+                               for q in names], axis=1)
+        else:
+            matrix = np.zeros((broken.size, 0), dtype=bool)
+        matrix[down] = False
+        rows, inverse = np.unique(np.column_stack([down, matrix]), axis=0, return_inverse=True)
+        for row in rows:
+            if row[0]:
+                texts.append(f"agent {p.promiser!r} down")
+            elif row[1:].any():
+                texts.append("promise " + ", ".join(repr(q) for q, b in zip(names, row[1:]) if b)
+                             + " broken")
+            else:
+                texts.append("")
+        codes[broken] = offset + 1 + inverse.ravel()
+        return codes, texts
 
     @cached_property
     def requests(self) -> pd.DataFrame:
@@ -362,24 +376,36 @@ class Result:
         unknown = [m for m in metrics if m not in PROMISE_METRICS]
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; known: {list(PROMISE_METRICS)}")
-        request_metrics = {"requests", "requests_kept", "request_kept_fraction", "requests_unfinished"}
-        rows = []
-        for promise, group in frame.groupby("promise", observed=True, sort=False):
-            no_traffic = int(group["requests"].sum() + group["requests_unfinished"].sum()) == 0
-            for metric in metrics:
-                if no_traffic and metric in request_metrics:
-                    continue  # a promise nobody sent requests to has no request metrics
-                values = group[metric].to_numpy(dtype=np.float64)
-                values = values[~np.isnan(values)]
-                n = values.size
-                if n == 0:
-                    continue
-                mean = float(values.mean())
-                stderr = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-                half = t_quantile(0.5 + confidence / 2, n - 1) * stderr if n > 1 else math.nan
-                rows.append((promise, metric, mean, stderr, mean - half, mean + half, n))
-        out = pd.DataFrame(rows, columns=["promise", "metric", "mean", "stderr", "ci_low",
-                                          "ci_high", "n"])
+        request_metrics = ["requests", "requests_kept", "request_kept_fraction", "requests_unfinished"]
+        grouped = frame.groupby("promise", observed=True, sort=False)
+        mean = grouped[metrics].mean()
+        std = grouped[metrics].std(ddof=1)
+        count = grouped[metrics].count()
+        traffic = grouped["requests"].sum() + grouped["requests_unfinished"].sum()
+        long = pd.DataFrame({
+            "promise": np.repeat(mean.index.astype(str).to_numpy(), len(metrics)),
+            "metric": np.tile(metrics, len(mean)),
+            "mean": mean.to_numpy(dtype=np.float64).ravel(),
+            "std": std.to_numpy(dtype=np.float64).ravel(),
+            "n": count.to_numpy().ravel(),
+        })
+        no_traffic = np.repeat((traffic == 0).to_numpy(), len(metrics)) & \
+            long["metric"].isin(request_metrics).to_numpy()
+        long = long[(long["n"] > 0).to_numpy() & ~no_traffic]   # undefined, or no requests at all
+        n = long["n"].to_numpy()
+        stderr = np.where(n > 1, long["std"].to_numpy() / np.sqrt(np.maximum(n, 1)), np.nan)
+        quantiles = {int(k): t_quantile(0.5 + confidence / 2, int(k) - 1) for k in np.unique(n) if k > 1}
+        half = np.array([quantiles.get(int(k), np.nan) for k in n]) * stderr
+        average = long["mean"].to_numpy()
+        out = pd.DataFrame({
+            "promise": pd.Categorical(long["promise"].to_numpy(), categories=frame["promise"].cat.categories),
+            "metric": long["metric"].to_numpy(),
+            "mean": average,
+            "stderr": stderr,
+            "ci_low": average - half,
+            "ci_high": average + half,
+            "n": n.astype(np.int64),
+        })
         out.attrs.update(self.attrs)
         out.attrs["confidence"] = confidence
         return out

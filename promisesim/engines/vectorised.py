@@ -52,6 +52,7 @@ import numpy as np
 
 from ..model.promises import Condition, Latency
 from ..model.spec import CallCondition, CallNode, ModelSpec
+from .._timeline import _last_at_or_before
 from ..random import Streams
 from .base import (
     AGENT_CHANGE_COLUMNS, CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REQUEST_COLUMNS,
@@ -148,30 +149,6 @@ def _agent_order(spec: ModelSpec) -> tuple[list[int], list[str]]:
 
 # -- ragged lookups ------------------------------------------------------------------------
 
-def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
-                       q_time: np.ndarray) -> np.ndarray:
-    """Index of the last change with the query's replication and ``time <= query time``, or -1.
-
-    Changes are sorted by (replication, time). One lexsort of changes and queries together.
-    """
-    n = ch_time.size
-    if n == 0:
-        return np.full(q_time.size, -1, dtype=np.int64)
-    rep = np.concatenate([ch_rep, q_rep])
-    t = np.concatenate([ch_time, q_time])
-    is_query = np.zeros(rep.size, dtype=bool)
-    is_query[n:] = True
-    order = np.lexsort((is_query, t, rep))  # a change at the query instant counts as before it
-    sorted_query = is_query[order]
-    latest = np.cumsum(~sorted_query) - 1
-    out = np.empty(q_time.size, dtype=np.int64)
-    out[order[sorted_query] - n] = latest[sorted_query]
-    valid = out >= 0
-    valid[valid] = ch_rep[out[valid]] == q_rep[valid]
-    out[~valid] = -1
-    return out
-
-
 @dataclass
 class _States:
     """One agent's up/down changes in a batch, sorted by (replication, time)."""
@@ -220,26 +197,30 @@ def _renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, ho
     start = 0
     out_row, out_time, out_phase = [], [], []
     while rows.size:
-        idx = np.arange(start, start + block, dtype=np.uint64)[None, :]
-        durations = np.empty((rows.size, block * n_parts))
+        # Draw index runs down the first axis, streams across: the running sum over axis 0
+        # adds whole contiguous rows at a time, and is still x[i-1] + x[i] per stream.
+        idx = np.arange(start, start + block, dtype=np.uint64)[:, None]
+        durations = np.empty((block * n_parts, rows.size))
         for j, (dist, (k0, k1)) in enumerate(zip(dists, keys)):
-            durations[:, j::n_parts] = Streams.draw_at(dist, k0[rows, None], k1[rows, None], idx)
-        durations[:, 0] += carry[rows]
-        instants = np.cumsum(durations, axis=1)
+            durations[j::n_parts] = Streams.draw_at(dist, k0[None, rows], k1[None, rows], idx)
+        durations[0] += carry[rows]
+        instants = np.cumsum(durations, axis=0)
         inside = instants < horizon
-        r, c = np.nonzero(inside)
+        c, r = np.nonzero(inside)
         out_row.append(rows[r])
-        out_time.append(instants[r, c])
+        out_time.append(instants[inside])   # the same (c-major) order as nonzero
         out_phase.append(c % n_parts)
-        more = inside[:, -1]  # rows whose last instant is still inside need more draws
-        carry[rows[more]] = instants[more, -1]
+        more = inside[-1]  # streams whose last instant is still inside need more draws
+        carry[rows[more]] = instants[-1, more]
         rows = rows[more]
         start += block
         block = max(8, block // 2)
     row = np.concatenate(out_row)
     time = np.concatenate(out_time)
     phase = np.concatenate(out_phase)
-    order = np.lexsort((time, row))
+    # Within a stream, later rounds and later draws are later instants: a stable sort by
+    # stream is enough.
+    order = np.argsort(row, kind="stable")
     return row[order], time[order], phase[order]
 
 
@@ -355,7 +336,10 @@ class _Batch:
         time = np.concatenate(parts_time)
         fail = np.concatenate(parts_fail)
         delta = np.concatenate(parts_delta)
-        order = np.lexsort((time, row))
+        if spec.outages:
+            order = np.lexsort((time, row))
+        else:  # each pair's instants come from one renewal process, already in time order
+            order = np.argsort(row, kind="stable")
         row, time, fail, delta = row[order], time[order], fail[order], delta[order]
         # failure state after each row: forward fill of the last failure row of the same pair
         index = np.arange(row.size)
@@ -642,29 +626,28 @@ def _fifo(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.n
     lengths = np.diff(starts)
     width = int(lengths.max()) if n else 0
     position = np.arange(n) - starts[rep]
-    grid_ready = np.full((n_reps, width), np.inf)
-    grid_service = np.zeros((n_reps, width))
-    grid_segment = np.full((n_reps, width), np.nan)
-    grid_ready[rep, position] = ready
-    grid_service[rep, position] = service
-    grid_segment[rep, position] = segment
+    # Queue positions are rows, replications columns, so each step reads contiguous memory.
+    grid_ready = np.full((width, n_reps), np.inf)
+    grid_service = np.zeros((width, n_reps))
+    grid_ready[position, rep] = ready
+    grid_service[position, rep] = service
+    grid_segment = np.full((width, n_reps), np.nan)
+    grid_segment[position, rep] = segment
+    valid = np.zeros((width, n_reps), dtype=bool)
+    valid[position, rep] = True
+    reset = np.ones((width, n_reps), dtype=bool)
+    reset[1:] = grid_segment[1:] != grid_segment[:-1]
+    reset &= valid                     # padding after a replication's last entry resets nothing
+    reset_any = reset.any(axis=1)
+    # free[:, 0] is the server that frees first: the rows are kept sorted.
     free = np.full((n_reps, servers), -np.inf)
-    last_segment = np.full(n_reps, np.nan)
-    done = np.empty((n_reps, width))
-    rows = np.arange(n_reps)
+    done = np.empty((width, n_reps))
     for j in range(width):
-        seg = grid_segment[:, j]
-        reset = seg != last_segment
-        free[reset] = -np.inf
-        last_segment = seg
-        if servers == 1:
-            start = np.maximum(grid_ready[:, j], free[:, 0])
-            finish = start + grid_service[:, j]
-            free[:, 0] = finish
-        else:
-            first = np.argmin(free, axis=1)
-            start = np.maximum(grid_ready[:, j], free[rows, first])
-            finish = start + grid_service[:, j]
-            free[rows, first] = finish
-        done[:, j] = finish
-    return done[rep, position]
+        if reset_any[j]:
+            free[reset[j]] = -np.inf
+        finish = np.maximum(grid_ready[j], free[:, 0])
+        finish += grid_service[j]
+        free[:, 0] = finish
+        free.sort(axis=1)
+        done[j] = finish
+    return done[position, rep]
