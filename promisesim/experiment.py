@@ -62,6 +62,7 @@ def simulate(
     replications: int = 1,
     seed: int | np.random.SeedSequence | None = None,
     engine: str = "auto",
+    record_requests: bool = True,
 ) -> Result:
     """Run independent replications of a model and return tidy results.
 
@@ -82,6 +83,11 @@ def simulate(
         same results, much faster), or ``"auto"`` (the vector engine when it
         supports every feature of the model, else the reference engine; the
         choice is in ``Result.engine``).
+
+    record_requests : bool
+        Keep one record per request (``Result.requests``). ``False`` keeps only
+        counts per (replication, promise, outcome), so memory does not grow
+        with the traffic; every metric of ``Result.promises`` is still there.
 
     Returns
     -------
@@ -116,7 +122,8 @@ def simulate(
         raise ScenarioError(f"replications={replications!r} must be a whole number of at least 1")
     streams = Streams(seed)
     chosen = get_engine(engine, spec)
-    trace = chosen.run(spec, horizon=horizon, streams=streams, replications=range(int(replications)))
+    trace = chosen.run(spec, horizon=horizon, streams=streams, replications=range(int(replications)),
+                       record_requests=bool(record_requests))
     return Result(spec, trace, horizon=horizon, replications=int(replications),
                   engine=chosen.name, entropy=streams.entropy,
                   spawn_key=tuple(streams.seed_sequence.spawn_key))

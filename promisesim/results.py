@@ -228,11 +228,12 @@ class Result:
         return self._frame(frame)
 
     def _request_counts(self) -> np.ndarray:
-        req = self.trace.requests
+        counts = self.trace.counts()
         n_p = len(self.spec.promises)
-        flat = (req["replication"].astype(np.int64) * n_p + req["promise"]) * len(OUTCOMES) + req["outcome"]
-        counts = np.bincount(flat, minlength=self.replications * n_p * len(OUTCOMES))
-        return counts.reshape(self.replications, n_p, len(OUTCOMES))
+        flat = (counts["replication"].astype(np.int64) * n_p + counts["promise"]) * len(OUTCOMES) \
+            + counts["outcome"]
+        out = np.bincount(flat, weights=counts["count"], minlength=self.replications * n_p * len(OUTCOMES))
+        return out.astype(np.int64).reshape(self.replications, n_p, len(OUTCOMES))
 
     @cached_property
     def intervals(self) -> pd.DataFrame:
@@ -333,6 +334,9 @@ class Result:
         """One row per request (root and calls) with ``kept`` and ``outcome``, in order of
         replication, workload, arrival index and promise."""
         req = self.trace.requests
+        if req is None:
+            raise ValueError("requests were not recorded: run simulate(..., record_requests=True) "
+                             "to get one row per request")
         # A canonical order, whatever order the engine finished requests in.
         order = np.lexsort((req["promise"], req["index"], req["workload"], req["replication"]))
         req = {k: v[order] for k, v in req.items()}

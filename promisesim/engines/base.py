@@ -10,7 +10,7 @@ import numpy as np
 from ..model.spec import ModelSpec
 from ..random import Streams
 
-__all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES"]
+__all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "count_requests"]
 
 #: Request outcomes, by code. ``kept``: answered within the deadline;
 #: ``late``: answered after it (or still unanswered when the horizon came
@@ -47,6 +47,9 @@ def _empty(columns: dict[str, type]) -> dict[str, np.ndarray]:
     return {name: np.empty(0, dtype=dtype) for name, dtype in columns.items()}
 
 
+COUNT_COLUMNS = {"replication": np.int32, "promise": np.int32, "outcome": np.int8, "count": np.int64}
+
+
 @dataclass
 class Trace:
     """Raw output of an engine: equal-length numpy columns, no pandas.
@@ -57,13 +60,30 @@ class Trace:
         One row per change of an agent's up/down state (columns
         :data:`AGENT_CHANGE_COLUMNS`), in time order within each replication.
         Every agent is up at time 0 unless a row at time 0 says otherwise.
-    requests : dict of str to numpy.ndarray
+    requests : dict of str to numpy.ndarray, or None
         One row per request that arrived before the horizon, at any promise
         (columns :data:`REQUEST_COLUMNS`); ``latency`` is NaN unless answered.
+        None when the run did not record requests (see ``request_counts``).
+    request_counts : dict of str to numpy.ndarray, or None
+        Requests per (replication, promise, outcome) (columns
+        :data:`COUNT_COLUMNS`). Engines that do not record every request
+        fill it in; otherwise it is computed from ``requests``.
     """
 
     agent_changes: dict[str, np.ndarray] = field(default_factory=lambda: _empty(AGENT_CHANGE_COLUMNS))
-    requests: dict[str, np.ndarray] = field(default_factory=lambda: _empty(REQUEST_COLUMNS))
+    requests: dict[str, np.ndarray] | None = field(default_factory=lambda: _empty(REQUEST_COLUMNS))
+    request_counts: dict[str, np.ndarray] | None = None
+
+    def counts(self) -> dict[str, np.ndarray]:
+        """Requests per (replication, promise, outcome), rows with a zero count left out."""
+        if self.request_counts is not None:
+            return self.request_counts
+        assert self.requests is not None
+        return count_requests(self.requests)
+
+    def without_requests(self) -> "Trace":
+        """The same trace keeping only the request counts (memory no longer grows with traffic)."""
+        return Trace(self.agent_changes, None, self.counts())
 
     @staticmethod
     def from_lists(agent_changes: dict[str, list], requests: dict[str, list]) -> "Trace":
@@ -78,10 +98,25 @@ class Trace:
         """Stack traces of disjoint replications."""
         if not traces:
             return Trace()
+        recorded = all(t.requests is not None for t in traces)
         return Trace(
             {k: np.concatenate([t.agent_changes[k] for t in traces]) for k in AGENT_CHANGE_COLUMNS},
-            {k: np.concatenate([t.requests[k] for t in traces]) for k in REQUEST_COLUMNS},
+            {k: np.concatenate([t.requests[k] for t in traces]) for k in REQUEST_COLUMNS}  # type: ignore[index]
+            if recorded else None,
+            None if recorded else
+            {k: np.concatenate([t.counts()[k] for t in traces]) for k in COUNT_COLUMNS},
         )
+
+
+def count_requests(requests: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Aggregate request records into counts per (replication, promise, outcome)."""
+    keys = np.stack([requests["replication"].astype(np.int64), requests["promise"].astype(np.int64),
+                     requests["outcome"].astype(np.int64)], axis=1)
+    if keys.shape[0] == 0:
+        return _empty(COUNT_COLUMNS)
+    unique, count = np.unique(keys, axis=0, return_counts=True)
+    return {"replication": unique[:, 0].astype(np.int32), "promise": unique[:, 1].astype(np.int32),
+            "outcome": unique[:, 2].astype(np.int8), "count": count.astype(np.int64)}
 
 
 class Engine(Protocol):
@@ -94,6 +129,8 @@ class Engine(Protocol):
         ...
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
-            replications: Sequence[int]) -> Trace:
-        """Simulate ``replications`` (their indices) of ``spec`` over ``[0, horizon)``."""
+            replications: Sequence[int], record_requests: bool = True) -> Trace:
+        """Simulate ``replications`` (their indices) of ``spec`` over ``[0, horizon)``.
+
+        With ``record_requests=False`` the trace keeps only request counts."""
         ...

@@ -66,8 +66,12 @@ class ReferenceEngine:
         return []
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
-            replications: Sequence[int]) -> Trace:
-        return Trace.concat([_Replication(spec, horizon, streams, int(r)).run() for r in replications])
+            replications: Sequence[int], record_requests: bool = True) -> Trace:
+        traces = []
+        for r in replications:
+            trace = _Replication(spec, horizon, streams, int(r)).run()
+            traces.append(trace if record_requests else trace.without_requests())
+        return Trace.concat(traces)
 
 
 class _Replication:

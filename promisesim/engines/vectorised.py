@@ -78,15 +78,18 @@ class VectorEngine:
         return []
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
-            replications: Sequence[int]) -> Trace:
+            replications: Sequence[int], record_requests: bool = True) -> Trace:
         reps = np.asarray(list(replications), dtype=np.int64)
         per_replication = 1.0
         for workload, tree in zip(spec.workloads, spec.call_trees):
             rate = 1.0 / workload.gaps.mean
             per_replication += rate * horizon * _tree_size(tree)
         batch = max(1, int(_BATCH_RECORDS // per_replication))
-        traces = [_Batch(spec, horizon, streams, reps[i:i + batch]).run()
-                  for i in range(0, reps.size, batch)]
+        traces = []
+        for i in range(0, reps.size, batch):
+            trace = _Batch(spec, horizon, streams, reps[i:i + batch]).run()
+            # without records, memory holds one batch's requests at a time
+            traces.append(trace if record_requests else trace.without_requests())
         return Trace.concat(traces)
 
 

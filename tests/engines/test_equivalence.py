@@ -142,3 +142,15 @@ def test_auto_falls_back_to_the_reference_engine_and_says_so():
 def test_unknown_engine_is_an_error():
     with pytest.raises(ps.EngineError, match="unknown engine 'warp'"):
         ps.simulate(agent_cycle_model(), horizon=10.0, engine="warp")
+
+
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_runs_without_request_records_give_the_same_metrics(engine):
+    scenario = ps.load_scenario(EXAMPLES[0])
+    full = ps.simulate(scenario.model, horizon=20_000.0, replications=3, seed=2, engine=engine)
+    lean = ps.simulate(scenario.model, horizon=20_000.0, replications=3, seed=2, engine=engine,
+                       record_requests=False)
+    assert lean.trace.requests is None
+    pd.testing.assert_frame_equal(full.promises, lean.promises, check_flags=False)
+    with pytest.raises(ValueError, match="record_requests=True"):
+        lean.requests
