@@ -16,6 +16,7 @@ from .model import (
 from .random import Streams
 from .results import Result
 from .scenario import dump_scenario, load_scenario
+from .sweep import load_sweep, replicate, sweep
 
 __version__ = "0.1.0"
 
@@ -23,5 +24,6 @@ __all__ = [
     "Agent", "Availability", "Condition", "Deterministic", "Distribution", "Empirical",
     "EngineError", "Exponential", "Failures", "Latency", "LogNormal", "Model", "ModelSpec",
     "Outage", "Promise", "Result", "ScenarioError", "Streams", "Uniform", "Workload",
-    "all_of", "any_of", "dump_scenario", "k_of", "load_scenario", "simulate", "__version__",
+    "all_of", "any_of", "dump_scenario", "k_of", "load_scenario", "load_sweep", "replicate",
+    "simulate", "sweep", "__version__",
 ]

@@ -1,4 +1,4 @@
-"""The command line: ``promisesim run FILE``.
+"""The command line: ``promisesim run FILE`` and ``promisesim sweep FILE --param NAME=V1,V2,...``.
 
 Exit status 0 on success, 2 on bad input (one clear line on stderr).
 """
@@ -31,6 +31,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", help="reference or auto (overrides the file)")
     run.add_argument("--out", type=Path, help="folder for the tables (CSV) and plots (PNG)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records")
+    sweep = sub.add_parser("sweep", help="run a scenario file over a grid of parameter values")
+    sweep.add_argument("file", help="scenario file (YAML)")
+    sweep.add_argument("--param", "-p", action="append", required=True, metavar="NAME=V1,V2,...",
+                       help="a parameter path and its values, e.g. agents[db].servers=2,4,8 "
+                            "(values read as YAML; repeat for a grid)")
+    sweep.add_argument("--replications", "-r", type=int, help="replications per point (overrides the file)")
+    sweep.add_argument("--horizon", type=float, help="simulated time per replication (overrides the file)")
+    sweep.add_argument("--seed", type=int, help="root seed, shared by every point (overrides the file)")
+    sweep.add_argument("--engine", help="reference, vector or auto (overrides the file)")
+    sweep.add_argument("--executor", choices=["local", "dask", "serial"], default="local",
+                       help="where points run: local processes (default), a local Dask cluster, or serially")
+    sweep.add_argument("--workers", type=int, help="processes for local or dask (default: the CPUs)")
+    sweep.add_argument("--out", type=Path, help="folder for one Parquet file per finished point")
+    sweep.add_argument("--resume", action="store_true", help="finish the sweep in --out")
+    sweep.add_argument("--json", action="store_true", help="print the summary as JSON records")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -62,29 +78,32 @@ def _number(x: float) -> str:
     return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3g}"
 
 
+def _cell(metric: str, r) -> str:  # type: ignore[no-untyped-def]
+    """``mean ± half-width of the CI`` of one summary row (``-`` if there is none)."""
+    if r is None:
+        return "-"
+    half = (r.ci_high - r.ci_low) / 2
+    text = f"{r.mean:.6g}" if "fraction" in metric else _number(r.mean)
+    if math.isfinite(half) and half > 0:
+        text += f" ± {half:.2g}" if "fraction" in metric else f" ± {_number(half)}"
+    return text
+
+
+def _align(rows: list[list[str]], left: int = 1) -> str:
+    """Columns padded to their widest cell: the first ``left`` to the left, the rest to the right."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i < left else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
+
+
 def _text_table(summary) -> str:  # type: ignore[no-untyped-def]
     """One row per promise: the main metrics as ``mean ± half-width of the CI``."""
     promises = list(dict.fromkeys(str(p) for p in summary["promise"]))
     cells = {(str(r.promise), r.metric): r for r in summary.itertuples(index=False)}
-    header = ["promise"] + [label for _, label in _TEXT_METRICS]
-    rows = [header]
+    rows = [["promise"] + [label for _, label in _TEXT_METRICS]]
     for promise in promises:
-        row = [promise]
-        for metric, _ in _TEXT_METRICS:
-            r = cells.get((promise, metric))
-            if r is None:
-                row.append("-")
-                continue
-            half = (r.ci_high - r.ci_low) / 2
-            text = f"{r.mean:.6g}" if "fraction" in metric else _number(r.mean)
-            if math.isfinite(half) and half > 0:
-                text += f" ± {half:.2g}" if "fraction" in metric else f" ± {_number(half)}"
-            row.append(text)
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in rows]
-    return "\n".join(lines) + "\n(mean ± half-width of the 95% confidence interval; --json for all metrics)"
+        rows.append([promise] + [_cell(metric, cells.get((promise, metric))) for metric, _ in _TEXT_METRICS])
+    return _align(rows) + "\n(mean ± half-width of the 95% confidence interval; --json for all metrics)"
 
 
 def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
@@ -149,11 +168,133 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parameter(text: str) -> tuple[str, list]:
+    """``"agents[db].servers=2,4"`` -> ``("agents[db].servers", [2, 4])``: values read as YAML."""
+    import yaml
+
+    from .errors import ScenarioError
+    from .scenario import _Loader
+
+    depth, split = 0, -1
+    for i, char in enumerate(text):  # the first '=' outside brackets (names may hold '=')
+        depth += char == "["
+        depth -= char == "]"
+        if char == "=" and depth <= 0:
+            split = i
+            break
+    name, values = text[:split].strip(), text[split + 1:]
+    if split < 0 or not name:
+        raise ScenarioError(f"--param {text!r}: expected NAME=V1,V2,... "
+                            "for example agents[db].servers=2,4,8")
+    try:
+        parsed = yaml.load(f"[{values}]", Loader=_Loader)  # the safe loader: values are data
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"--param {name}: cannot read the values {values!r} as YAML ({problem})") from None
+    if not parsed:
+        raise ScenarioError(f"--param {name}: no values after '='")
+    return name, parsed
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _plain_json(value: object) -> object:
+    if hasattr(value, "item") and not isinstance(value, (dict, list, str)):
+        value = value.item()  # type: ignore[union-attr]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _sweep_records(summary, parameters: Sequence[str]) -> list[dict]:  # type: ignore[no-untyped-def]
+    keys = ["point", *parameters, "promise", "metric", "mean", "stderr", "ci_low", "ci_high", "n"]
+    out = []
+    for row in zip(*(summary[k].tolist() for k in keys)):
+        record = {k: _plain_json(v) for k, v in zip(keys, row)}
+        record["promise"] = str(record["promise"])
+        out.append(record)
+    return out
+
+
+def _sweep_table(summary, parameters: Sequence[str]) -> str:  # type: ignore[no-untyped-def]
+    """One row per point and promise: the parameter values, then the main metrics."""
+    cells = {(int(r.point), str(r.promise), r.metric): r
+             for r in summary[["point", "promise", "metric", "mean", "ci_low", "ci_high"]]
+             .itertuples(index=False)}
+    keys = list(dict.fromkeys(zip(summary["point"].tolist(), (str(p) for p in summary["promise"]))))
+    values = summary.drop_duplicates("point").set_index("point")
+    rows = [["point", *parameters, "promise"] + [label for _, label in _TEXT_METRICS]]
+    for point, promise in keys:
+        rows.append([str(point), *(_value_text(values.at[point, p]) for p in parameters), promise]
+                    + [_cell(metric, cells.get((point, promise, metric))) for metric, _ in _TEXT_METRICS])
+    return (_align(rows, left=len(parameters) + 2)
+            + "\n(mean ± half-width of the 95% confidence interval; --json for all metrics)")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .errors import EngineError, ScenarioError
+    from .scenario import load_scenario
+    from .sweep import sweep
+
+    try:
+        grid: dict[str, list] = {}
+        for text in args.param:
+            name, values = _parameter(text)
+            if name in grid:
+                raise ScenarioError(f"--param {name} is given twice; list all its values in one --param")
+            grid[name] = values
+        scenario = load_scenario(args.file)
+        horizon = args.horizon if args.horizon is not None else scenario.horizon
+        if horizon is None:
+            raise ScenarioError(f"{args.file}: no horizon: give run.horizon in the file or --horizon")
+        result = sweep(
+            scenario.model,
+            grid,
+            horizon=horizon,
+            replications=args.replications if args.replications is not None else scenario.replications,
+            seed=args.seed if args.seed is not None else scenario.seed,
+            engine=args.engine if args.engine is not None else scenario.engine,
+            executor=args.executor,
+            workers=args.workers,
+            progress=not args.no_progress,
+            out=args.out,
+            resume=args.resume,
+        )
+    except (ScenarioError, EngineError, ImportError) as exc:
+        print(f"promisesim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        where = f"; the finished points are in {args.out}: --resume finishes the sweep" if args.out else ""
+        print(f"promisesim: interrupted{where}", file=sys.stderr)
+        return 130
+    parameters = list(result.parameters)
+    if args.json:
+        print(json.dumps(_sweep_records(result.summary, parameters), indent=1))
+    else:
+        engines = ", ".join(dict.fromkeys(str(e) for e in result.points["engine"]))
+        print(f"{result.summary.attrs['model']}: {len(result.points)} points x {result.replications} "
+              f"replications of {result.horizon:g} {result.summary.attrs['time_unit']}, engine {engines}, "
+              f"seed entropy {result.entropy}")
+        print(_sweep_table(result.summary, parameters))
+    if args.out is not None:
+        print(f"wrote {args.out}: {len(result.points) - len(result.resumed)} points computed, "
+              f"{len(result.resumed)} read back", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``promisesim`` command."""
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "sweep":
+        return _sweep(args)
     return 2  # pragma: no cover
 
 

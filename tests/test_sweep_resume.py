@@ -1,0 +1,104 @@
+"""A sweep killed mid-way and resumed with the same command equals an uninterrupted sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import promisesim as ps
+from promisesim.cli import main
+from promisesim.sweep import load_sweep, sweep
+
+pytest.importorskip("pyarrow")
+
+# Slow enough on the reference engine (a few tenths of a second a point) that a kill lands
+# between points, small enough that the whole test takes seconds.
+SCENARIO = """\
+name: slow queue
+time_unit: s
+agents:
+  - name: users
+  - name: db
+    service_time: {exponential: {mean: 0.1}}
+    failures:
+      time_to_failure: {exponential: {mean: 50}}
+      time_to_repair: {exponential: {mean: 2}}
+promises:
+  - name: answers
+    promiser: db
+    promisee: users
+    body: {latency: {deadline: 0.5}}
+workloads:
+  - promise: answers
+    rate: 5
+run: {horizon: 200, replications: 20, seed: 17, engine: reference}
+"""
+PARAMS = ["--param", "agents[db].servers=1,2,3,4", "--param", "workloads[answers].rate=4,6"]
+N_POINTS = 8
+
+
+def finished(out: Path) -> list[Path]:
+    folder = out / "summary"
+    return sorted(folder.glob("point-*.parquet")) if folder.is_dir() else []
+
+
+def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "promisesim.cli", "sweep", str(scenario), *PARAMS,
+               "--executor", "serial", "--out", str(out), "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(Path(ps.__file__).parents[1])})
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            done = len(finished(out))
+            if 0 < done < N_POINTS:
+                process.send_signal(signal.SIGKILL)  # no chance to tidy up
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"no kill mid-way: {done} of {N_POINTS} points, status {process.poll()}, "
+                            f"stderr {process.stderr.read().decode()!r}")
+            time.sleep(0.005)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+        process.stderr.close()
+
+    before = {path: (path.stat().st_mtime_ns, path.stat().st_ino)
+              for table in ("summary", "promises") for path in (out / table).glob("point-*.parquet")
+              if (out / "summary" / path.name).exists()}  # the points that had finished
+    n_before = len(finished(out))
+    assert 0 < n_before < N_POINTS
+
+    status = main(["sweep", str(scenario), *PARAMS, "--executor", "serial", "--out", str(out),
+                   "--json", "--resume"])
+    resumed = capsys.readouterr()
+    assert status == 0, resumed.err
+    assert f"{N_POINTS - n_before} points computed, {n_before} read back" in resumed.err
+    for path, stat in before.items():  # finished points were neither recomputed nor rewritten
+        assert (path.stat().st_mtime_ns, path.stat().st_ino) == stat, path
+    assert len(finished(out)) == N_POINTS
+    assert not list(out.rglob("*.tmp"))
+
+    status = main(["sweep", str(scenario), *PARAMS, "--executor", "serial", "--json"])
+    uninterrupted = capsys.readouterr()
+    assert status == 0, uninterrupted.err
+    assert json.loads(resumed.out) == json.loads(uninterrupted.out)
+
+    expected = sweep(ps.load_scenario(scenario).model,
+                     {"agents[db].servers": [1, 2, 3, 4], "workloads[answers].rate": [4, 6]},
+                     horizon=200.0, replications=20, seed=17, engine="reference", executor="serial")
+    reloaded = load_sweep(out)
+    assert reloaded.missing == ()
+    pd.testing.assert_frame_equal(reloaded.summary, expected.summary)
+    pd.testing.assert_frame_equal(reloaded.promises, expected.promises)
