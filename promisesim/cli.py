@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--replications", "-r", type=int, help="replications (overrides the file)")
     run.add_argument("--horizon", type=float, help="simulated time per replication (overrides the file)")
     run.add_argument("--seed", type=int, help="root seed (overrides the file)")
-    run.add_argument("--engine", help="reference or auto (overrides the file)")
+    run.add_argument("--engine", help="reference, vector or auto (overrides the file)")
+    run.add_argument("--no-requests", action="store_true",
+                     help="keep request counts only, not one record per request (less memory)")
     run.add_argument("--out", type=Path, help="folder for the tables (CSV) and plots (PNG)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records")
     sweep = sub.add_parser("sweep", help="run a scenario file over a grid of parameter values")
@@ -47,7 +49,62 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--resume", action="store_true", help="finish the sweep in --out")
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON records")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    check = sub.add_parser("check", help="diagnose a scenario's promise graph without simulating")
+    check.add_argument("file", help="scenario file (YAML)")
+    check.add_argument("--valency-limit", type=int, default=None,
+                       help="flag agents with more bindings than this")
+    check.add_argument("--knockout", action="store_true",
+                       help="also rank agents by the damage of knocking each out (simulates)")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
+
+
+def _check(args: argparse.Namespace) -> int:
+    from . import diagnostics as dg
+    from .errors import EngineError, ScenarioError
+    from .scenario import load_scenario
+
+    try:
+        scenario = load_scenario(args.file)
+        model = scenario.model
+        findings = {
+            "impositions": list(model.spec().impositions),
+            "single_leaves": dg.single_leaves(model).to_dict("records"),
+            "conflicts": dg.conflicts(model).to_dict("records"),
+            "agent_cycles": dg.agent_cycles(model),
+            "valency": dg.valency(model, args.valency_limit).to_dict("records"),
+        }
+        if args.knockout:
+            if scenario.horizon is None:
+                raise ScenarioError(f"{args.file}: --knockout needs run.horizon in the file")
+            findings["knockout"] = dg.knockout(
+                model, horizon=scenario.horizon, replications=scenario.replications,
+                seed=scenario.seed, engine=scenario.engine).to_dict("records")
+    except (ScenarioError, EngineError) as exc:
+        print(f"promisesim: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(findings, indent=1, default=_plain_json))
+        return 0
+    print(f"{model.name}: {len(model.agents)} agents, {len(model.promises)} promises")
+    print("impositions (offered, not accepted): " + (", ".join(findings["impositions"]) or "none"))
+    leaves = findings["single_leaves"]
+    print("single points of failure: " + ("none" if not leaves else
+          "; ".join(f"{r['promise']} fails with {r['agent']}" for r in leaves)))
+    print("conflicts: " + ("none" if not findings["conflicts"] else
+          "; ".join(f"{r['promise']} ({r['agent']}): {r['conflict']}, {r['detail']}"
+                    for r in findings["conflicts"])))
+    print("agent cycles: " + ("none" if not findings["agent_cycles"] else
+          "; ".join(" -> ".join(c) for c in findings["agent_cycles"])))
+    busiest = sorted(findings["valency"], key=lambda r: -r["bindings"])[:5]
+    print("most bindings: " + ", ".join(f"{r['agent']} {r['bindings']}"
+                                        + (" (over the limit)" if r["over_limit"] else "")
+                                        for r in busiest))
+    if args.knockout:
+        print("knock-out ranking (damage = fall of the kept fractions, summed over promises):")
+        for r in findings["knockout"]:
+            print(f"  {r['agent']:<20} {r['damage']:.3f}  ({r['promises_hurt']} promises hurt)")
+    return 0
 
 
 def _records(summary) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -148,6 +205,7 @@ def _run(args: argparse.Namespace) -> int:
             replications=args.replications if args.replications is not None else scenario.replications,
             seed=args.seed if args.seed is not None else scenario.seed,
             engine=args.engine if args.engine is not None else scenario.engine,
+            record_requests=not args.no_requests,
         )
     except (ScenarioError, EngineError) as exc:
         print(f"promisesim: error: {exc}", file=sys.stderr)
@@ -295,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "check":
+        return _check(args)
     return 2  # pragma: no cover
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of promisesim's engines: run ``python -m benchmarks --help``."""

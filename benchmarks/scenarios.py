@@ -1,0 +1,77 @@
+"""The standard benchmark scenarios: functions returning (model, horizon, replications)."""
+
+from __future__ import annotations
+
+import promisesim as ps
+from promisesim.dists import Exponential, LogNormal
+
+
+def fleet(agents: int = 1_000, replications: int = 100) -> tuple[ps.Model, float, int]:
+    """A fleet of agents with random failures and three levels of conditional promises.
+
+    A tenth of the agents are core services, three tenths mid-tier, the rest edge
+    services. Each core agent promises availability to three mid agents; each mid agent
+    promises availability to two edge agents if its core promise is kept; each edge agent
+    promises availability to users if its mid promise is kept. MTTF 1,000 h, MTTR 2 h,
+    one simulated year.
+    """
+    m = ps.Model("fleet", time_unit="h")
+    users = m.agent("users")
+    failures = ps.Failures(time_to_failure=Exponential(mean=1_000.0),
+                           time_to_repair=Exponential(mean=2.0))
+    n_core, n_mid = agents // 10, 3 * agents // 10
+    n_edge = agents - n_core - n_mid
+    core = [m.agent(f"core{i}", failures=failures) for i in range(n_core)]
+    mid = [m.agent(f"mid{i}", failures=failures) for i in range(n_mid)]
+    edge = [m.agent(f"edge{i}", failures=failures) for i in range(n_edge)]
+    to_mid = [m.promise(core[(j // 3) % n_core], to=agent, body=ps.Availability(),
+                        name=f"core->mid{j}") for j, agent in enumerate(mid)]
+    to_edge = [m.promise(agent := mid[(k // 2) % n_mid], to=e, body=ps.Availability(),
+                         conditions=to_mid[(k // 2) % n_mid], name=f"mid->edge{k}")
+               for k, e in enumerate(edge)]
+    for k, e in enumerate(edge):
+        m.promise(e, to=users, body=ps.Availability(), conditions=to_edge[k], name=f"edge{k}-up")
+    del agent
+    return m, 8_760.0, replications
+
+
+def chain(rate: float = 100.0, replications: int = 2) -> tuple[ps.Model, float, int]:
+    """A latency promise at ``rate`` requests per second through a chain of three queues.
+
+    users -> api -> auth -> db, each a single server with exponential service
+    (utilisations 0.6, 0.4 and 0.8 at 100 requests per second) and each call a latency
+    promise; one simulated hour. A tandem of M/M/1 queues.
+    """
+    m = ps.Model("chain of queues", time_unit="s")
+    users = m.agent("users")
+    api = m.agent("api", service_time=Exponential(mean=0.006))
+    auth = m.agent("auth", service_time=Exponential(mean=0.004))
+    db = m.agent("db", service_time=Exponential(mean=0.008))
+    q = m.promise(db, to=auth, body=ps.Latency(deadline=0.1), name="query")
+    a = m.promise(auth, to=api, body=ps.Latency(deadline=0.15), conditions=q, name="auth")
+    serve = m.promise(api, to=users, body=ps.Latency(deadline=0.2), conditions=a, name="serve")
+    m.workload(serve, rate=rate)
+    return m, 3_600.0, replications
+
+
+def quorum(replications: int = 20) -> tuple[ps.Model, float, int]:
+    """A quorum read: the api waits for the 2 fastest of 3 replicas, which fail at random.
+
+    Multi-server queues (2 servers each) at 50 requests per second, ten simulated minutes.
+    """
+    m = ps.Model("quorum", time_unit="s")
+    users = m.agent("users")
+    api = m.agent("api", service_time=Exponential(mean=0.002), servers=2)
+    replicas = []
+    for i in range(3):
+        node = m.agent(f"replica{i}", service_time=Exponential(mean=0.01), servers=2,
+                       failures=ps.Failures(time_to_failure=Exponential(mean=600.0),
+                                            time_to_repair=Exponential(mean=30.0)))
+        replicas.append(m.promise(node, to=api, body=ps.Latency(deadline=0.05), name=f"read{i}"))
+    serve = m.promise(api, to=users, body=ps.Latency(deadline=0.05),
+                      conditions=ps.k_of(2, *replicas), name="serve")
+    m.workload(serve, rate=50.0)
+    return m, 600.0, replications
+
+
+SCENARIOS = {"fleet": fleet, "chain": chain, "quorum": quorum}
