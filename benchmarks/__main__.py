@@ -10,8 +10,9 @@ For each scenario both engines run in this process on the same model and
 seed, alternately, ``--repeat`` times; the table reports medians, the
 vector/reference speed ratio (median of the per-repeat ratios, each measured
 side by side), events per second, whether the per-promise results agree
-exactly, and the peak memory (RSS) of one vector run without request records
-in a fresh process, at the scenario's horizon and at ten times it. An event is a change of an
+exactly, and the peak memory (RSS, MiB) of a fresh process running the vector
+engine once without request records, at the scenario's horizon and at ten
+times it (``baseline_mib``: the same process without the run). An event is a change of an
 agent's state, or a request's arrival or answer (two per request record).
 """
 
@@ -48,14 +49,11 @@ def _run(spec, engine: str, horizon: float, replications: int, seed: int):  # ty
 
 
 def _peak_mib(name: str, factor: float) -> float:
-    """Peak RSS of a fresh process running the scenario (without request records), less the
-    peak of the same process that only builds it."""
-    def peak(f: float) -> float:
-        out = subprocess.run([sys.executable, "-m", "benchmarks.memory", name, str(f)],
-                             check=True, capture_output=True, text=True)
-        return float(out.stdout.strip())
-
-    return peak(factor) - peak(0.0)
+    """Peak resident memory (MiB) of a fresh process that runs the scenario once with the
+    vector engine, without request records; ``factor`` multiplies the horizon (0: build only)."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.memory", name, str(factor)],
+                         check=True, capture_output=True, text=True)
+    return float(out.stdout.strip())
 
 
 def bench(name: str, repeat: int, seed: int, scale: float, memory: bool = True) -> dict:
@@ -77,6 +75,7 @@ def bench(name: str, repeat: int, seed: int, scale: float, memory: bool = True) 
         agree = events == _events(reference_trace)
     except AssertionError:
         agree = False
+    base = _peak_mib(name, 0.0) if memory else math.nan
     peak = _peak_mib(name, 1.0) if memory else math.nan
     peak_long = _peak_mib(name, 10.0) if memory else math.nan
     return {
@@ -88,7 +87,9 @@ def bench(name: str, repeat: int, seed: int, scale: float, memory: bool = True) 
         "ratio": statistics.median(ratios),
         "reference_events_per_s": events / statistics.median(reference_times),
         "vector_events_per_s": events / statistics.median(vector_times),
+        "baseline_mib": base,
         "peak_mib": peak,
+        "peak_10x_horizon_mib": peak_long,
         "peak_10x_horizon_ratio": peak_long / peak if memory else None,
         "agree": bool(agree),
     }

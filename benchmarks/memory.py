@@ -2,8 +2,8 @@
 
 ``python -m benchmarks.memory SCENARIO [HORIZON_FACTOR]`` prints the peak
 resident set size (MiB) of a process that imports promisesim, builds the
-scenario and runs the vector engine once without request records; the
-benchmark runner subtracts the same process's peak without the run.
+scenario and runs the vector engine once without request records (with a
+factor of 0 it only builds the scenario: the baseline).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .results import Result
 
-__all__ = ["plot_kept", "plot_timeline"]
+__all__ = ["plot_kept", "plot_timeline", "plot_latency", "plot_sweep", "plot_graph"]
 
 
 def _axes(ax: "Axes | None", **figure: Any) -> "Axes":
@@ -93,6 +93,141 @@ def plot_timeline(result: "Result", replication: int = 0, ax: "Axes | None" = No
     ax.set_xlabel(f"time ({result.spec.time_unit})")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), loc="upper right", ncols=4, fontsize="small")
-    ax.set_title(f"{result.spec.name}: replication {replication}")
+    ax.legend(unique.values(), unique.keys(), loc="lower right", bbox_to_anchor=(1.0, 1.0),
+              ncols=4, fontsize="small", frameon=False)
+    ax.set_title(f"{result.spec.name}: replication {replication}", loc="left")
+    return ax
+
+
+def plot_latency(result: "Result", promise: str, ax: "Axes | None" = None, bins: int = 60) -> "Axes":
+    """Response times of one latency promise's answered requests against its deadline.
+
+    A histogram (share of answered requests per bin, all replications) with the
+    deadline as a vertical line; the title gives the share of requests kept.
+    Requests that were refused, lost or failed have no response time and are
+    counted in the title only.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    spec = result.spec
+    if promise not in spec.promise_index:
+        raise ValueError(f"promise {promise!r} is not in the model")
+    body = spec.promises[spec.promise_index[promise]].body
+    deadline = getattr(body, "deadline", None)
+    if deadline is None:
+        raise ValueError(f"promise {promise!r} promises availability: it has no response times")
+    requests = result.requests
+    mine = requests[requests["promise"] == promise]
+    answered = mine["latency"].dropna().to_numpy()
+    ax = _axes(ax, figsize=(7, 4))
+    if answered.size:
+        weights = np.full(answered.size, 1.0 / answered.size)
+        ax.hist(answered, bins=bins, weights=weights, color="tab:blue", alpha=0.8,
+                label="answered requests")
+    ax.axvline(deadline, color="tab:red", linestyle="--", label=f"deadline {deadline:g}")
+    counted = mine[mine["outcome"] != "unfinished"]
+    kept = float(counted["kept"].mean()) if len(counted) else float("nan")
+    ax.set_xlabel(f"response time ({spec.time_unit})")
+    ax.set_ylabel("share of answered requests")
+    ax.set_title(f"{promise}: {kept:.2%} of {len(counted)} requests kept")
+    ax.legend(loc="upper right", fontsize="small")
+    return ax
+
+
+def plot_sweep(sweep_result: Any, parameter: str, metric: str = "kept_fraction",
+               promises: list[str] | None = None, ax: "Axes | None" = None) -> "Axes":
+    """A metric's mean with its confidence interval at each value of one swept parameter.
+
+    Parameters
+    ----------
+    sweep_result : promisesim.sweep.SweepResult
+    parameter : str
+        The parameter path on the x axis (a column of ``sweep_result.summary``).
+        Other swept parameters, if any, must be held by filtering first.
+    metric : str
+        A metric of the summary, for example ``"request_kept_fraction"``.
+    promises : list of str, optional
+        Promises to draw (default: all with that metric).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    summary = sweep_result.summary if hasattr(sweep_result, "summary") else sweep_result
+    if parameter not in summary.columns:
+        raise ValueError(f"{parameter!r} is not a swept parameter; columns: {list(summary.columns)}")
+    rows = summary[summary["metric"] == metric]
+    if rows.empty:
+        raise ValueError(f"no metric {metric!r} in the sweep summary")
+    ax = _axes(ax, figsize=(7, 4))
+    names = promises if promises is not None else list(dict.fromkeys(rows["promise"].astype(str)))
+    for name in names:
+        part = rows[rows["promise"].astype(str) == name].sort_values(parameter)
+        if part[parameter].duplicated().any():
+            raise ValueError(f"several points share a value of {parameter!r}: filter the other "
+                             "parameters first")
+        x = part[parameter].to_numpy()
+        mean = part["mean"].to_numpy()
+        err = np.vstack([np.nan_to_num(mean - part["ci_low"].to_numpy()),
+                         np.nan_to_num(part["ci_high"].to_numpy() - mean)])
+        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=name)
+    ax.set_xlabel(parameter)
+    ax.set_ylabel(f"{metric} (mean, 95% CI)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_graph(model: Any, ax: "Axes | None" = None) -> "Axes":
+    """The promise graph: agents by dependency level, promises as arrows from promiser to promisee.
+
+    Agents that are a single point of failure for some promise (see
+    :func:`promisesim.diagnostics.single_leaves`) are red; impositions
+    (unaccepted offers) are dashed; latency promises are blue, availability green.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from .diagnostics import single_leaves
+
+    spec = model.spec() if hasattr(model, "spec") else model
+    # level of an agent: 0 for consumers; a promiser sits one level right of its promisee
+    level = {a.name: 0 for a in spec.agents}
+    for _ in range(len(spec.agents)):
+        changed = False
+        for p in spec.promises:
+            if p.promiser != p.promisee and level[p.promiser] < level[p.promisee] + 1 <= len(spec.agents):
+                level[p.promiser] = level[p.promisee] + 1
+                changed = True
+        if not changed:
+            break
+    columns: dict[int, list[str]] = {}
+    for name, lv in level.items():
+        columns.setdefault(lv, []).append(name)
+    position = {}
+    for lv, names in columns.items():
+        for i, name in enumerate(names):
+            position[name] = (lv, -(i - (len(names) - 1) / 2))
+    spof = set(single_leaves(spec)["agent"])
+    ax = _axes(ax, figsize=(2.5 + 2.2 * len(columns), 1.5 + 0.9 * max(len(v) for v in columns.values())))
+    for p in spec.promises:
+        (x0, y0), (x1, y1) = position[p.promiser], position[p.promisee]
+        colour = "tab:blue" if getattr(p.body, "deadline", None) is not None else "tab:green"
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                    arrowprops=dict(arrowstyle="->", color=colour, lw=1.4,
+                                    linestyle="--" if not p.accepted else "-",
+                                    shrinkA=14, shrinkB=14, connectionstyle="arc3,rad=0.08"))
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, p.name, fontsize="x-small", ha="center",
+                color=colour)
+    for name, (x, y) in position.items():
+        ax.scatter([x], [y], s=700, color="tab:red" if name in spof else "lightgrey",
+                   edgecolors="black", zorder=3)
+        ax.text(x, y, name, ha="center", va="center", fontsize="small", zorder=4)
+    ax.set_xlim(-0.6, max(columns) + 0.6)
+    ax.set_ylim(min(y for _, y in position.values()) - 0.7, max(y for _, y in position.values()) + 0.7)
+    ax.set_axis_off()
+    ax.set_title("promise graph (promiser -> promisee); red: single point of failure",
+                 fontsize="small")
     return ax

@@ -1,0 +1,71 @@
+"""Plots draw what they claim and return their Axes."""
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+import promisesim as ps  # noqa: E402
+from promisesim import plotting  # noqa: E402
+
+DEMO = Path(ps.__file__).parent / "examples" / "web_api.yaml"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    scenario = ps.load_scenario(DEMO)
+    return scenario.model, ps.simulate(scenario.model, horizon=86_400.0, replications=2, seed=1)
+
+
+def test_kept_bars_match_the_summary(demo):
+    _, result = demo
+    ax = plotting.plot_kept(result)
+    heights = [bar.get_width() for bar in ax.patches]
+    summary = result.summary(["request_kept_fraction"]).set_index("promise")["mean"]
+    assert np.allclose(heights, summary.loc[[p.name for p in result.spec.promises]].to_numpy())
+
+
+def test_timeline_draws_every_entity(demo):
+    _, result = demo
+    ax = plotting.plot_timeline(result, replication=1)
+    assert len(ax.get_yticklabels()) == len(result.spec.agents) + len(result.spec.promises)
+    with pytest.raises(ValueError, match="replication=5"):
+        plotting.plot_timeline(result, replication=5)
+
+
+def test_latency_histogram_is_a_distribution_with_the_deadline(demo):
+    _, result = demo
+    ax = Figure().add_subplot()
+    assert plotting.plot_latency(result, "answers", ax=ax) is ax
+    assert sum(p.get_height() for p in ax.patches) == pytest.approx(1.0)
+    assert ax.lines[0].get_xdata()[0] == 0.3
+    with pytest.raises(ValueError, match="not in the model"):
+        plotting.plot_latency(result, "nope")
+
+
+def test_sweep_plot_has_one_line_per_promise():
+    m = ps.Model("sweep plot")
+    s = m.agent("s", service_time=ps.Exponential(mean=0.5))
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p")
+    m.workload(p, rate=1.0)
+    swept = ps.sweep(m, {"workloads[p].rate": [0.5, 1.0, 1.5]}, horizon=500.0, replications=3,
+                     seed=1, executor="serial", progress=False)
+    ax = plotting.plot_sweep(swept, "workloads[p].rate", "request_kept_fraction")
+    (container,) = ax.containers          # one error-bar series per promise
+    line = container.lines[0]
+    assert list(line.get_xdata()) == [0.5, 1.0, 1.5]
+    assert np.all(np.diff(line.get_ydata()) < 0)   # more load, fewer kept
+
+
+def test_graph_marks_single_points_of_failure(demo):
+    model, _ = demo
+    ax = plotting.plot_graph(model)
+    colours = {text.get_text(): None for text in ax.texts}
+    assert {"db", "api", "users", "db-answers", "answers"} <= set(colours)
+    red = [c for c in ax.collections if tuple(np.round(c.get_facecolor()[0][:3], 2))
+           == tuple(np.round(matplotlib.colors.to_rgb("tab:red"), 2))]
+    assert len(red) == 1   # db
