@@ -10,7 +10,7 @@ from .dists import Deterministic, Distribution, Empirical, Exponential, LogNorma
 from .errors import EngineError, ScenarioError
 from .experiment import simulate
 from .model import (
-    Agent, Availability, Condition, Failures, Latency, Model, ModelSpec, Outage, Promise, Workload,
+    Agent, Availability, Condition, Failures, Latency, Maintenance, Model, ModelSpec, Observer, Outage, Promise, Workload,
     all_of, any_of, k_of,
 )
 from .random import Streams
@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent", "Availability", "Condition", "Deterministic", "Distribution", "Empirical",
-    "EngineError", "Exponential", "Failures", "Latency", "LogNormal", "Model", "ModelSpec",
-    "Outage", "Promise", "Result", "ScenarioError", "Streams", "Uniform", "Workload",
+    "EngineError", "Exponential", "Failures", "Latency", "Maintenance", "LogNormal", "Model", "ModelSpec",
+    "Observer", "Outage", "Promise", "Result", "ScenarioError", "Streams", "Uniform", "Workload",
     "all_of", "any_of", "dump_scenario", "k_of", "load_scenario", "load_sweep", "replicate",
     "simulate", "sweep", "__version__",
 ]

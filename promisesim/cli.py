@@ -107,16 +107,17 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _records(summary) -> list[dict]:  # type: ignore[no-untyped-def]
+def _records(summary, subject: str = "promise") -> list[dict]:  # type: ignore[no-untyped-def]
+    """Summary rows as JSON-ready records keyed by ``subject`` (promise or observer)."""
     out = []
     for row in summary.itertuples(index=False):
         record = {}
-        for key in ("promise", "metric", "mean", "stderr", "ci_low", "ci_high", "n"):
+        for key in (subject, "metric", "mean", "stderr", "ci_low", "ci_high", "n"):
             value = getattr(row, key)
             if isinstance(value, float) and not math.isfinite(value):
                 value = None
             record[key] = value if not hasattr(value, "item") else value.item()
-        record["promise"] = str(record["promise"])
+        record[subject] = str(record[subject])
         out.append(record)
     return out
 
@@ -163,6 +164,18 @@ def _text_table(summary) -> str:  # type: ignore[no-untyped-def]
     return _align(rows) + "\n(mean ± half-width of the 95% confidence interval; --json for all metrics)"
 
 
+def _observer_table(summary) -> str:  # type: ignore[no-untyped-def]
+    rows = [["observer", "kept", "repaired", "not kept", "detection delay"]]
+    cells = {(str(r.observer), r.metric): r for r in summary.itertuples(index=False)}
+    for name in dict.fromkeys(str(o) for o in summary["observer"]):
+        row = [name]
+        for metric in ("kept_share", "repaired_share", "not_kept_share", "mean_detection_delay"):
+            r = cells.get((name, metric))
+            row.append("-" if r is None else _cell(metric.replace("_share", "_fraction"), r))
+        rows.append(row)
+    return _align(rows)
+
+
 def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     import matplotlib
 
@@ -173,8 +186,11 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, frame in (("summary", result.summary()), ("promises", result.promises),
-                        ("intervals", result.intervals), ("events", result.events)):
+    tables = [("summary", result.summary()), ("promises", result.promises),
+              ("intervals", result.intervals), ("events", result.events)]
+    if result.spec.observers:
+        tables.append(("observations", result.observations))
+    for name, frame in tables:
         path = out / f"{name}.csv"
         frame.to_csv(path, index=False)
         written.append(path)
@@ -212,7 +228,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     summary = result.summary()
     if args.json:
-        print(json.dumps(_records(summary), indent=1))
+        records = _records(summary)
+        if result.spec.observers:   # observer records carry "observer" instead of "promise"
+            records += _records(result.observation_summary(), "observer")
+        print(json.dumps(records, indent=1))
     else:
         print(f"{result.spec.name}: {result.replications} replications of {result.horizon:g} "
               f"{result.spec.time_unit}, engine {result.engine}, seed entropy {result.entropy}")
@@ -220,6 +239,10 @@ def _run(args: argparse.Namespace) -> int:
             print("impositions (offered, not accepted: never delivered): "
                   + ", ".join(result.spec.impositions))
         print(_text_table(summary))
+        if result.spec.observers:
+            print("observers (share of checks; mean detection delay in "
+                  f"{result.spec.time_unit}):")
+            print(_observer_table(result.observation_summary()))
     if args.out is not None:
         written = _write(result, args.out)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

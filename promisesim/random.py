@@ -42,6 +42,9 @@ PURPOSES: dict[str, int] = {
     "time_to_repair": 1,
     "arrival": 2,
     "service": 3,
+    "maintenance": 4,
+    "repair_success": 5,
+    "observation": 6,
 }
 
 _MASK = (1 << 64) - 1

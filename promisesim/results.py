@@ -36,11 +36,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._timeline import Timelines, at_least
+from ._renewal import renewal_instants
+from ._timeline import Timelines, _last_at_or_before, at_least
 from .analytic import t_quantile
 from .engines.base import CAUSES, KEPT, OUTCOMES, UNFINISHED, Trace
 from .model.promises import Condition, Latency
 from .model.spec import CallCondition, CallNode, ModelSpec
+from .random import Streams
 
 __all__ = ["Result", "PROMISE_METRICS"]
 
@@ -56,6 +58,13 @@ PROMISE_METRICS = (
     "requests_unfinished",
     "delivered_fraction",
 )
+
+
+def _changes_up_to(timeline: Timelines, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Number of changes of each query's replication at instants up to ``t`` (inclusive)."""
+    last = _last_at_or_before(timeline.rep, timeline.time, rep, t)
+    first = np.searchsorted(timeline.rep, rep)
+    return np.where(last >= 0, last - first + 1, 0)
 
 
 def _mark_requests(node: CallNode | CallCondition, requested: np.ndarray) -> None:
@@ -352,6 +361,113 @@ class Result:
             "kept": req["outcome"] == KEPT,
             "outcome": pd.Categorical.from_codes(req["outcome"].astype(np.int64), categories=list(OUTCOMES)),
         })
+
+    # -- observers ----------------------------------------------------------------------
+    def _check_instants(self, observer) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+        """``(replication, instant)`` of an observer's checks, sorted; the same draws the
+        engines use for maintenance runs when it checks at them."""
+        spec = self.spec
+        streams = Streams(np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key))
+        reps = np.arange(self.replications)
+        if observer.interval is None:
+            promiser = spec.agents[spec.agent_index[
+                spec.promises[spec.promise_index[observer.promise]].promiser]]
+            assert promiser.failures is not None and promiser.failures.maintenance is not None
+            keys = streams.keys(reps, "maintenance", promiser.name)
+            dist = promiser.failures.maintenance.interval
+        else:
+            keys = streams.keys(reps, "observation", observer.name)
+            dist = observer.interval
+        rep, time, _ = renewal_instants([keys], [dist], self.horizon)
+        return rep, time
+
+    @cached_property
+    def observations(self) -> pd.DataFrame:
+        """Per (replication, observer): checks and their CFEngine-style outcomes.
+
+        Columns ``replication, observer, promise, checks, kept, repaired,
+        not_kept, kept_share, repaired_share, not_kept_share, breaks_detected,
+        mean_detection_delay`` (the mean time from a break's start to the first
+        check at or after it, over the breaks some check came after; NaN if none).
+        """
+        spec, n_r = self.spec, self.replications
+        frames = []
+        for observer in spec.observers:
+            timeline = self._promise_timelines[spec.promise_index[observer.promise]]
+            rep, check = self._check_instants(observer)
+            first = np.ones(rep.size, dtype=bool)
+            first[1:] = rep[1:] != rep[:-1]
+            previous = np.empty(rep.size)
+            previous[1:] = check[:-1]
+            previous[first] = 0.0
+            now = timeline.value_at(rep, check)
+            before = timeline.value_at(rep, previous)
+            changed = _changes_up_to(timeline, rep, check) - _changes_up_to(timeline, rep, previous)
+            changed[first] += ~timeline.value_at(rep[first], np.zeros(int(first.sum())))  # broken at 0
+            repaired = now & (~before | (changed > 0))
+            kept = now & ~repaired
+            count = lambda mask: np.bincount(rep[mask], minlength=n_r)  # noqa: E731
+            checks = np.bincount(rep, minlength=n_r)
+            # detection: the first check at or after each break's start
+            breaks = ~timeline.value
+            b_rep, b_time = timeline.rep[breaks], timeline.time[breaks]
+            last = _last_at_or_before(rep, check, b_rep, b_time)
+            exact = last >= 0
+            exact[exact] = check[last[exact]] == b_time[exact]
+            start = np.searchsorted(rep, b_rep)
+            nxt = np.where(exact, last, np.where(last >= 0, last + 1, start))
+            found = nxt < rep.size
+            found[found] = rep[nxt[found]] == b_rep[found]
+            delay = check[nxt[found]] - b_time[found]
+            detected = np.bincount(b_rep[found], minlength=n_r)
+            total_delay = np.bincount(b_rep[found], weights=delay, minlength=n_r)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = lambda x: np.where(checks > 0, x / np.maximum(checks, 1), np.nan)  # noqa: E731
+                mean_delay = np.where(detected > 0, total_delay / np.maximum(detected, 1), np.nan)
+            frames.append(pd.DataFrame({
+                "replication": np.arange(n_r, dtype=np.int32),
+                "observer": observer.name,
+                "promise": observer.promise,
+                "checks": checks,
+                "kept": count(kept),
+                "repaired": count(repaired),
+                "not_kept": count(~now),
+                "kept_share": share(count(kept)),
+                "repaired_share": share(count(repaired)),
+                "not_kept_share": share(count(~now)),
+                "breaks_detected": detected,
+                "mean_detection_delay": mean_delay,
+            }))
+        columns = ["replication", "observer", "promise", "checks", "kept", "repaired", "not_kept",
+                   "kept_share", "repaired_share", "not_kept_share", "breaks_detected",
+                   "mean_detection_delay"]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        names = [o.name for o in spec.observers]
+        frame["observer"] = pd.Categorical(frame["observer"], categories=names)
+        frame.attrs.update(self.attrs)
+        return frame
+
+    def observation_summary(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Mean, standard error and confidence interval of each observer's outcome shares and
+        detection delay across replications (columns as :meth:`summary`, with ``observer``)."""
+        frame = self.observations
+        metrics = ["kept_share", "repaired_share", "not_kept_share", "mean_detection_delay"]
+        rows = []
+        for name, group in frame.groupby("observer", observed=True, sort=False):
+            for metric in metrics:
+                values = group[metric].to_numpy(dtype=np.float64)
+                values = values[~np.isnan(values)]
+                n = values.size
+                if n == 0:
+                    continue
+                mean = float(values.mean())
+                stderr = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+                half = t_quantile(0.5 + confidence / 2, n - 1) * stderr if n > 1 else math.nan
+                rows.append((name, metric, mean, stderr, mean - half, mean + half, n))
+        out = pd.DataFrame(rows, columns=["observer", "metric", "mean", "stderr", "ci_low",
+                                          "ci_high", "n"])
+        out.attrs.update(self.attrs)
+        return out
 
     # -- summary -----------------------------------------------------------------------
     def summary(self, metrics: tuple[str, ...] | list[str] | None = None,

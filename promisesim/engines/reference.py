@@ -39,11 +39,13 @@ arrival ``k`` at that node of the call tree.
 from __future__ import annotations
 
 import math
+from heapq import heappush
 from typing import Any, Generator, Sequence
 
 import simpy
 from simpy.core import URGENT
 
+from ..dists import Uniform
 from ..model.injections import Workload
 from ..model.promises import Condition, Latency
 from ..model.spec import CallCondition, CallNode, ModelSpec
@@ -55,6 +57,8 @@ from .base import (
 __all__ = ["ReferenceEngine"]
 
 _FAILURE, _OUTAGE = 0, 1
+#: Draws of this distribution are uniform on [0, 1): success of a maintenance run.
+_UNIT = Uniform(0.0, 1.0)
 
 
 class ReferenceEngine:
@@ -105,7 +109,9 @@ class _Replication:
     def run(self) -> Trace:
         env = self.env
         for i, agent in enumerate(self.spec.agents):
-            if agent.failures is not None:
+            if agent.failures is not None and agent.failures.maintenance is not None:
+                env.process(self._maintained(i))
+            elif agent.failures is not None:
                 env.process(self._failures(i))
         for outage in self.spec.outages:
             env.process(self._outage(outage.target, outage.at, outage.duration))
@@ -125,6 +131,16 @@ class _Replication:
         event._ok = True
         event._value = None
         self.env.schedule(event, URGENT, delay)
+        return event
+
+    def _state_change_at(self, when: float) -> simpy.Event:
+        """Like :meth:`_state_change`, at the absolute instant ``when`` (no rounding: the
+        event is put on the queue at exactly that time)."""
+        event = simpy.Event(self.env)
+        event._ok = True
+        event._value = None
+        # Environment.schedule adds a delay to now, which can round; push the exact instant.
+        heappush(self.env._queue, (when, URGENT, next(self.env._eid), event))
         return event
 
     def _failures(self, agent: int) -> Generator[simpy.Event, None, None]:
@@ -156,6 +172,37 @@ class _Replication:
             self.failed[agent] = False
             self.failure_changed_at[agent] = self.env.now
             self._settle(agent)
+
+    def _maintained(self, agent: int) -> Generator[simpy.Event, None, None]:
+        """Drift and convergent repair: up period ``k`` lasts ``ttf[k]``; then the agent stays
+        failed until a maintenance run ``j`` with ``success[j] < s`` repairs it."""
+        spec = self.spec.agents[agent]
+        assert spec.failures is not None and spec.failures.maintenance is not None
+        maintenance = spec.failures.maintenance
+        ttf = StreamReader(self.streams, spec.failures.time_to_failure, self.replication,
+                           "time_to_failure", spec.name)
+        interval = StreamReader(self.streams, maintenance.interval, self.replication,
+                                "maintenance", spec.name)
+        success = StreamReader(self.streams, _UNIT, self.replication, "repair_success", spec.name)
+        fail_at = ttf[0]
+        k = 1
+        j = 0
+        while True:
+            # the next run; a failure due before it happens first
+            run_at = self.env.now + interval[j]
+            if not self.failed[agent] and fail_at < run_at:
+                yield self._state_change_at(fail_at)
+                self.failed[agent] = True
+                self.failure_changed_at[agent] = self.env.now
+                self._settle(agent)
+            yield self._state_change_at(run_at)
+            if self.failed[agent] and success[j] < maintenance.success:
+                self.failed[agent] = False
+                self.failure_changed_at[agent] = self.env.now
+                self._settle(agent)
+                fail_at = self.env.now + ttf[k]
+                k += 1
+            j += 1
 
     def _outage(self, target: str, at: float, duration: float) -> Generator[simpy.Event, None, None]:
         agent = self.spec.agent_index[target]

@@ -44,14 +44,15 @@ How the results differ from the reference engine's:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from ..dists import Uniform
 from ..model.promises import Condition, Latency
 from ..model.spec import CallCondition, CallNode, ModelSpec
+from .._renewal import renewal_instants as _renewal_instants
 from .._timeline import _last_at_or_before
 from ..random import Streams
 from .base import (
@@ -62,6 +63,8 @@ from .base import (
 __all__ = ["VectorEngine"]
 
 _FAILURE, _OUTAGE = 0, 1
+#: Draws of this distribution are uniform on [0, 1): success of a maintenance run.
+_UNIT = Uniform(0.0, 1.0)
 #: Target number of request records per batch of replications (bounds memory).
 _BATCH_RECORDS = 2_000_000
 
@@ -180,53 +183,6 @@ class _States:
 
 # -- renewal processes ---------------------------------------------------------------------
 
-def _renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, horizon: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Instants of a cycle of durations drawn from ``dists``, repeated, for many streams.
-
-    ``keys[j]`` holds the stream keys of duration ``j`` of the cycle for every row (one
-    row per replication, or per agent and replication). Returns flat ``(row, instant,
-    phase)`` for every instant below the horizon, sorted by row then time; ``phase`` is the
-    index of the duration that *ends* at the instant. Instants are cumulative sums in draw
-    order: the same floating-point additions as a sequential event loop. Durations are
-    drawn in blocks, and only rows still short of the horizon get more.
-    """
-    n_parts = len(dists)
-    n_rows = keys[0][0].size
-    expected = horizon / sum(dist.mean for dist in dists)
-    block = int(expected * 1.1 + 4.0 * math.sqrt(expected) + 8)
-    rows = np.arange(n_rows)
-    carry = np.zeros(n_rows)
-    start = 0
-    out_row, out_time, out_phase = [], [], []
-    while rows.size:
-        # Draw index runs down the first axis, streams across: the running sum over axis 0
-        # adds whole contiguous rows at a time, and is still x[i-1] + x[i] per stream.
-        idx = np.arange(start, start + block, dtype=np.uint64)[:, None]
-        durations = np.empty((block * n_parts, rows.size))
-        for j, (dist, (k0, k1)) in enumerate(zip(dists, keys)):
-            durations[j::n_parts] = Streams.draw_at(dist, k0[None, rows], k1[None, rows], idx)
-        durations[0] += carry[rows]
-        instants = np.cumsum(durations, axis=0)
-        inside = instants < horizon
-        c, r = np.nonzero(inside)
-        out_row.append(rows[r])
-        out_time.append(instants[inside])   # the same (c-major) order as nonzero
-        out_phase.append(c % n_parts)
-        more = inside[-1]  # streams whose last instant is still inside need more draws
-        carry[rows[more]] = instants[-1, more]
-        rows = rows[more]
-        start += block
-        block = max(8, block // 2)
-    row = np.concatenate(out_row)
-    time = np.concatenate(out_time)
-    phase = np.concatenate(out_phase)
-    # Within a stream, later rounds and later draws are later instants: a stable sort by
-    # stream is enough.
-    order = np.argsort(row, kind="stable")
-    return row[order], time[order], phase[order]
-
-
 def _segmented_accumulate(ufunc: np.ufunc, values: np.ndarray, starts: np.ndarray,
                           fill: float) -> np.ndarray:
     """``ufunc.accumulate`` restarted at every ``starts`` position, computed sequentially
@@ -309,7 +265,13 @@ class _Batch:
         parts_row, parts_time, parts_fail, parts_delta = [], [], [], []
         groups: dict[tuple, list[int]] = {}
         for a, agent in enumerate(spec.agents):
-            if agent.failures is not None:
+            if agent.failures is not None and agent.failures.maintenance is not None:
+                row, time, phase = self._maintained(a)
+                parts_row.append(a * n_rep + row)
+                parts_time.append(time)
+                parts_fail.append(np.where(phase == 0, 1, 0).astype(np.int8))
+                parts_delta.append(np.zeros(row.size, dtype=np.int64))
+            elif agent.failures is not None:
                 groups.setdefault((agent.failures.time_to_failure, agent.failures.time_to_repair),
                                   []).append(a)
         for (ttf, ttr), members in groups.items():
@@ -369,6 +331,68 @@ class _Batch:
         bounds = np.searchsorted(c_row, np.arange(n_agents + 1) * n_rep)
         return [_States(c_row[lo:hi] % n_rep, c_time[lo:hi], c_up[lo:hi], c_cause[lo:hi])
                 for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def _maintained(self, a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Failures and repairs of an agent under convergent maintenance, every replication.
+
+        Runs are a renewal process; the repair after a failure is the first successful run
+        strictly after it (a run at the failure instant finds the agent still up). The loop
+        advances every replication by one failure cycle per iteration.
+        """
+        agent = self.spec.agents[a]
+        assert agent.failures is not None and agent.failures.maintenance is not None
+        maintenance = agent.failures.maintenance
+        n_rep, horizon = self.reps.size, self.horizon
+        run_row, run_time, _ = _renewal_instants(
+            [self.streams.keys(self.reps, "maintenance", agent.name)], [maintenance.interval],
+            horizon)
+        starts = np.searchsorted(run_row, np.arange(n_rep + 1))
+        run_index = np.arange(run_row.size) - starts[run_row]
+        s0, s1 = self.streams.keys(self.reps, "repair_success", agent.name)
+        ok = Streams.draw_at(_UNIT, s0[run_row], s1[run_row], run_index.astype(np.uint64)) \
+            < maintenance.success
+        # next successful run at or after each run, within the same replication
+        big = run_row.size
+        nxt = np.minimum.accumulate(np.where(ok, np.arange(big), big)[::-1])[::-1]
+        nxt_valid = nxt < big
+        nxt_valid[nxt_valid] = run_row[nxt[nxt_valid]] == run_row[nxt_valid]
+        f0, f1 = self.streams.keys(self.reps, "time_to_failure", agent.name)
+        dist = agent.failures.time_to_failure
+        rows = np.arange(n_rep)
+        repaired = np.zeros(n_rep)
+        out_row, out_time, out_phase = [], [], []
+        k = 0
+        while rows.size:
+            fail = repaired[rows] + Streams.draw_at(dist, f0[rows], f1[rows], np.full(rows.size, k, np.uint64))
+            inside = fail < horizon
+            rows, fail = rows[inside], fail[inside]
+            out_row.append(rows)
+            out_time.append(fail)
+            out_phase.append(np.zeros(rows.size, dtype=np.int64))
+            # first run strictly after the failure: binary search in each replication's runs
+            lo, hi = starts[rows].copy(), starts[rows + 1].copy()
+            while True:
+                active = lo < hi
+                if not active.any():
+                    break
+                mid = (lo + hi) // 2
+                right = active & (run_time[np.minimum(mid, big - 1)] <= fail)
+                lo = np.where(right, mid + 1, lo)
+                hi = np.where(active & ~right, mid, hi)
+            found = lo < starts[rows + 1]
+            found[found] = nxt_valid[lo[found]]
+            rows, lo = rows[found], lo[found]
+            repair = run_time[nxt[lo]]
+            out_row.append(rows)
+            out_time.append(repair)
+            out_phase.append(np.ones(rows.size, dtype=np.int64))
+            repaired[rows] = repair
+            k += 1
+        row = np.concatenate(out_row)
+        time = np.concatenate(out_time)
+        phase = np.concatenate(out_phase)
+        order = np.lexsort((time, row))
+        return row[order], time[order], phase[order]
 
     def _change_columns(self) -> dict[str, np.ndarray]:
         parts = []

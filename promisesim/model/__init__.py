@@ -1,12 +1,12 @@
 """The model: a description of agents and promises, with no engine imports."""
 
-from .agents import Agent, Failures
-from .injections import Outage, Workload
+from .agents import Agent, Failures, Maintenance
+from .injections import Observer, Outage, Workload
 from .model import Model
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import CallCondition, CallNode, ModelSpec
 
 __all__ = [
-    "Agent", "Failures", "Outage", "Workload", "Model", "Availability", "Condition", "Latency",
+    "Agent", "Failures", "Maintenance", "Observer", "Outage", "Workload", "Model", "Availability", "Condition", "Latency",
     "Promise", "all_of", "any_of", "k_of", "CallCondition", "CallNode", "ModelSpec",
 ]

@@ -6,21 +6,40 @@ from dataclasses import dataclass
 
 from ..dists import Deterministic, Distribution
 
-__all__ = ["Agent", "Failures"]
+__all__ = ["Agent", "Failures", "Maintenance"]
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """Convergent maintenance, as a configuration agent (CFEngine) runs it.
+
+    Maintenance runs come one ``interval`` draw after another from time 0
+    (the first run one draw after 0). A run that finds the agent failed
+    repairs it with probability ``success``; a failed agent is repaired by
+    nothing else. With exponential drift at rate ``lambda``, fixed interval
+    ``T`` and ``d = 1 - exp(-lambda T)``, the agent is still broken after a
+    run with probability ``d(1-s) / (d(1-s) + s)``.
+    """
+
+    interval: Distribution
+    success: float = 1.0
 
 
 @dataclass(frozen=True)
 class Failures:
-    """Random failures of an agent: an alternating renewal process.
+    """Random failures of an agent.
 
     The agent starts up; its ``k``-th up period lasts draw ``k`` of
-    ``time_to_failure`` and the repair that follows lasts draw ``k`` of
-    ``time_to_repair`` (both in the model's time unit). Its long-run
-    availability is ``MTTF / (MTTF + MTTR)``.
+    ``time_to_failure``. Then either the repair lasts draw ``k`` of
+    ``time_to_repair`` (an alternating renewal process, availability
+    ``MTTF / (MTTF + MTTR)``), or, with ``maintenance`` instead, the agent
+    stays failed until a maintenance run repairs it (all times in the model's
+    time unit). Give exactly one of ``time_to_repair`` and ``maintenance``.
     """
 
     time_to_failure: Distribution
-    time_to_repair: Distribution
+    time_to_repair: Distribution | None = None
+    maintenance: Maintenance | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..dists import Distribution, Exponential
 
-__all__ = ["Outage", "Workload"]
+__all__ = ["Outage", "Workload", "Observer"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +51,21 @@ class Workload:
     def label(self) -> str:
         """The workload's name (the promise's name unless given)."""
         return self.name if self.name is not None else self.promise
+
+
+@dataclass(frozen=True)
+class Observer:
+    """An assessor that checks one promise now and then, apart from the truth.
+
+    Checks come one ``interval`` draw after another from time 0; with
+    ``interval=None`` the observer checks at the promiser's maintenance runs
+    (a configuration agent assessing what it maintains). Each check is
+    recorded CFEngine style: *kept* (standing now and since the last check),
+    *repaired* (standing now, but broken at some time since the last check)
+    or *not kept* (broken now). A break is detected at the first check at or
+    after it starts.
+    """
+
+    name: str
+    promise: str
+    interval: Distribution | None = None

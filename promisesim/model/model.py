@@ -6,8 +6,8 @@ from typing import Any
 
 from ..dists import Deterministic, Distribution, distribution_from_dict
 from ..errors import ScenarioError
-from .agents import Agent, Failures
-from .injections import Outage, Workload
+from .agents import Agent, Failures, Maintenance
+from .injections import Observer, Outage, Workload
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import ModelSpec, build_spec
 
@@ -54,6 +54,7 @@ class Model:
         self.promises: list[Promise] = []
         self.workloads: list[Workload] = []
         self.outages: list[Outage] = []
+        self.observers: list[Observer] = []
 
     # -- building -------------------------------------------------------------
     def agent(
@@ -130,11 +131,20 @@ class Model:
         self.outages.append(injection)
         return injection
 
+    def observe(self, promise: PromiseRef, *, interval: Distribution | None = None,
+                name: str | None = None) -> Observer:
+        """Add an observer that checks ``promise`` every ``interval`` (or at its promiser's
+        maintenance runs). See :class:`~promisesim.model.injections.Observer`."""
+        observer = Observer(name if name is not None else f"{_name(promise)}-observer",
+                            _name(promise), interval)
+        self.observers.append(observer)
+        return observer
+
     # -- validation -----------------------------------------------------------
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
         return build_spec(self.name, self.time_unit, list(self.agents), list(self.promises),
-                          list(self.workloads), list(self.outages))
+                          list(self.workloads), list(self.outages), list(self.observers))
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -143,10 +153,14 @@ class Model:
         for a in self.agents:
             entry: dict[str, Any] = {"name": a.name}
             if a.failures is not None:
-                entry["failures"] = {
-                    "time_to_failure": a.failures.time_to_failure.to_dict(),
-                    "time_to_repair": a.failures.time_to_repair.to_dict(),
-                }
+                entry["failures"] = {"time_to_failure": a.failures.time_to_failure.to_dict()}
+                if a.failures.time_to_repair is not None:
+                    entry["failures"]["time_to_repair"] = a.failures.time_to_repair.to_dict()
+                if a.failures.maintenance is not None:
+                    entry["failures"]["maintenance"] = {
+                        "interval": a.failures.maintenance.interval.to_dict(),
+                        "success": a.failures.maintenance.success,
+                    }
             if a.service_time != Deterministic(0.0):
                 entry["service_time"] = a.service_time.to_dict()
             if a.servers != 1:
@@ -179,6 +193,12 @@ class Model:
                 if w.name is not None:
                     entry["name"] = w.name
                 out["workloads"].append(entry)
+        if self.observers:
+            out["observers"] = [
+                {"name": o.name, "promise": o.promise,
+                 **({"interval": o.interval.to_dict()} if o.interval is not None else {})}
+                for o in self.observers
+            ]
         if self.outages:
             out["injections"] = [
                 {"outage": {"target": o.target, "at": o.at, "duration": o.duration}}
@@ -197,7 +217,7 @@ class Model:
         return reader.model(data)
 
 
-_TOP_KEYS = {"name", "time_unit", "agents", "promises", "workloads", "injections", "run"}
+_TOP_KEYS = {"name", "time_unit", "agents", "promises", "workloads", "injections", "observers", "run"}
 
 
 class _Reader:
@@ -237,6 +257,13 @@ class _Reader:
             if e.get("interarrival") is not None:
                 gaps = distribution_from_dict(e["interarrival"], where=f"workloads[{i}]: interarrival")
             m.workload(str(e["promise"]), rate=e.get("rate"), interarrival=gaps, name=e.get("name"))
+        for i, entry in enumerate(self._list(data.get("observers"), "observers")):
+            e = self._mapping(entry, f"observers[{i}]", {"name", "promise", "interval"},
+                              {"name", "promise"})
+            interval = None
+            if e.get("interval") is not None:
+                interval = distribution_from_dict(e["interval"], where=f"observers[{i}]: interval")
+            m.observe(str(e["promise"]), interval=interval, name=e["name"])
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
             e = self._mapping(entry, f"injections[{i}]", {"outage"}, {"outage"})
             o = self._mapping(e["outage"], f"injections[{i}].outage", {"target", "at", "duration"},
@@ -250,12 +277,21 @@ class _Reader:
         where = f"agent {name!r}"
         failures = None
         if e.get("failures") is not None:
-            f = self._mapping(e["failures"], f"{where}: failures", {"time_to_failure", "time_to_repair"},
-                              {"time_to_failure", "time_to_repair"})
+            f = self._mapping(e["failures"], f"{where}: failures",
+                              {"time_to_failure", "time_to_repair", "maintenance"}, {"time_to_failure"})
+            maintenance = None
+            if f.get("maintenance") is not None:
+                mt = self._mapping(f["maintenance"], f"{where}: maintenance", {"interval", "success"},
+                                   {"interval"})
+                maintenance = Maintenance(
+                    distribution_from_dict(mt["interval"], where=f"{where}: maintenance interval"),
+                    mt.get("success", 1.0))
+            repair = None
+            if f.get("time_to_repair") is not None:
+                repair = distribution_from_dict(f["time_to_repair"], where=f"{where}: time_to_repair")
             failures = Failures(
                 distribution_from_dict(f["time_to_failure"], where=f"{where}: time_to_failure"),
-                distribution_from_dict(f["time_to_repair"], where=f"{where}: time_to_repair"),
-            )
+                repair, maintenance)
         service = Deterministic(0.0)
         if "service_time" in e:
             service = distribution_from_dict(e["service_time"], where=f"{where}: service_time")

@@ -13,8 +13,8 @@ from typing import Union
 
 from ..dists import Distribution
 from ..errors import ScenarioError
-from .agents import Agent, Failures
-from .injections import Outage, Workload
+from .agents import Agent, Failures, Maintenance
+from .injections import Observer, Outage, Workload
 from .promises import Availability, Condition, Latency, Promise
 
 __all__ = ["ModelSpec", "CallNode", "CallCondition", "build_spec"]
@@ -62,6 +62,7 @@ class ModelSpec:
         In dependency order: every promise comes after the promises in its conditions.
     workloads : tuple of Workload
     outages : tuple of Outage
+    observers : tuple of Observer
     call_trees : tuple of CallNode
         One per workload: the requests each arrival causes.
     """
@@ -75,6 +76,7 @@ class ModelSpec:
     call_trees: tuple[CallNode, ...] = field(repr=False)
     agent_index: dict[str, int] = field(repr=False, compare=False)
     promise_index: dict[str, int] = field(repr=False, compare=False)
+    observers: tuple[Observer, ...] = ()
 
     @property
     def impositions(self) -> tuple[str, ...]:
@@ -127,10 +129,23 @@ def _check_agent(agent: Agent) -> None:
     if not isinstance(agent.service_time, Distribution):
         raise err(f"service_time must be a distribution, got {agent.service_time!r}")
     if agent.failures is not None:
-        if not isinstance(agent.failures, Failures):
-            raise err(f"failures must be a Failures, got {agent.failures!r}")
-        for what in ("time_to_failure", "time_to_repair"):
-            dist = getattr(agent.failures, what)
+        f = agent.failures
+        if not isinstance(f, Failures):
+            raise err(f"failures must be a Failures, got {f!r}")
+        if (f.time_to_repair is None) == (f.maintenance is None):
+            raise err("failures need either time_to_repair or maintenance, not "
+                      + ("both" if f.maintenance is not None else "neither"))
+        checks = [("time_to_failure", f.time_to_failure)]
+        if f.time_to_repair is not None:
+            checks.append(("time_to_repair", f.time_to_repair))
+        else:
+            if not isinstance(f.maintenance, Maintenance):
+                raise err(f"maintenance must be a Maintenance, got {f.maintenance!r}")
+            checks.append(("maintenance interval", f.maintenance.interval))
+            s = f.maintenance.success
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 1:
+                raise err(f"maintenance success={s!r} must be a probability in (0, 1]")
+        for what, dist in checks:
             if not isinstance(dist, Distribution):
                 raise err(f"{what} must be a distribution, got {dist!r}")
             if dist.mean <= 0:
@@ -260,6 +275,7 @@ def build_spec(
     promises: list[Promise],
     workloads: list[Workload],
     outages: list[Outage],
+    observers: list[Observer] = [],
 ) -> ModelSpec:
     """Validate the parts of a model and freeze them. Raises :class:`ScenarioError`."""
     agent_map: dict[str, Agent] = {}
@@ -322,6 +338,26 @@ def build_spec(
         except ScenarioError as exc:
             raise ScenarioError(str(exc), element=("outage", str(i))) from None
 
+    names: set[str] = set()
+    for o in observers:
+        _check_name("observer", o.name)
+        owner = f"observer {o.name!r}"
+        if o.name in names:
+            raise ScenarioError(f"{owner} is defined twice", element=("observer", o.name))
+        names.add(o.name)
+        p = promise_map.get(o.promise)
+        if p is None:
+            raise ScenarioError(f"{owner}: promise {o.promise!r} is not a promise of the model",
+                                element=("observer", o.name))
+        if o.interval is None:
+            f = agent_map[p.promiser].failures
+            if f is None or f.maintenance is None:
+                raise ScenarioError(
+                    f"{owner}: without an interval it checks at the maintenance runs of "
+                    f"{p.promiser!r}, which has no maintenance", element=("observer", o.name))
+        elif not isinstance(o.interval, Distribution) or o.interval.mean <= 0:
+            raise ScenarioError(f"{owner}: interval must be a distribution with a positive mean, "
+                                f"got {o.interval!r}", element=("observer", o.name))
     trees = tuple(_call_tree(w, ordered_map) for w in workloads)
     return ModelSpec(
         name=name,
@@ -331,6 +367,7 @@ def build_spec(
         workloads=tuple(workloads),
         outages=tuple(outages),
         call_trees=trees,
+        observers=tuple(observers),
         agent_index={a.name: i for i, a in enumerate(agents)},
         promise_index={p.name: i for i, p in enumerate(ordered)},
     )

@@ -38,7 +38,9 @@ def test_example_scenarios_agree_exactly(path):
     scenario = ps.load_scenario(path)
     horizon = min(scenario.horizon or 1e9, 2 * 86_400.0)
     ref, _ = assert_same(scenario.model, horizon, 2, 7)
-    assert len(ref.requests) > 1000   # the comparison covers real traffic
+    if scenario.model.workloads:
+        assert len(ref.requests) > 1000   # the comparison covers real traffic
+    assert len(ref.events) > 10
 
 
 durations = st.one_of(
