@@ -362,6 +362,107 @@ class Result:
             "outcome": pd.Categorical.from_codes(req["outcome"].astype(np.int64), categories=list(OUTCOMES)),
         })
 
+    # -- failure attribution ------------------------------------------------------------
+    def _roots(self, promise: int, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Agents at the root of a promise's break at each (rep, t): a boolean matrix
+        (breaks x agents). Follows broken links: the promiser if it is down, else the roots of
+        every broken condition promise."""
+        spec = self.spec
+        p = spec.promises[promise]
+        out = np.zeros((t.size, len(spec.agents)), dtype=bool)
+        promiser = spec.agent_index[p.promiser]
+        down = ~self._agent_timelines[promiser].value_at(rep, t)
+        out[down, promiser] = True
+        if p.conditions is not None:
+            rest = ~down
+            for name in dict.fromkeys(p.conditions.promises()):
+                q = spec.promise_index[name]
+                broken = rest & ~self._promise_timelines[q].value_at(rep, t)
+                if broken.any():
+                    out[broken] |= self._roots(q, rep[broken], t[broken])
+        return out
+
+    @cached_property
+    def causes(self) -> pd.DataFrame:
+        """One row per break of a promise: when it began, how long it lasted, its first
+        failing link and its root causes.
+
+        ``first_link`` is ``"promiser"`` when the promiser itself was down, else the
+        condition promises broken at that instant; ``root_causes`` lists the agents down at
+        the bottom of the chain of broken links (a promise can break because several
+        providers of a choice are down at once).
+        """
+        spec, horizon = self.spec, self.horizon
+        names = np.array([a.name for a in spec.agents], dtype=object)
+        frames = []
+        for index, (p, timeline) in enumerate(zip(spec.promises, self._promise_timelines)):
+            rep, start, end, value = timeline.segments(horizon)
+            broken = ~value
+            rep, start, end = rep[broken], start[broken], end[broken]
+            if rep.size == 0:
+                continue
+            roots = self._roots(index, rep, start)
+            promiser_down = ~self._agent_timelines[spec.agent_index[p.promiser]].value_at(rep, start)
+            if p.conditions is not None:
+                conds = list(dict.fromkeys(p.conditions.promises()))
+                matrix = np.stack([~self._promise_timelines[spec.promise_index[q]].value_at(rep, start)
+                                   for q in conds], axis=1)
+                links = [", ".join(c for c, b in zip(conds, row) if b) for row in matrix]
+            else:
+                links = [""] * rep.size
+            first_link = np.where(promiser_down, "promiser", np.asarray(links, dtype=object))
+            root_text = [", ".join(names[row]) for row in roots]
+            frames.append(pd.DataFrame({
+                "replication": rep.astype(np.int32), "promise": p.name, "start": start,
+                "duration": end - start, "ended": end < horizon, "first_link": first_link,
+                "root_causes": root_text,
+            }))
+        columns = ["replication", "promise", "start", "duration", "ended", "first_link", "root_causes"]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        frame = frame.sort_values(["replication", "start"], kind="stable", ignore_index=True)
+        frame["promise"] = pd.Categorical(frame["promise"], categories=[p.name for p in spec.promises])
+        frame.attrs.update(self.attrs)
+        return frame
+
+    def cause_summary(self) -> pd.DataFrame:
+        """Per promise and root cause: breaks, total broken time and its share of the promise's
+        broken time, over every replication, largest first within each promise."""
+        causes = self.causes
+        grouped = causes.groupby(["promise", "root_causes"], observed=True, sort=False)
+        table = grouped.agg(breaks=("start", "size"), broken_time=("duration", "sum")).reset_index()
+        totals = table.groupby("promise", observed=True)["broken_time"].transform("sum")
+        table["share_of_broken_time"] = table["broken_time"] / totals
+        table = table.sort_values(["promise", "broken_time"], ascending=[True, False], kind="stable",
+                                  ignore_index=True)
+        table.attrs.update(self.attrs)
+        return table
+
+    @cached_property
+    def absorbed(self) -> pd.DataFrame:
+        """Upstream breaks a choice absorbed: per (replication, promise, condition), how many
+        breaks of the condition promise began while the promise itself stayed standing."""
+        spec = self.spec
+        rows = []
+        for index, p in enumerate(spec.promises):
+            if p.conditions is None:
+                continue
+            mine = self._promise_timelines[index]
+            for name in dict.fromkeys(p.conditions.promises()):
+                upstream = self._promise_timelines[spec.promise_index[name]]
+                breaks = ~upstream.value
+                rep, t = upstream.rep[breaks], upstream.time[breaks]
+                if rep.size == 0:
+                    continue
+                held = mine.value_at(rep, t)
+                counts = np.bincount(rep[held], minlength=self.replications)
+                total = np.bincount(rep, minlength=self.replications)
+                for r in range(self.replications):
+                    rows.append((r, p.name, name, int(total[r]), int(counts[r])))
+        frame = pd.DataFrame(rows, columns=["replication", "promise", "condition", "upstream_breaks",
+                                            "absorbed"])
+        frame.attrs.update(self.attrs)
+        return frame
+
     # -- observers ----------------------------------------------------------------------
     def _check_instants(self, observer) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
         """``(replication, instant)`` of an observer's checks, sorted; the same draws the

@@ -1,0 +1,42 @@
+"""Failure attribution: the first failing link, the root causes, what a choice absorbed."""
+
+import pytest
+
+import promisesim as ps
+
+
+@pytest.fixture
+def result():
+    m = ps.Model("attribution")
+    u, api, db = m.agent("u"), m.agent("api"), m.agent("db")
+    primary, mirror = m.agent("primary"), m.agent("mirror")
+    d = m.promise(db, to=api, body=ps.Availability(), name="d")
+    x = m.promise(primary, to=api, body=ps.Availability(), name="x")
+    y = m.promise(mirror, to=api, body=ps.Availability(), name="y")
+    m.promise(api, to=u, body=ps.Availability(), conditions=ps.all_of(d, ps.any_of(x, y)),
+              name="serve")
+    m.inject(ps.Outage("db", at=1.0, duration=1.0))        # serve broken [1, 2) by db
+    m.inject(ps.Outage("primary", at=3.0, duration=4.0))   # absorbed by the mirror ...
+    m.inject(ps.Outage("mirror", at=5.0, duration=1.0))    # ... until both are down [5, 6)
+    m.inject(ps.Outage("api", at=8.0, duration=0.5))       # the promiser itself
+    return ps.simulate(m, horizon=10.0, seed=0)
+
+
+def test_each_break_has_its_first_link_and_root_causes(result):
+    serve = result.causes[result.causes["promise"] == "serve"]
+    assert list(zip(serve["start"], serve["duration"], serve["first_link"], serve["root_causes"])) == [
+        (1.0, 1.0, "d", "db"), (5.0, 1.0, "x, y", "primary, mirror"), (8.0, 0.5, "promiser", "api")]
+
+
+def test_cause_summary_shares_the_broken_time(result):
+    table = result.cause_summary()
+    serve = table[table["promise"] == "serve"].set_index("root_causes")
+    assert serve["broken_time"].to_dict() == {"db": 1.0, "primary, mirror": 1.0, "api": 0.5}
+    assert serve["share_of_broken_time"].sum() == pytest.approx(1.0)
+
+
+def test_a_choice_absorbs_upstream_breaks(result):
+    absorbed = result.absorbed.set_index(["promise", "condition"])
+    assert absorbed.loc[("serve", "x"), ["upstream_breaks", "absorbed"]].tolist() == [1, 1]
+    assert absorbed.loc[("serve", "y"), ["upstream_breaks", "absorbed"]].tolist() == [1, 0]
+    assert absorbed.loc[("serve", "d"), ["upstream_breaks", "absorbed"]].tolist() == [1, 0]
