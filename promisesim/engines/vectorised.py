@@ -65,7 +65,7 @@ __all__ = ["VectorEngine"]
 _FAILURE, _OUTAGE = 0, 1
 #: Draws of this distribution are uniform on [0, 1): success of a maintenance run.
 _UNIT = Uniform(0.0, 1.0)
-#: Target number of request records per batch of replications (bounds memory).
+#: Target number of request records and state changes per batch of replications (bounds memory).
 _BATCH_RECORDS = 2_000_000
 
 
@@ -84,6 +84,12 @@ class VectorEngine:
             replications: Sequence[int], record_requests: bool = True) -> Trace:
         reps = np.asarray(list(replications), dtype=np.int64)
         per_replication = 1.0
+        for agent in spec.agents:   # state changes: two per failure cycle
+            f = agent.failures
+            if f is not None:
+                cycle = f.time_to_failure.mean + (f.time_to_repair.mean if f.time_to_repair is not None
+                                                  else f.maintenance.interval.mean)  # type: ignore[union-attr]
+                per_replication += 4.0 * horizon / cycle   # the instants and their sorting copies
         for workload, tree in zip(spec.workloads, spec.call_trees):
             rate = 1.0 / workload.gaps.mean
             per_replication += rate * horizon * _tree_size(tree)
