@@ -25,7 +25,9 @@ def renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, hor
     n_parts = len(dists)
     n_rows = keys[0][0].size
     expected = horizon / sum(dist.mean for dist in dists)
-    block = int(expected * 1.1 + 4.0 * math.sqrt(expected) + 8)
+    # About the expected count plus one standard deviation: the few streams that need more
+    # are topped up; drawing far more than needed would cost more than the extra rounds.
+    block = int(expected + math.sqrt(expected) + 2)
     rows = np.arange(n_rows)
     carry = np.zeros(n_rows)
     start = 0
@@ -48,7 +50,7 @@ def renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, hor
         carry[rows[more]] = instants[-1, more]
         rows = rows[more]
         start += block
-        block = max(8, block // 2)
+        block = max(4, block // 2)
     row = np.concatenate(out_row)
     time = np.concatenate(out_time)
     phase = np.concatenate(out_phase)
