@@ -63,6 +63,8 @@ from .base import (
 __all__ = ["VectorEngine"]
 
 _FAILURE, _OUTAGE = 0, 1
+#: Below this many replications in a batch, multi-server queues recurse within busy periods.
+_LOCKSTEP_MIN_REPLICATIONS = 10
 #: Draws of this distribution are uniform on [0, 1): success of a maintenance run.
 _UNIT = Uniform(0.0, 1.0)
 #: Target number of request records and state changes per batch of replications (bounds memory).
@@ -655,6 +657,85 @@ def _fifo(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.n
         done = _single_server(rep, ready, service, segment)
         if done is not None:
             return done
+    # Few replications: the lockstep loop would take one step per request for little work,
+    # so recurse within busy periods instead (measured: 3x faster at 2 replications, 1.4x
+    # slower at 20, on the quorum benchmark).
+    if servers > 1 and n and n_reps < _LOCKSTEP_MIN_REPLICATIONS:
+        done = _multi_server(rep, ready, service, segment, servers)
+        if done is not None:
+            return done
+    return _lockstep(rep, ready, service, segment, servers, n_reps)
+
+
+def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.ndarray,
+                  servers: int) -> np.ndarray | None:
+    """Departures of multi-server FIFO queues, one short recursion per busy period.
+
+    A request that arrives after every earlier request has left finds every server free:
+    the system's busy periods are independent, and within one the Kiefer-Wolfowitz
+    recursion runs for every busy period of every replication at once, so the loop's trip
+    count is the longest busy period, not the longest queue history. Busy periods are
+    guessed from departures without waiting (a lower bound), then checked against the
+    exact departures and merged until they agree. Returns None if that does not settle.
+    """
+    n = rep.size
+    group = np.ones(n, dtype=bool)
+    group[1:] = (rep[1:] != rep[:-1]) | (segment[1:] != segment[:-1])
+    bound = ready + service             # departures if nobody waited: never later than exact
+
+    def idle_at_arrival(departures: np.ndarray) -> np.ndarray:
+        latest = _segmented_accumulate(np.maximum, departures, group, -np.inf)
+        before = np.empty(n)
+        before[0] = -np.inf
+        before[1:] = latest[:-1]
+        return group | (ready >= before)
+
+    starts = idle_at_arrival(bound)
+    for _ in range(16):
+        done = _busy_periods(starts, ready, service, servers)
+        checked = idle_at_arrival(done)
+        if np.array_equal(checked, starts):
+            return done
+        starts = checked
+    return None
+
+
+def _busy_periods(starts: np.ndarray, ready: np.ndarray, service: np.ndarray,
+                  servers: int) -> np.ndarray:
+    """Kiefer-Wolfowitz recursion within each busy period (``starts`` marks their first
+    requests, every server free), advanced for all busy periods of a length class at once.
+
+    Classes are powers of two, so a few long busy periods do not pad many short ones.
+    """
+    n = ready.size
+    first = np.flatnonzero(starts)
+    lengths = np.diff(np.append(first, n))
+    width = 1 << np.ceil(np.log2(lengths)).astype(np.int64)
+    done = np.empty(n)
+    for w in np.unique(width):
+        periods = np.flatnonzero(width == w)
+        steps = np.arange(int(w))[:, None]
+        index = first[periods][None, :] + steps            # (position, busy period)
+        valid = steps < lengths[periods][None, :]
+        index = np.where(valid, index, 0)
+        grid_ready = np.where(valid, ready[index], np.inf)
+        grid_service = np.where(valid, service[index], 0.0)
+        free = np.full((periods.size, servers), -np.inf)
+        finish_grid = np.empty(grid_ready.shape)
+        for j in range(int(w)):
+            finish = np.maximum(grid_ready[j], free[:, 0])
+            finish += grid_service[j]
+            free[:, 0] = finish
+            free.sort(axis=1)
+            finish_grid[j] = finish
+        done[index[valid]] = finish_grid[valid]
+    return done
+
+
+def _lockstep(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.ndarray,
+              servers: int, n_reps: int) -> np.ndarray:
+    """The Kiefer-Wolfowitz recursion advanced for every replication's queue at once."""
+    n = rep.size
     starts = np.searchsorted(rep, np.arange(n_reps + 1))
     lengths = np.diff(starts)
     width = int(lengths.max()) if n else 0

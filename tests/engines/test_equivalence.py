@@ -156,3 +156,15 @@ def test_runs_without_request_records_give_the_same_metrics(engine):
     pd.testing.assert_frame_equal(full.promises, lean.promises, check_flags=False)
     with pytest.raises(ValueError, match="record_requests=True"):
         lean.requests
+
+
+@pytest.mark.parametrize("replications", [2, 12])
+def test_multi_server_queues_agree_with_either_recursion(replications):
+    """Few replications use busy periods, many the lockstep recursion: both exact."""
+    m = ps.Model("busy")
+    u = m.agent("u")
+    s = m.agent("s", service_time=Exponential(0.5), servers=3,
+                failures=ps.Failures(Exponential(200.0), Exponential(5.0)))
+    p = m.promise(s, to=u, body=ps.Latency(deadline=1.0), name="p")
+    m.workload(p, rate=5.0)   # utilisation 0.83: long busy periods
+    assert_same(m, 400.0, replications, 4)
