@@ -166,13 +166,15 @@ def agent_cycles(model: Model | ModelSpec) -> list[list[str]]:
             for q in p.conditions.promises():
                 depends[p.promiser].add(spec.promises[spec.promise_index[q]].promiser)
     cycles: list[list[str]] = []
-    seen: set[frozenset[str]] = set()
+    seen: set[tuple[str, ...]] = set()
 
     def visit(node: str, stack: list[str]) -> None:
         for nxt in sorted(depends[node]):
             if nxt in stack:
                 cycle = stack[stack.index(nxt):] + [nxt]
-                key = frozenset(cycle)
+                loop = cycle[:-1]
+                first = loop.index(min(loop))
+                key = tuple(loop[first:] + loop[:first])   # one key per directed cycle
                 if key not in seen:
                     seen.add(key)
                     cycles.append(cycle)
@@ -205,7 +207,8 @@ def valency(model: Model | ModelSpec, limit: int | None = None) -> pd.DataFrame:
     return frame
 
 
-def knockout(model: Model, *, horizon: float, replications: int = 20, seed: int | None = 0,
+def knockout(model: Model, *, horizon: float, replications: int = 20,
+             seed: int | np.random.SeedSequence | None = 0,
              engine: str = "auto", metric: str = "kept_fraction") -> pd.DataFrame:
     """Remove each agent in turn and rank the agents by the damage done.
 
@@ -227,6 +230,8 @@ def knockout(model: Model, *, horizon: float, replications: int = 20, seed: int 
     from .experiment import simulate
 
     spec = model.spec()
+    # one root for every run, even when seed is None: common random numbers
+    seed = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     baseline = simulate(spec, horizon=horizon, replications=replications, seed=seed, engine=engine)
     base = baseline.promises.groupby("promise", observed=True, sort=False)[metric].mean()
     rows = []

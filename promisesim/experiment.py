@@ -126,4 +126,5 @@ def simulate(
                        record_requests=bool(record_requests))
     return Result(spec, trace, horizon=horizon, replications=int(replications),
                   engine=chosen.name, entropy=streams.entropy,
-                  spawn_key=tuple(streams.seed_sequence.spawn_key))
+                  spawn_key=tuple(streams.seed_sequence.spawn_key),
+                  seed_sequence=streams.seed_sequence)

@@ -120,7 +120,8 @@ class Result:
     """
 
     def __init__(self, spec: ModelSpec, trace: Trace, *, horizon: float, replications: int,
-                 engine: str, entropy: int, spawn_key: tuple[int, ...] = ()) -> None:
+                 engine: str, entropy: int, spawn_key: tuple[int, ...] = (),
+                 seed_sequence: np.random.SeedSequence | None = None) -> None:
         self.spec = spec
         self.trace = trace
         self.horizon = float(horizon)
@@ -128,6 +129,10 @@ class Result:
         self.engine = engine
         self.entropy = int(entropy)
         self.spawn_key = tuple(int(k) for k in spawn_key)
+        # The root the engine drew from (it may have a non-default pool size); observers
+        # recompute maintenance runs from it.
+        self.seed_sequence = seed_sequence if seed_sequence is not None else \
+            np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
 
     def __repr__(self) -> str:
         return (f"Result(model={self.spec.name!r}, engine={self.engine!r}, "
@@ -318,14 +323,7 @@ class Result:
         if broken.size == 0:
             return codes, texts
         rep, t = timeline.rep[broken], timeline.time[broken]
-        down = ~self._agent_timelines[spec.agent_index[p.promiser]].value_at(rep, t)
-        names = list(dict.fromkeys(p.conditions.promises())) if p.conditions is not None else []
-        if names:
-            matrix = np.stack([~self._promise_timelines[spec.promise_index[q]].value_at(rep, t)
-                               for q in names], axis=1)
-        else:
-            matrix = np.zeros((broken.size, 0), dtype=bool)
-        matrix[down] = False
+        down, names, matrix = self._links(p, rep, t)
         rows, inverse = np.unique(np.column_stack([down, matrix]), axis=0, return_inverse=True)
         for row in rows:
             if row[0]:
@@ -363,6 +361,43 @@ class Result:
         })
 
     # -- failure attribution ------------------------------------------------------------
+    def _blame(self, cond: Condition, rep: np.ndarray, t: np.ndarray
+               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Whether ``cond`` holds at each (rep, t), and where it does not, which of its
+        promises to blame: the broken items of every (sub)condition that fails. A broken
+        provider that a choice (any-of, or k-of with enough others) covered is not blamed."""
+        items = []
+        for item in cond.items:
+            if isinstance(item, Condition):
+                items.append((item, *self._blame(item, rep, t)))
+            else:
+                ok = self._promise_timelines[self.spec.promise_index[item]].value_at(rep, t)
+                items.append((item, ok, None))
+        count = np.zeros(t.size, dtype=np.int64)
+        for _, ok, _ in items:
+            count += ok
+        holds = count >= cond.k
+        blamed: dict[str, np.ndarray] = {}
+        for item, ok, sub in items:
+            failing = ~holds & ~ok
+            parts = sub.items() if sub is not None else [(item, np.ones(t.size, dtype=bool))]
+            for name, mask in parts:
+                blamed[name] = blamed.get(name, np.zeros(t.size, dtype=bool)) | (mask & failing)
+        return holds, blamed
+
+    def _links(self, p, rep: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:  # type: ignore[no-untyped-def]
+        """For breaks of ``p`` at (rep, t): promiser down, the condition promises in model
+        order, and a matrix (breaks x those promises) of the ones to blame."""
+        down = ~self._agent_timelines[self.spec.agent_index[p.promiser]].value_at(rep, t)
+        names = list(dict.fromkeys(p.conditions.promises())) if p.conditions is not None else []
+        matrix = np.zeros((t.size, len(names)), dtype=bool)
+        if names:
+            _, blamed = self._blame(p.conditions, rep, t)
+            for j, name in enumerate(names):
+                matrix[:, j] = blamed.get(name, False)
+        matrix[down] = False
+        return down, names, matrix
+
     def _roots(self, promise: int, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Agents at the root of a promise's break at each (rep, t): a boolean matrix
         (breaks x agents). Follows broken links: the promiser if it is down, else the roots of
@@ -370,16 +405,12 @@ class Result:
         spec = self.spec
         p = spec.promises[promise]
         out = np.zeros((t.size, len(spec.agents)), dtype=bool)
-        promiser = spec.agent_index[p.promiser]
-        down = ~self._agent_timelines[promiser].value_at(rep, t)
-        out[down, promiser] = True
-        if p.conditions is not None:
-            rest = ~down
-            for name in dict.fromkeys(p.conditions.promises()):
-                q = spec.promise_index[name]
-                broken = rest & ~self._promise_timelines[q].value_at(rep, t)
-                if broken.any():
-                    out[broken] |= self._roots(q, rep[broken], t[broken])
+        down, names, matrix = self._links(p, rep, t)
+        out[down, spec.agent_index[p.promiser]] = True
+        for j, name in enumerate(names):
+            blamed = matrix[:, j]
+            if blamed.any():
+                out[blamed] |= self._roots(spec.promise_index[name], rep[blamed], t[blamed])
         return out
 
     @cached_property
@@ -388,9 +419,9 @@ class Result:
         failing link and its root causes.
 
         ``first_link`` is ``"promiser"`` when the promiser itself was down, else the
-        condition promises broken at that instant; ``root_causes`` lists the agents down at
-        the bottom of the chain of broken links (a promise can break because several
-        providers of a choice are down at once).
+        condition promises to blame at that instant (broken ones a choice could not cover);
+        ``root_causes`` lists the agents down at the bottom of that chain of links (a
+        promise can break because several providers of a choice are down at once).
         """
         spec, horizon = self.spec, self.horizon
         names = np.array([a.name for a in spec.agents], dtype=object)
@@ -402,14 +433,8 @@ class Result:
             if rep.size == 0:
                 continue
             roots = self._roots(index, rep, start)
-            promiser_down = ~self._agent_timelines[spec.agent_index[p.promiser]].value_at(rep, start)
-            if p.conditions is not None:
-                conds = list(dict.fromkeys(p.conditions.promises()))
-                matrix = np.stack([~self._promise_timelines[spec.promise_index[q]].value_at(rep, start)
-                                   for q in conds], axis=1)
-                links = [", ".join(c for c, b in zip(conds, row) if b) for row in matrix]
-            else:
-                links = [""] * rep.size
+            promiser_down, conds, matrix = self._links(p, rep, start)
+            links = [", ".join(c for c, b in zip(conds, row) if b) for row in matrix]
             first_link = np.where(promiser_down, "promiser", np.asarray(links, dtype=object))
             root_text = [", ".join(names[row]) for row in roots]
             frames.append(pd.DataFrame({
@@ -468,7 +493,7 @@ class Result:
         """``(replication, instant)`` of an observer's checks, sorted; the same draws the
         engines use for maintenance runs when it checks at them."""
         spec = self.spec
-        streams = Streams(np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key))
+        streams = Streams(self.seed_sequence)
         reps = np.arange(self.replications)
         if observer.interval is None:
             promiser = spec.agents[spec.agent_index[

@@ -338,7 +338,8 @@ def replicate(
                           replications=n, batches=len(traces))
     return PrecisionResult(spec, Trace.concat(traces), precision=precision, horizon=horizon,
                            replications=n, engine=chosen.name, entropy=streams.entropy,
-                           spawn_key=tuple(streams.seed_sequence.spawn_key))
+                           spawn_key=tuple(streams.seed_sequence.spawn_key),
+                           seed_sequence=streams.seed_sequence)
 
 
 # -- parameter paths ---------------------------------------------------------------------------

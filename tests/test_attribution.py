@@ -40,3 +40,19 @@ def test_a_choice_absorbs_upstream_breaks(result):
     assert absorbed.loc[("serve", "x"), ["upstream_breaks", "absorbed"]].tolist() == [1, 1]
     assert absorbed.loc[("serve", "y"), ["upstream_breaks", "absorbed"]].tolist() == [1, 0]
     assert absorbed.loc[("serve", "d"), ["upstream_breaks", "absorbed"]].tolist() == [1, 0]
+
+
+def test_a_covered_provider_is_not_blamed():
+    m = ps.Model("covered")
+    u, api, db, a, b = (m.agent(n) for n in ("u", "api", "db", "a", "b"))
+    d = m.promise(db, to=api, body=ps.Availability(), name="d")
+    x = m.promise(a, to=api, body=ps.Availability(), name="x")
+    y = m.promise(b, to=api, body=ps.Availability(), name="y")
+    m.promise(api, to=u, body=ps.Availability(), conditions=ps.all_of(d, ps.any_of(x, y)), name="up")
+    m.inject(ps.Outage("a", at=0.0, duration=100.0))    # x broken throughout, covered by y
+    m.inject(ps.Outage("db", at=50.0, duration=10.0))
+    r = ps.simulate(m, horizon=100.0, seed=0)
+    up = r.causes[r.causes["promise"] == "up"]
+    assert list(zip(up["first_link"], up["root_causes"])) == [("d", "db")]
+    broken = r.events[(r.events["entity"] == "up") & (r.events["event"] == "broken")]
+    assert list(broken["cause"].astype(str)) == ["promise 'd' broken"]

@@ -102,3 +102,29 @@ def test_check_command_bad_file_is_status_2(tmp_path, capsys):
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'b'" in err[0] and ":2:" in err[0]
+
+
+def test_knockout_without_a_seed_still_uses_common_random_numbers():
+    m = ps.Model("crn")
+    u = m.agent("u")
+    for name in ("a", "b"):
+        m.promise(m.agent(name, failures=ps.Failures(Exponential(10.0), Exponential(1.0))), to=u,
+                  body=ps.Availability(), name=f"{name}-up")
+    ranking = dg.knockout(m, horizon=200.0, replications=3, seed=None).set_index("agent")
+    assert ranking.loc["u", "damage"] == 0.0 and ranking.loc["u", "promises_hurt"] == 0
+
+
+def test_directed_cycles_over_the_same_agents_are_both_reported():
+    m = ps.Model("two loops")
+    u = m.agent("u")
+    a, b, c = m.agent("a"), m.agent("b"), m.agent("c")
+    leaf = {}
+    for x, y in (("b", "a"), ("c", "b"), ("a", "c"), ("c", "a"), ("b", "c"), ("a", "b")):
+        leaf[x + y] = m.promise(x, to=y, body=ps.Availability(), name=x + y)
+    # X depends on Y when a promise of X is conditioned on a promise Y made to X
+    m.promise(a, to=u, body=ps.Availability(), conditions=[leaf["ba"], leaf["ca"]], name="au")
+    m.promise(b, to=u, body=ps.Availability(), conditions=[leaf["cb"], leaf["ab"]], name="bu")
+    m.promise(c, to=u, body=ps.Availability(), conditions=[leaf["ac"], leaf["bc"]], name="cu")
+    cycles = {tuple(cycle) for cycle in dg.agent_cycles(m)}
+    assert {("a", "b", "c", "a"), ("a", "c", "b", "a")} <= cycles
+    assert {("a", "b", "a"), ("a", "c", "a"), ("b", "c", "b")} <= cycles

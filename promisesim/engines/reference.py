@@ -190,12 +190,16 @@ class _Replication:
         while True:
             # the next run; a failure due before it happens first
             run_at = self.env.now + interval[j]
+            # A change due now is applied in this step, so that every change at one instant
+            # precedes the instant's settling (zero-length draws make no blips).
             if not self.failed[agent] and fail_at < run_at:
-                yield self._state_change_at(fail_at)
+                if fail_at > self.env.now:
+                    yield self._state_change_at(fail_at)
                 self.failed[agent] = True
                 self.failure_changed_at[agent] = self.env.now
                 self._settle(agent)
-            yield self._state_change_at(run_at)
+            if run_at > self.env.now:
+                yield self._state_change_at(run_at)
             if self.failed[agent] and success[j] < maintenance.success:
                 self.failed[agent] = False
                 self.failure_changed_at[agent] = self.env.now

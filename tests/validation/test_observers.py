@@ -142,3 +142,32 @@ def test_periodic_check_example_from_the_command_line(capsys):
     for metric, value in (("kept_share", (1 - pi) * (1 - d)), ("not_kept_share", pi),
                           ("repaired_share", (pi + (1 - pi) * d) * 0.9)):
         assert abs(records[metric]["mean"] - value) <= 3 * records[metric]["stderr"]
+
+
+def test_zero_length_draws_under_maintenance_agree_and_make_no_blips():
+    from promisesim.dists import Empirical
+
+    m = ps.Model("zero up time")
+    a = m.agent("a", failures=ps.Failures(time_to_failure=Empirical((0.0, 3.0)),
+                                          maintenance=ps.Maintenance(interval=D(1.0), success=1.0)))
+    m.promise(a, to=m.agent("u"), body=ps.Availability(), name="p")
+    m.inject(ps.Outage("a", at=3.0, duration=0.5))
+    ref = ps.simulate(m, horizon=40.0, replications=3, seed=4, engine="reference").events
+    vec = ps.simulate(m, horizon=40.0, replications=3, seed=4, engine="vector").events
+    pd.testing.assert_frame_equal(ref, vec, check_exact=True, check_flags=False)
+    agents = ref[ref["kind"] == "agent"]
+    for _, g in agents.groupby("replication"):
+        assert (g["time"].diff().dropna() > 0).all()
+
+
+def test_observers_at_runs_follow_the_engine_seed_sequence():
+    import numpy as np
+
+    m = ps.Model("pool")
+    a = m.agent("a", failures=ps.Failures(Exponential(5.0), maintenance=ps.Maintenance(Uniform(0.5, 1.5))))
+    p = m.promise(a, to=m.agent("u"), body=ps.Availability(), name="p")
+    m.observe(p, name="runs")
+    r = ps.simulate(m, horizon=200.0, seed=np.random.SeedSequence(7, pool_size=8))
+    row = r.observations.iloc[0]
+    ups = r.events[(r.events["kind"] == "agent") & (r.events["event"] == "up")]
+    assert row["repaired"] == len(ups)          # every repair happens at a run the observer sees
