@@ -153,6 +153,24 @@ class Streams:
         _mix_inplace(k1)
         return k0, k1
 
+    def keys_many(
+        self, replications: Sequence[int] | np.ndarray, purpose: str, entities: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keys of one purpose for many entities and replications: flat arrays, entity-major
+        (``index = entity * len(replications) + replication``), equal to :meth:`keys` per entity."""
+        code = PURPOSES[purpose]
+        r0, r1 = self._root
+        ents = np.array([entity_key(e) for e in entities], dtype=np.uint64)
+        head = np.uint64(_mix_int(r0 ^ ((code * _GOLDEN) & _MASK)))
+        base = _mix_inplace(np.atleast_1d(head) + ents)                    # per entity
+        tail = _mix_inplace(np.atleast_1d(np.uint64(r1)) + ents)           # per entity
+        reps = np.asarray(replications, dtype=np.uint64).ravel()
+        k0 = ((reps + _ONE) * _U_GOLDEN)[None, :] + base[:, None]
+        _mix_inplace(k0)
+        k1 = k0 ^ tail[:, None]
+        _mix_inplace(k1)
+        return k0.ravel(), k1.ravel()
+
     # -- draws --------------------------------------------------------------
     @staticmethod
     def words(k0: np.ndarray | int, k1: np.ndarray | int, index: np.ndarray) -> np.ndarray:

@@ -84,3 +84,13 @@ def test_scalar_and_array_indices_agree():
         Streams.draw_at(Exponential(1.0), k0, k1, np.arange(6))[5]
     keys0, keys1 = Streams(2).keys(np.arange(4), "service", "a")
     assert Streams.words(keys0[:, None], keys1[:, None], np.arange(5)).shape == (4, 5)
+
+
+def test_keys_for_many_entities_equal_keys_per_entity():
+    s = Streams(2**70 + 5)
+    reps = np.arange(7)
+    names = ["a", "b/c", "ünïcode", ""]
+    k0, k1 = s.keys_many(reps, "time_to_repair", names)
+    for e, name in enumerate(names):
+        one0, one1 = s.keys(reps, "time_to_repair", name)
+        assert (k0[e * 7:(e + 1) * 7] == one0).all() and (k1[e * 7:(e + 1) * 7] == one1).all()

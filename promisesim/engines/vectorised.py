@@ -283,10 +283,9 @@ class _Batch:
                 groups.setdefault((agent.failures.time_to_failure, agent.failures.time_to_repair),
                                   []).append(a)
         for (ttf, ttr), members in groups.items():
-            keys = []
-            for purpose in ("time_to_failure", "time_to_repair"):
-                pairs = [self.streams.keys(self.reps, purpose, spec.agents[a].name) for a in members]
-                keys.append((np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])))
+            names = [spec.agents[a].name for a in members]
+            keys = [self.streams.keys_many(self.reps, purpose, names)
+                    for purpose in ("time_to_failure", "time_to_repair")]
             row, time, phase = _renewal_instants(keys, [ttf, ttr], horizon)
             agent_of_row = np.asarray(members)[row // n_rep]
             parts_row.append(agent_of_row * n_rep + row % n_rep)
@@ -314,6 +313,12 @@ class _Batch:
         else:  # each pair's instants come from one renewal process, already in time order
             order = np.argsort(row, kind="stable")
         row, time, fail, delta = row[order], time[order], fail[order], delta[order]
+        same_instant = (row[1:] == row[:-1]) & (time[1:] == time[:-1])
+        if not spec.outages and not same_instant.any():
+            # Failures alone, no two at one instant: every instant is a change of state.
+            c_row, c_time, c_up = row, time, fail == 0
+            c_cause = np.full(row.size, _FAILURE, dtype=np.int8)
+            return self._split(c_row, c_time, c_up, c_cause)
         # failure state after each row: forward fill of the last failure row of the same pair
         index = np.arange(row.size)
         last_fail = np.maximum.accumulate(np.where(fail >= 0, index, -1))
@@ -335,9 +340,14 @@ class _Batch:
         prev_failed[first] = False
         change = (g_up != prev_up) & (g_time < horizon)
         cause = np.where(g_failed != prev_failed, _FAILURE, _OUTAGE).astype(np.int8)
-        c_row, c_time, c_up, c_cause = g_row[change], g_time[change], g_up[change], cause[change]
-        bounds = np.searchsorted(c_row, np.arange(n_agents + 1) * n_rep)
-        return [_States(c_row[lo:hi] % n_rep, c_time[lo:hi], c_up[lo:hi], c_cause[lo:hi])
+        return self._split(g_row[change], g_time[change], g_up[change], cause[change])
+
+    def _split(self, row: np.ndarray, time: np.ndarray, up: np.ndarray, cause: np.ndarray
+               ) -> list[_States]:
+        """Changes of (agent, replication) rows, sorted by row, as one _States per agent."""
+        n_rep = self.reps.size
+        bounds = np.searchsorted(row, np.arange(len(self.spec.agents) + 1) * n_rep)
+        return [_States(row[lo:hi] % n_rep, time[lo:hi], up[lo:hi], cause[lo:hi])
                 for lo, hi in zip(bounds[:-1], bounds[1:])]
 
     def _maintained(self, a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
