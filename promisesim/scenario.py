@@ -113,13 +113,16 @@ def _locate(data: Any, marks: dict[tuple, int], exc: ScenarioError) -> int | Non
             if line is not None:
                 return line
         return marks.get(section, 1)
-    sections = {"agent": "agents", "promise": "promises", "workload": "workloads"}
+    sections = {"agent": "agents", "promise": "promises", "workload": "workloads",
+                "super-agent": "super_agents", "observer": "observers"}
     candidates: list[tuple[str, str]] = []
     if exc.element is not None:
         candidates.append(exc.element)
-    for m in re.finditer(r"(agents|promises|workloads|injections)\[(\d+)\]", message):
+    for m in re.finditer(r"(agents|super_agents|promises|workloads|injections|observers)\[(\d+)\]",
+                         message):
         return marks.get((m.group(1), int(m.group(2))))
-    for m in re.finditer(r"\b(agent|promise|workload|outage) '([^']*)'", message):
+    for m in re.finditer(r"(super-agent|(?<!-)\bagent|promise|workload|outage|observer) '([^']*)'",
+                         message):
         candidates.append((m.group(1), m.group(2)))
     for kind, name in candidates:
         if kind == "outage" and name.isdigit():

@@ -5,8 +5,9 @@ from .injections import Observer, Outage, Workload
 from .model import Model
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import CallCondition, CallNode, ModelSpec
+from .super_agents import AgentTemplate, SuperAgent
 
 __all__ = [
-    "Agent", "Failures", "Maintenance", "Observer", "Outage", "Workload", "Model", "Availability", "Condition", "Latency",
+    "Agent", "AgentTemplate", "SuperAgent", "Failures", "Maintenance", "Observer", "Outage", "Workload", "Model", "Availability", "Condition", "Latency",
     "Promise", "all_of", "any_of", "k_of", "CallCondition", "CallNode", "ModelSpec",
 ]

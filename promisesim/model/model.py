@@ -10,14 +10,15 @@ from .agents import Agent, Failures, Maintenance
 from .injections import Observer, Outage, Workload
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import ModelSpec, build_spec
+from .super_agents import AgentTemplate, SuperAgent, expand
 
 __all__ = ["Model"]
 
-AgentRef = Agent | str
+AgentRef = Agent | SuperAgent | str
 PromiseRef = Promise | str
 
 
-def _name(ref: Agent | Promise | str) -> str:
+def _name(ref: Agent | SuperAgent | Promise | str) -> str:
     return ref if isinstance(ref, str) else ref.name
 
 
@@ -55,6 +56,7 @@ class Model:
         self.workloads: list[Workload] = []
         self.outages: list[Outage] = []
         self.observers: list[Observer] = []
+        self.super_agents: list[SuperAgent] = []
 
     # -- building -------------------------------------------------------------
     def agent(
@@ -69,6 +71,28 @@ class Model:
         agent = Agent(name, failures=failures, service_time=service_time, servers=servers)
         self.agents.append(agent)
         return agent
+
+    def super_agent(
+        self,
+        name: str,
+        *,
+        members: list[AgentRef] | None = None,
+        size: int | None = None,
+        member: AgentTemplate | None = None,
+        rule: str = "any",
+        k: int | None = None,
+        failures: Failures | None = None,
+        service_time: Distribution = Deterministic(0.0),
+    ) -> SuperAgent:
+        """Add a super-agent and return it; promises name it like an agent.
+
+        See :class:`~promisesim.model.super_agents.SuperAgent`. Give ``members``
+        (agents or super-agents) or ``size`` copies of the ``member`` template.
+        """
+        group = SuperAgent(name, tuple(_name(x) for x in members or ()), size, member, rule, k,
+                           failures, service_time)
+        self.super_agents.append(group)
+        return group
 
     def promise(
         self,
@@ -126,7 +150,7 @@ class Model:
         """Add an injected fault (an :class:`~promisesim.model.injections.Outage`)."""
         if not isinstance(injection, Outage):
             raise ScenarioError(f"cannot inject {injection!r}: expected an Outage")
-        if isinstance(injection.target, Agent):
+        if isinstance(injection.target, (Agent, SuperAgent)):
             injection = Outage(injection.target.name, injection.at, injection.duration)
         self.outages.append(injection)
         return injection
@@ -143,29 +167,29 @@ class Model:
     # -- validation -----------------------------------------------------------
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
-        return build_spec(self.name, self.time_unit, list(self.agents), list(self.promises),
-                          list(self.workloads), list(self.outages), list(self.observers))
+        agents, promises, outages = expand(list(self.agents), list(self.super_agents),
+                                           list(self.promises), list(self.outages))
+        return build_spec(self.name, self.time_unit, agents, promises, list(self.workloads),
+                          outages, list(self.observers))
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The scenario-file form of the model (plain dicts, lists, strings and numbers)."""
-        agents = []
-        for a in self.agents:
-            entry: dict[str, Any] = {"name": a.name}
-            if a.failures is not None:
-                entry["failures"] = {"time_to_failure": a.failures.time_to_failure.to_dict()}
-                if a.failures.time_to_repair is not None:
-                    entry["failures"]["time_to_repair"] = a.failures.time_to_repair.to_dict()
-                if a.failures.maintenance is not None:
-                    entry["failures"]["maintenance"] = {
-                        "interval": a.failures.maintenance.interval.to_dict(),
-                        "success": a.failures.maintenance.success,
-                    }
-            if a.service_time != Deterministic(0.0):
-                entry["service_time"] = a.service_time.to_dict()
-            if a.servers != 1:
-                entry["servers"] = a.servers
-            agents.append(entry)
+        agents = [_agent_fields(a, {"name": a.name}) for a in self.agents]
+        groups = []
+        for g in self.super_agents:
+            entry: dict[str, Any] = {"name": g.name}
+            if g.size is not None:
+                entry["size"] = g.size
+                assert g.member is not None
+                entry["member"] = _agent_fields(g.member, {})
+            else:
+                entry["members"] = list(g.members)
+            entry["rule"] = g.rule
+            if g.k is not None:
+                entry["k"] = g.k
+            _agent_fields(g, entry, servers=False)
+            groups.append(entry)
         promises = []
         for p in self.promises:
             body: dict[str, Any] = (
@@ -180,8 +204,10 @@ class Model:
             if p.about is not None:
                 entry["about"] = p.about
             promises.append(entry)
-        out: dict[str, Any] = {"name": self.name, "time_unit": self.time_unit,
-                               "agents": agents, "promises": promises}
+        out: dict[str, Any] = {"name": self.name, "time_unit": self.time_unit, "agents": agents}
+        if groups:
+            out["super_agents"] = groups
+        out["promises"] = promises
         if self.workloads:
             out["workloads"] = []
             for w in self.workloads:
@@ -217,7 +243,26 @@ class Model:
         return reader.model(data)
 
 
-_TOP_KEYS = {"name", "time_unit", "agents", "promises", "workloads", "injections", "observers", "run"}
+def _agent_fields(a: Any, entry: dict[str, Any], servers: bool = True) -> dict[str, Any]:
+    """The scenario-file fields of an agent, template or super-agent front, added to ``entry``."""
+    if a.failures is not None:
+        entry["failures"] = {"time_to_failure": a.failures.time_to_failure.to_dict()}
+        if a.failures.time_to_repair is not None:
+            entry["failures"]["time_to_repair"] = a.failures.time_to_repair.to_dict()
+        if a.failures.maintenance is not None:
+            entry["failures"]["maintenance"] = {
+                "interval": a.failures.maintenance.interval.to_dict(),
+                "success": a.failures.maintenance.success,
+            }
+    if a.service_time != Deterministic(0.0):
+        entry["service_time"] = a.service_time.to_dict()
+    if servers and a.servers != 1:
+        entry["servers"] = a.servers
+    return entry
+
+
+_TOP_KEYS = {"name", "time_unit", "agents", "super_agents", "promises", "workloads", "injections",
+             "observers", "run"}
 
 
 class _Reader:
@@ -248,6 +293,8 @@ class _Reader:
         m = Model(str(data.get("name", "model")), time_unit=str(data.get("time_unit", "s")))
         for i, entry in enumerate(self._list(data.get("agents"), "agents")):
             self.agent(m, entry, f"agents[{i}]")
+        for i, entry in enumerate(self._list(data.get("super_agents"), "super_agents")):
+            self.super_agent(m, entry, f"super_agents[{i}]")
         for i, entry in enumerate(self._list(data.get("promises"), "promises")):
             self.promise(m, entry, f"promises[{i}]")
         for i, entry in enumerate(self._list(data.get("workloads"), "workloads")):
@@ -271,10 +318,23 @@ class _Reader:
             m.inject(Outage(str(o["target"]), o["at"], o["duration"]))
         return m
 
-    def agent(self, m: Model, entry: Any, where: str) -> None:
-        e = self._mapping(entry, where, {"name", "failures", "service_time", "servers"}, {"name"})
-        name = e["name"]
-        where = f"agent {name!r}"
+    def super_agent(self, m: Model, entry: Any, where: str) -> None:
+        e = self._mapping(entry, where, {"name", "members", "size", "member", "rule", "k", "failures",
+                                         "service_time"}, {"name"})
+        where = f"super-agent {e['name']!r}"
+        template = None
+        if e.get("member") is not None:
+            t = self._mapping(e["member"], f"{where}: member", {"failures", "service_time", "servers"})
+            failures, service = self._behaviour(t, f"{where}: member")
+            template = AgentTemplate(failures, service, t.get("servers", 1))
+        failures, service = self._behaviour(e, where)
+        members = [str(x) for x in self._list(e.get("members"), f"{where}: members")]
+        m.super_agent(e["name"], members=members or None, size=e.get("size"), member=template,
+                      rule=e.get("rule", "any"), k=e.get("k"), failures=failures,
+                      service_time=service)
+
+    def _behaviour(self, e: dict, where: str) -> tuple[Failures | None, Distribution]:
+        """``failures`` and ``service_time`` of an agent-like entry."""
         failures = None
         if e.get("failures") is not None:
             f = self._mapping(e["failures"], f"{where}: failures",
@@ -292,9 +352,16 @@ class _Reader:
             failures = Failures(
                 distribution_from_dict(f["time_to_failure"], where=f"{where}: time_to_failure"),
                 repair, maintenance)
-        service = Deterministic(0.0)
+        service: Distribution = Deterministic(0.0)
         if "service_time" in e:
             service = distribution_from_dict(e["service_time"], where=f"{where}: service_time")
+        return failures, service
+
+    def agent(self, m: Model, entry: Any, where: str) -> None:
+        e = self._mapping(entry, where, {"name", "failures", "service_time", "servers"}, {"name"})
+        name = e["name"]
+        where = f"agent {name!r}"
+        failures, service = self._behaviour(e, where)
         m.agent(name, failures=failures, service_time=service, servers=e.get("servers", 1))
 
     def promise(self, m: Model, entry: Any, where: str) -> None:

@@ -1,0 +1,139 @@
+"""Super-agents: expansion, closed forms, common-mode outages, nesting, files, errors."""
+
+import pandas as pd
+import pytest
+
+import promisesim as ps
+from promisesim import analytic
+from promisesim.dists import Deterministic as D
+from promisesim.dists import Exponential
+
+Z = 4.0
+
+
+def failing(mttf, mttr):
+    return ps.Failures(time_to_failure=Exponential(mean=mttf), time_to_repair=Exponential(mean=mttr))
+
+
+def kept(result, promise):
+    row = result.summary(["kept_fraction"]).set_index("promise").loc[promise]
+    return row["mean"], row["stderr"]
+
+
+@pytest.mark.slow
+def test_two_of_three_super_agent_availability():
+    mttf, mttr = 20.0, 5.0
+    m = ps.Model("2-of-3")
+    group = m.super_agent("cluster", size=3, member=ps.AgentTemplate(failures=failing(mttf, mttr)),
+                          rule="k", k=2)
+    m.promise(group, to=m.agent("u"), body=ps.Availability(), name="up")
+    mean, se = kept(ps.simulate(m, horizon=10_000.0, replications=30, seed=21), "up")
+    a = analytic.availability(mttf, mttr)
+    assert abs(mean - (3 * a**2 - 2 * a**3)) <= 3 * se
+
+
+@pytest.mark.slow
+def test_common_mode_ceiling():
+    """Members up with probability p each, the whole group with 1 - q: any-of availability is
+    (1 - q)(1 - (1 - p)^n)."""
+    m = ps.Model("common mode")
+    group = m.super_agent("region", size=3, member=ps.AgentTemplate(failures=failing(20.0, 5.0)),
+                          failures=failing(50.0, 2.0))
+    m.promise(group, to=m.agent("u"), body=ps.Availability(), name="up")
+    mean, se = kept(ps.simulate(m, horizon=10_000.0, replications=30, seed=22), "up")
+    p, q = analytic.availability(20.0, 5.0), 1 - analytic.availability(50.0, 2.0)
+    assert abs(mean - (1 - q) * analytic.parallel(p, p, p)) <= Z * se
+
+
+@pytest.mark.slow
+def test_nested_super_agents_compose():
+    m = ps.Model("nested")
+    tmpl = ps.AgentTemplate(failures=failing(20.0, 5.0))
+    east = m.super_agent("east", size=2, member=tmpl, rule="all")
+    west = m.super_agent("west", size=2, member=tmpl, rule="all")
+    both = m.super_agent("global", members=[east, west], rule="any")
+    m.promise(both, to=m.agent("u"), body=ps.Availability(), name="up")
+    mean, se = kept(ps.simulate(m, horizon=10_000.0, replications=30, seed=23), "up")
+    a = analytic.availability(20.0, 5.0)
+    assert abs(mean - analytic.parallel(a * a, a * a)) <= Z * se
+
+
+def test_an_outage_of_a_super_agent_takes_every_member_down():
+    m = ps.Model("outage")
+    inner = m.super_agent("inner", size=2, member=ps.AgentTemplate())
+    outer = m.super_agent("outer", members=[inner, m.agent("solo")], rule="any")
+    m.promise(outer, to=m.agent("u"), body=ps.Availability(), name="up")
+    m.inject(ps.Outage(outer, at=2.0, duration=3.0))
+    r = ps.simulate(m, horizon=10.0, seed=0)
+    down = r.intervals[(r.intervals["state"] == "down")]
+    assert set(down["entity"].astype(str)) == {"outer", "inner", "inner.0", "inner.1", "solo"}
+    assert (down["start"] == 2.0).all() and (down["end"] == 5.0).all()
+    assert r.promises.set_index("promise").loc["up", "kept_fraction"] == pytest.approx(0.7)
+
+
+def test_requests_are_routed_to_one_member_that_is_up():
+    m = ps.Model("routing")
+    group = m.super_agent("api", size=3, member=ps.AgentTemplate(service_time=D(0.1)))
+    serve = m.promise(group, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="serve")
+    m.workload(serve, interarrival=D(1.0))
+    m.inject(ps.Outage("api.0", at=2.5, duration=3.0))
+    r = ps.simulate(m, horizon=10.5, seed=0)
+    counts = r.promises.set_index("promise")["requests"]
+    assert counts["serve"] == 10
+    assert counts["serve@api.0"] == 7 and counts["serve@api.1"] == 3 and counts["serve@api.2"] == 0
+    assert r.promises.set_index("promise").loc["serve", "request_kept_fraction"] == 1.0
+
+
+def test_engines_agree_on_super_agents():
+    m = ps.Model("both engines")
+    u, db = m.agent("u"), m.agent("db", service_time=Exponential(0.05), failures=failing(30.0, 2.0))
+    group = m.super_agent("api", size=3, rule="k", k=2, failures=failing(100.0, 1.0),
+                          member=ps.AgentTemplate(service_time=Exponential(0.1), servers=2,
+                                                  failures=failing(20.0, 2.0)))
+    q = m.promise(db, to=group, body=ps.Latency(deadline=0.5), name="query")
+    serve = m.promise(group, to=u, body=ps.Latency(deadline=1.0), conditions=q, name="serve")
+    m.workload(serve, rate=3.0)
+    ref = ps.simulate(m, horizon=300.0, replications=3, seed=2, engine="reference")
+    vec = ps.simulate(m, horizon=300.0, replications=3, seed=2, engine="vector")
+    for table in ("promises", "events", "requests"):
+        pd.testing.assert_frame_equal(getattr(ref, table), getattr(vec, table), check_exact=True,
+                                      check_flags=False)
+
+
+def test_super_agents_round_trip_through_yaml():
+    from promisesim.scenario import scenario_from_text
+
+    m = ps.Model("yaml")
+    tmpl = ps.AgentTemplate(failures=failing(10.0, 1.0), service_time=Exponential(0.2), servers=2)
+    a = m.super_agent("a", size=2, member=tmpl, rule="k", k=1, failures=failing(90.0, 3.0))
+    b = m.super_agent("b", members=[a, m.agent("c")], rule="all", service_time=D(0.01))
+    m.promise(b, to=m.agent("u"), body=ps.Availability(), name="p")
+    again = scenario_from_text(ps.dump_scenario(m)).model
+    assert again.super_agents == m.super_agents
+    assert again.spec() == m.spec()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"size": 2, "members": ["x"], "member": ps.AgentTemplate()}, "not both"),
+    ({}, "not neither"),
+    ({"size": 0, "member": ps.AgentTemplate()}, "size=0"),
+    ({"size": 2}, "member template"),
+    ({"members": ["nobody"]}, "member 'nobody' is not an agent"),
+    ({"size": 3, "member": ps.AgentTemplate(), "rule": "k", "k": 4}, "k=4"),
+    ({"size": 3, "member": ps.AgentTemplate(), "rule": "most"}, "rule='most'"),
+    ({"size": 3, "member": ps.AgentTemplate(), "k": 2}, "k is only for rule='k'"),
+])
+def test_bad_super_agents_are_refused(kwargs, message):
+    m = ps.Model("bad")
+    m.agent("x")
+    m.super_agent("g", **kwargs)
+    with pytest.raises(ps.ScenarioError, match=f"super-agent 'g'.*{message}"):
+        m.spec()
+
+
+def test_super_agents_cannot_contain_each_other():
+    m = ps.Model("loop")
+    m.super_agent("a", members=["b"])
+    m.super_agent("b", members=["a"])
+    with pytest.raises(ps.ScenarioError, match="contain each other"):
+        m.spec()
