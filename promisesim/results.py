@@ -360,6 +360,26 @@ class Result:
             "outcome": pd.Categorical.from_codes(req["outcome"].astype(np.int64), categories=list(OUTCOMES)),
         })
 
+    # -- internal communication ---------------------------------------------------------
+    @cached_property
+    def messages(self) -> pd.DataFrame:
+        """Internal messages of each super-agent per replication: a request to a member and
+        its answer are two messages (a member that is down still receives the request and
+        answers that it refuses). Columns ``replication, super_agent, requests, messages``,
+        where ``requests`` counts the members' interior requests."""
+        spec = self.spec
+        groups = list(dict.fromkeys(spec.interior.values()))
+        counts = self._request_counts().sum(axis=2)          # replication x promise
+        rows = []
+        for group in groups:
+            members = [spec.promise_index[p] for p, g in spec.interior.items() if g == group]
+            per_rep = counts[:, members].sum(axis=1)
+            for r in range(self.replications):
+                rows.append((r, group, int(per_rep[r]), 2 * int(per_rep[r])))
+        frame = pd.DataFrame(rows, columns=["replication", "super_agent", "requests", "messages"])
+        frame.attrs.update(self.attrs)
+        return frame
+
     # -- failure attribution ------------------------------------------------------------
     def _blame(self, cond: Condition, rep: np.ndarray, t: np.ndarray
                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:

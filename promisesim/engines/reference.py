@@ -334,7 +334,18 @@ class _Replication:
             return (yield from self._calls(item, w, k))
         if not item.is_request:
             return self._standing(item.promise)
-        return (yield self.env.process(self._request(item, w, k)))
+        # Internal communication: the call is handed to the network now and reaches the
+        # provider delay_out later, even if the caller crashes meanwhile; the answer takes
+        # delay_back to come back.
+        call = self._in_flight(item, w, k) if item.delay_out else self._request(item, w, k)
+        kept = yield self.env.process(call)
+        if item.delay_back:
+            yield self.env.timeout(item.delay_back)
+        return kept
+
+    def _in_flight(self, item: CallNode, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
+        yield self.env.timeout(item.delay_out)
+        return (yield from self._request(item, w, k))
 
     def _calls(self, cond: CallCondition, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
         if cond.rule == "any":

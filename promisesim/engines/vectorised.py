@@ -238,6 +238,7 @@ class _NodeRun:
     workload: int
     order: int
     reach: np.ndarray                       # indices into the workload's arrivals
+    arrival: np.ndarray = field(default=None)  # type: ignore[assignment] # per reach: arrival here
     called: np.ndarray = field(default=None)  # type: ignore[assignment] # reach where the promiser is up
     choice: dict[int, np.ndarray] = field(default_factory=dict)  # id(any-condition) -> item chosen
     ok: np.ndarray = field(default=None)      # type: ignore[assignment] # per reach: kept
@@ -466,7 +467,7 @@ class _Batch:
         self.runs: list[_NodeRun] = []
         self.by_node: dict[int, _NodeRun] = {}
         for w, tree in enumerate(spec.call_trees):
-            self._reach(tree, w, np.arange(self.arrivals[w].time.size))
+            self._reach(tree, w, np.arange(self.arrivals[w].time.size), self.arrivals[w].time)
         order, _ = _agent_order(spec)
         for agent in order:
             runs = [r for r in self.runs if self.promiser[r.node.promise] == agent]
@@ -474,18 +475,21 @@ class _Batch:
                 self._serve(agent, runs)
         return self._records()
 
-    def _reach(self, node: CallNode, w: int, reach: np.ndarray) -> None:
-        """Top down: which requests reach ``node``, and where the promiser is up, what they call."""
+    def _reach(self, node: CallNode, w: int, reach: np.ndarray, arrival: np.ndarray) -> None:
+        """Top down: which requests reach ``node`` (arriving at ``arrival``), and where the
+        promiser is up, what they call."""
         run = _NodeRun(node, w, len(self.runs), reach)
+        run.arrival = arrival
         self.runs.append(run)
         self.by_node[id(node)] = run
         arr = self.arrivals[w]
-        up = self.states[self.promiser[node.promise]].up_at(arr.rep[reach], arr.time[reach])
+        up = self.states[self.promiser[node.promise]].up_at(arr.rep[reach], arrival)
         run.called = reach[up]
         if node.condition is not None:
-            self._reach_condition(node.condition, w, run.called, run)
+            self._reach_condition(node.condition, w, run.called, run, arrival[up])
 
-    def _reach_condition(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun) -> None:
+    def _reach_condition(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun,
+                         times: np.ndarray) -> None:
         arr = self.arrivals[w]
         if cond.rule == "any":
             choice = np.full(called.size, -1, dtype=np.int64)
@@ -493,30 +497,31 @@ class _Batch:
                 open_ = choice < 0
                 if not open_.any():
                     break
-                standing = self._item_standing(item, arr.rep[called[open_]], arr.time[called[open_]])
+                standing = self._item_standing(item, arr.rep[called[open_]], times[open_])
                 pos = np.flatnonzero(open_)[standing]
                 choice[pos] = j
             run.choice[id(cond)] = choice
-            targets = [called[choice == j] for j in range(len(cond.items))]
+            targets = [choice == j for j in range(len(cond.items))]
         else:
-            targets = [called] * len(cond.items)
-        for item, subset in zip(cond.items, targets):
+            targets = [np.ones(called.size, dtype=bool)] * len(cond.items)
+        for item, mask in zip(cond.items, targets):
             if isinstance(item, CallCondition):
-                self._reach_condition(item, w, subset, run)
+                self._reach_condition(item, w, called[mask], run, times[mask])
             elif item.is_request:
-                self._reach(item, w, subset)
+                self._reach(item, w, called[mask], times[mask] + item.delay_out)
 
     def _resolve(self, item: CallNode | CallCondition, w: int, called: np.ndarray,
-                 run: _NodeRun) -> tuple[np.ndarray, np.ndarray]:
-        """Bottom up: for requests ``called``, whether ``item`` was kept and when that was known."""
+                 run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bottom up: for requests ``called`` (at the caller from ``t``), whether ``item`` was
+        kept and when the caller knew it."""
         arr = self.arrivals[w]
-        t = arr.time[called]
         if isinstance(item, CallNode):
             if not item.is_request:
                 return self._standing(item.promise, arr.rep[called], t), t.copy()
             child = self.by_node[id(item)]
             pos = np.searchsorted(child.reach, called)
-            return child.ok[pos], child.done[pos]
+            done = child.done[pos] + item.delay_back if item.delay_back else child.done[pos]
+            return child.ok[pos], done
         if item.rule == "any":
             choice = run.choice[id(item)]
             ok = np.zeros(called.size, dtype=bool)
@@ -524,9 +529,9 @@ class _Batch:
             for j, sub in enumerate(item.items):
                 mask = choice == j
                 if mask.any():
-                    ok[mask], done[mask] = self._resolve(sub, w, called[mask], run)
+                    ok[mask], done[mask] = self._resolve(sub, w, called[mask], run, t[mask])
             return ok, done
-        results = [self._resolve(sub, w, called, run) for sub in item.items]
+        results = [self._resolve(sub, w, called, run, t) for sub in item.items]
         oks = np.stack([r[0] for r in results])
         dones = np.stack([r[1] for r in results])
         n, k = len(item.items), item.k
@@ -544,14 +549,14 @@ class _Batch:
             arr = self.arrivals[run.workload]
             m = run.reach.size
             run.ok = np.zeros(m, dtype=bool)
-            run.done = arr.time[run.reach].copy()
+            run.done = run.arrival.copy()
             run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
             run.latency = np.full(m, np.nan)
             pos = np.searchsorted(run.reach, run.called)
-            rep, t = arr.rep[run.called], arr.time[run.called]
+            rep, t = arr.rep[run.called], run.arrival[pos]
             crash = states.next_change_after(rep, t)   # the promiser is up at t: the next change is a crash
             if run.node.condition is not None:
-                cond_ok, ready = self._resolve(run.node.condition, run.workload, run.called, run)
+                cond_ok, ready = self._resolve(run.node.condition, run.workload, run.called, run, t)
             else:
                 cond_ok, ready = np.ones(t.size, dtype=bool), t.copy()
             lost = crash <= ready
@@ -561,8 +566,7 @@ class _Batch:
             entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter]))
         self._queue(agent, entries)
         for run in runs:
-            arr = self.arrivals[run.workload]
-            t = arr.time[run.reach]
+            t = run.arrival
             answered = (run.outcome == KEPT) | (run.outcome == LATE)
             run.latency[answered] = run.done[answered] - t[answered]
             deadline = self.deadline[run.node.promise]
@@ -614,10 +618,13 @@ class _Batch:
             cols["promise"].append(np.full(n, run.node.promise))
             cols["workload"].append(np.full(n, run.workload))
             cols["index"].append(arr.index[run.reach])
-            cols["arrival"].append(arr.time[run.reach])
+            cols["arrival"].append(run.arrival)
             cols["latency"].append(run.latency)
             cols["outcome"].append(run.outcome)
-        return {k: np.concatenate(v).astype(REQUEST_COLUMNS[k]) for k, v in cols.items()}
+        out = {k: np.concatenate(v).astype(REQUEST_COLUMNS[k]) for k, v in cols.items()}
+        # a call still in flight at the horizon never arrived: no record, as in an event loop
+        arrived = out["arrival"] < self.horizon
+        return out if arrived.all() else {k: v[arrived] for k, v in out.items()}
 
 
 def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,

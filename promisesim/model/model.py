@@ -83,6 +83,7 @@ class Model:
         k: int | None = None,
         failures: Failures | None = None,
         service_time: Distribution = Deterministic(0.0),
+        hop: float = 0.0,
     ) -> SuperAgent:
         """Add a super-agent and return it; promises name it like an agent.
 
@@ -90,7 +91,7 @@ class Model:
         (agents or super-agents) or ``size`` copies of the ``member`` template.
         """
         group = SuperAgent(name, tuple(_name(x) for x in members or ()), size, member, rule, k,
-                           failures, service_time)
+                           failures, service_time, hop)
         self.super_agents.append(group)
         return group
 
@@ -167,10 +168,10 @@ class Model:
     # -- validation -----------------------------------------------------------
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
-        agents, promises, outages = expand(list(self.agents), list(self.super_agents),
-                                           list(self.promises), list(self.outages))
+        agents, promises, outages, interior = expand(list(self.agents), list(self.super_agents),
+                                                     list(self.promises), list(self.outages))
         return build_spec(self.name, self.time_unit, agents, promises, list(self.workloads),
-                          outages, list(self.observers))
+                          outages, list(self.observers), interior)
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -188,6 +189,8 @@ class Model:
             entry["rule"] = g.rule
             if g.k is not None:
                 entry["k"] = g.k
+            if g.hop:
+                entry["hop"] = g.hop
             _agent_fields(g, entry, servers=False)
             groups.append(entry)
         promises = []
@@ -320,7 +323,7 @@ class _Reader:
 
     def super_agent(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where, {"name", "members", "size", "member", "rule", "k", "failures",
-                                         "service_time"}, {"name"})
+                                         "service_time", "hop"}, {"name"})
         where = f"super-agent {e['name']!r}"
         template = None
         if e.get("member") is not None:
@@ -331,7 +334,7 @@ class _Reader:
         members = [str(x) for x in self._list(e.get("members"), f"{where}: members")]
         m.super_agent(e["name"], members=members or None, size=e.get("size"), member=template,
                       rule=e.get("rule", "any"), k=e.get("k"), failures=failures,
-                      service_time=service)
+                      service_time=service, hop=e.get("hop", 0.0))
 
     def _behaviour(self, e: dict, where: str) -> tuple[Failures | None, Distribution]:
         """``failures`` and ``service_time`` of an agent-like entry."""

@@ -74,6 +74,9 @@ class Condition:
     rule: str
     k: int
     items: tuple[Union[str, "Condition"], ...]
+    #: Per item, the time a call takes to reach the provider and the answer to come back
+    #: (internal communication inside a super-agent); None means no delay.
+    delays: tuple[tuple[float, float], ...] | None = None
 
     def promises(self) -> list[str]:
         """Names of every promise in this condition, depth first."""

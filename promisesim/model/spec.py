@@ -49,6 +49,9 @@ class CallNode:
     path: str
     is_request: bool
     condition: CallCondition | None
+    #: Time for the call to reach the provider, and for its answer to come back.
+    delay_out: float = 0.0
+    delay_back: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class ModelSpec:
     agent_index: dict[str, int] = field(repr=False, compare=False)
     promise_index: dict[str, int] = field(repr=False, compare=False)
     observers: tuple[Observer, ...] = ()
+    interior: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def impositions(self) -> tuple[str, ...]:
@@ -240,7 +244,7 @@ def _topological(promises: dict[str, Promise]) -> list[Promise]:
 def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
     count = 0
 
-    def node(name: str, path: str) -> CallNode:
+    def node(name: str, path: str, delays: tuple[float, float] = (0.0, 0.0)) -> CallNode:
         nonlocal count
         count += 1
         if count > MAX_CALL_NODES:
@@ -252,14 +256,15 @@ def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
         is_request = isinstance(p.body, Latency)
         # An availability condition is a check of state, not a call: nothing below it is called.
         cond = condition(p.conditions, path, "") if is_request and p.conditions is not None else None
-        return CallNode(index[name], path, is_request, cond)
+        return CallNode(index[name], path, is_request, cond, delays[0], delays[1])
 
     def condition(c: Condition, path: str, position: str) -> CallCondition:
         # The item's position within the condition makes the path unique even when one
         # promise appears in several branches (names cannot contain "/").
+        delays = c.delays or ((0.0, 0.0),) * len(c.items)
         items = tuple(
             condition(item, path, f"{position}{j}.") if isinstance(item, Condition)
-            else node(item, f"{path}/{position}{j}/{item}")
+            else node(item, f"{path}/{position}{j}/{item}", delays[j])
             for j, item in enumerate(c.items)
         )
         return CallCondition(c.rule, c.k, items)
@@ -276,6 +281,7 @@ def build_spec(
     workloads: list[Workload],
     outages: list[Outage],
     observers: list[Observer] = [],
+    interior: dict[str, str] | None = None,
 ) -> ModelSpec:
     """Validate the parts of a model and freeze them. Raises :class:`ScenarioError`."""
     agent_map: dict[str, Agent] = {}
@@ -368,6 +374,7 @@ def build_spec(
         outages=tuple(outages),
         call_trees=trees,
         observers=tuple(observers),
+        interior=dict(interior or {}),
         agent_index={a.name: i for i, a in enumerate(agents)},
         promise_index={p.name: i for i, p in enumerate(ordered)},
     )

@@ -65,6 +65,11 @@ class SuperAgent:
         Common-mode failures: while the super-agent is down, so is every exterior promise.
     service_time : Distribution
         Time the front needs to route and answer a request (default zero).
+    hop : float
+        Internal message latency (time units). A request to a member and its answer take
+        one hop each; the front sends its messages one after another, so with ``"all"`` or
+        ``"k"`` member ``j`` (from 0) gets its request ``j + 1`` hops after the front did:
+        the internal cost grows with the size, as fan-out does. ``"any"`` sends one message.
     """
 
     name: str
@@ -75,6 +80,7 @@ class SuperAgent:
     k: int | None = None
     failures: Failures | None = None
     service_time: Distribution = field(default=Deterministic(0.0))
+    hop: float = 0.0
 
     def member_names(self) -> tuple[str, ...]:
         """The members' names, generated ones included."""
@@ -84,10 +90,11 @@ class SuperAgent:
 
 
 def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, outages: list
-           ) -> tuple[list[Agent], list, list]:
+           ) -> tuple[list[Agent], list, list, dict[str, str]]:
     """Replace super-agents by their fronts, members and interior promises.
 
-    Returns ``(agents, promises, outages)`` of an ordinary model. Raises
+    Returns ``(agents, promises, outages, interior)`` of an ordinary model, ``interior``
+    mapping each interior promise to its super-agent. Raises
     :class:`~promisesim.errors.ScenarioError` naming the super-agent at fault.
     """
     from ..errors import ScenarioError
@@ -95,7 +102,8 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
     from .promises import Condition, Promise, all_of, any_of, k_of
 
     if not super_agents:
-        return agents, promises, outages
+        return agents, promises, outages, {}
+    interior_of: dict[str, str] = {}
     names = {a.name for a in agents}
     groups: dict[str, SuperAgent] = {}
     for s in super_agents:
@@ -124,6 +132,9 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
                 raise err(f"k={s.k!r} must be a whole number from 1 to its {n} members")
         elif s.k is not None:
             raise err(f"k is only for rule='k', not rule={s.rule!r}")
+        if isinstance(s.hop, bool) or not isinstance(s.hop, (int, float)) \
+                or not 0 <= s.hop < float("inf"):
+            raise err(f"hop={s.hop!r} must be a non-negative, finite time")
         groups[s.name] = s
     for s in groups.values():
         for m in s.member_names():
@@ -166,6 +177,12 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
         names_ = [q.name for q in interior]
         composed: Condition = (any_of(*names_) if s.rule == "any" else all_of(*names_)
                                if s.rule == "all" else k_of(int(s.k or 0), *names_))
+        if s.hop:
+            hop = float(s.hop)
+            delays = tuple((hop if s.rule == "any" else (j + 1) * hop, hop)
+                           for j in range(len(names_)))
+            composed = Condition(composed.rule, composed.k, composed.items, delays)
+        interior_of.update((q.name, s.name) for q in interior)
         conditions = composed if p.conditions is None else all_of(p.conditions, composed)
         new_promises.append(Promise(p.name, p.promiser, p.promisee, p.body, conditions,
                                     p.accepted, p.about))
@@ -176,4 +193,4 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
             new_outages.extend(Outage(a, o.at, o.duration) for a in members_deep(o.target, ()))
         else:
             new_outages.append(o)
-    return new_agents, new_promises, new_outages
+    return new_agents, new_promises, new_outages, interior_of

@@ -75,6 +75,18 @@ def models(draw):
         body = ps.Latency(deadline=draw(st.floats(0.05, 2.0))) if draw(st.booleans()) \
             else ps.Availability()
         offers.append(m.promise(a, to=top, body=body, name=f"{a.name}-offer"))
+    if draw(st.booleans()):   # a super-agent with internal hops among the providers
+        size = draw(st.integers(1, 4))
+        rule = draw(st.sampled_from(["any", "all", "k"]))
+        group = m.super_agent(
+            "grp", size=size, rule=rule, k=draw(st.integers(1, size)) if rule == "k" else None,
+            hop=draw(st.sampled_from([0.0, 0.01, 0.1])),
+            failures=draw(st.none() | st.builds(ps.Failures, durations, durations)),
+            member=ps.AgentTemplate(service_time=draw(services), servers=draw(st.integers(1, 2)),
+                                    failures=draw(st.none() | st.builds(ps.Failures, durations,
+                                                                        durations))))
+        offers.append(m.promise(group, to=top, body=ps.Latency(deadline=draw(st.floats(0.1, 2.0))),
+                                name="grp-offer"))
 
     def condition(items):
         rule = draw(st.sampled_from(["all", "any", "k", "nested"]))
@@ -94,8 +106,9 @@ def models(draw):
     latency_offers = [p for p in offers if isinstance(p.body, ps.Latency)]
     if latency_offers and draw(st.booleans()):
         m.workload(latency_offers[0], rate=draw(st.floats(0.2, 2.0)), name="direct")
+    targets = [a.name for a in agents] + ["top"] + (["grp"] if m.super_agents else [])
     for _ in range(draw(st.integers(0, 3))):
-        m.inject(ps.Outage(draw(st.sampled_from([a.name for a in agents] + ["top"])),
+        m.inject(ps.Outage(draw(st.sampled_from(targets)),
                            at=draw(st.floats(0.0, 60.0)), duration=draw(st.floats(0.1, 30.0))))
     return m
 

@@ -87,7 +87,7 @@ def test_requests_are_routed_to_one_member_that_is_up():
 def test_engines_agree_on_super_agents():
     m = ps.Model("both engines")
     u, db = m.agent("u"), m.agent("db", service_time=Exponential(0.05), failures=failing(30.0, 2.0))
-    group = m.super_agent("api", size=3, rule="k", k=2, failures=failing(100.0, 1.0),
+    group = m.super_agent("api", size=3, rule="k", k=2, failures=failing(100.0, 1.0), hop=0.01,
                           member=ps.AgentTemplate(service_time=Exponential(0.1), servers=2,
                                                   failures=failing(20.0, 2.0)))
     q = m.promise(db, to=group, body=ps.Latency(deadline=0.5), name="query")
@@ -105,7 +105,8 @@ def test_super_agents_round_trip_through_yaml():
 
     m = ps.Model("yaml")
     tmpl = ps.AgentTemplate(failures=failing(10.0, 1.0), service_time=Exponential(0.2), servers=2)
-    a = m.super_agent("a", size=2, member=tmpl, rule="k", k=1, failures=failing(90.0, 3.0))
+    a = m.super_agent("a", size=2, member=tmpl, rule="k", k=1, failures=failing(90.0, 3.0),
+                      hop=0.002)
     b = m.super_agent("b", members=[a, m.agent("c")], rule="all", service_time=D(0.01))
     m.promise(b, to=m.agent("u"), body=ps.Availability(), name="p")
     again = scenario_from_text(ps.dump_scenario(m)).model
@@ -122,6 +123,7 @@ def test_super_agents_round_trip_through_yaml():
     ({"size": 3, "member": ps.AgentTemplate(), "rule": "k", "k": 4}, "k=4"),
     ({"size": 3, "member": ps.AgentTemplate(), "rule": "most"}, "rule='most'"),
     ({"size": 3, "member": ps.AgentTemplate(), "k": 2}, "k is only for rule='k'"),
+    ({"size": 3, "member": ps.AgentTemplate(), "hop": -1.0}, "hop=-1.0"),
 ])
 def test_bad_super_agents_are_refused(kwargs, message):
     m = ps.Model("bad")
@@ -137,3 +139,46 @@ def test_super_agents_cannot_contain_each_other():
     m.super_agent("b", members=["a"])
     with pytest.raises(ps.ScenarioError, match="contain each other"):
         m.spec()
+
+
+def quorum(n, hop, deadline, servers=4):
+    m = ps.Model("quorum")
+    group = m.super_agent("store", size=n, rule="k", k=n // 2 + 1, hop=hop,
+                          member=ps.AgentTemplate(service_time=Exponential(0.004), servers=servers))
+    read = m.promise(group, to=m.agent("u"), body=ps.Latency(deadline=deadline), name="read")
+    m.workload(read, rate=5.0)
+    return m
+
+
+def test_a_growing_quorum_gets_slow_and_talks_more():
+    """Fixed hop latency, the front fans out one message after another: from 3 to 21
+    members the read promise is kept less and less often, and messages grow with size."""
+    sizes = list(range(3, 23, 2))
+    kept_share, messages, requests = [], [], []
+    for n in sizes:
+        r = ps.simulate(quorum(n, hop=0.004, deadline=0.05), horizon=1_000.0, replications=4,
+                        seed=1)
+        promises = r.promises.set_index("promise")
+        kept_share.append(r.summary(["request_kept_fraction"]).set_index("promise")
+                          .loc["read", "mean"])
+        messages.append(int(r.messages["messages"].sum()))
+        requests.append(int(promises.loc["read", "requests"].sum()))
+    assert all(b <= a for a, b in zip(kept_share, kept_share[1:]))   # monotone
+    assert kept_share[0] - kept_share[-1] > 0.5
+    # two messages per member per read: the internal cost grows with the size
+    assert messages == [2 * n * q for n, q in zip(sizes, requests)]
+
+
+@pytest.mark.slow
+def test_quorum_latency_is_the_kth_order_statistic():
+    """No hop and no queueing: a read is kept iff at least k of the n members answer within
+    the deadline, each with probability p = 1 - exp(-d / mean)."""
+    import math
+
+    n, deadline = 5, 0.005
+    r = ps.simulate(quorum(n, hop=0.0, deadline=deadline, servers=50), horizon=4_000.0,
+                    replications=10, seed=31)
+    row = r.summary(["request_kept_fraction"]).set_index("promise").loc["read"]
+    p = 1 - math.exp(-deadline / 0.004)
+    expected = analytic.k_of_n(n // 2 + 1, p, n=n)
+    assert abs(row["mean"] - expected) <= Z * row["stderr"]
