@@ -165,8 +165,11 @@ def test_a_growing_quorum_gets_slow_and_talks_more():
         requests.append(int(promises.loc["read", "requests"].sum()))
     assert all(b <= a for a, b in zip(kept_share, kept_share[1:]))   # monotone
     assert kept_share[0] - kept_share[-1] > 0.5
-    # two messages per member per read: the internal cost grows with the size
-    assert messages == [2 * n * q for n, q in zip(sizes, requests)]
+    # two messages per member per read (less the few calls still in flight at the horizon,
+    # at most one read per replication): the internal cost grows with the size
+    for n, sent, reads in zip(sizes, messages, requests):
+        assert 2 * n * reads - 2 * n * 4 <= sent <= 2 * n * reads
+    assert all(b > a for a, b in zip(messages, messages[1:]))
 
 
 @pytest.mark.slow
