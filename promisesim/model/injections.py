@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..dists import Distribution, Exponential
 
-__all__ = ["Outage", "Workload", "Observer"]
+__all__ = ["Outage", "Workload", "Observer", "ScaleTo"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,18 @@ class Observer:
     name: str
     promise: str
     interval: Distribution | None = None
+
+
+@dataclass(frozen=True)
+class ScaleTo:
+    """Change the size of a super-agent (made of ``size`` copies of a template) ``at`` a time.
+
+    Growing adds members that serve only once their start-up is over (the
+    super-agent's ``startup``, a cold start): until then they are down.
+    Shrinking removes the highest-numbered members at once; requests inside
+    them are lost (no draining yet).
+    """
+
+    target: str
+    size: int
+    at: float

@@ -7,7 +7,7 @@ from typing import Any
 from ..dists import Deterministic, Distribution, distribution_from_dict
 from ..errors import ScenarioError
 from .agents import Agent, Failures, Maintenance
-from .injections import Observer, Outage, Workload
+from .injections import Observer, Outage, ScaleTo, Workload
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import ModelSpec, build_spec
 from .super_agents import AgentTemplate, SuperAgent, expand
@@ -57,6 +57,7 @@ class Model:
         self.outages: list[Outage] = []
         self.observers: list[Observer] = []
         self.super_agents: list[SuperAgent] = []
+        self.scalings: list[ScaleTo] = []
 
     # -- building -------------------------------------------------------------
     def agent(
@@ -84,6 +85,7 @@ class Model:
         failures: Failures | None = None,
         service_time: Distribution = Deterministic(0.0),
         hop: float = 0.0,
+        startup: float = 0.0,
     ) -> SuperAgent:
         """Add a super-agent and return it; promises name it like an agent.
 
@@ -91,7 +93,7 @@ class Model:
         (agents or super-agents) or ``size`` copies of the ``member`` template.
         """
         group = SuperAgent(name, tuple(_name(x) for x in members or ()), size, member, rule, k,
-                           failures, service_time, hop)
+                           failures, service_time, hop, startup)
         self.super_agents.append(group)
         return group
 
@@ -147,10 +149,16 @@ class Model:
         self.workloads.append(w)
         return w
 
-    def inject(self, injection: Outage) -> Outage:
-        """Add an injected fault (an :class:`~promisesim.model.injections.Outage`)."""
+    def inject(self, injection: Outage | ScaleTo) -> Outage | ScaleTo:
+        """Add an injected fault or change: an :class:`~promisesim.model.injections.Outage`
+        or a :class:`~promisesim.model.injections.ScaleTo`."""
+        if isinstance(injection, ScaleTo):
+            if isinstance(injection.target, SuperAgent):
+                injection = ScaleTo(injection.target.name, injection.size, injection.at)
+            self.scalings.append(injection)
+            return injection
         if not isinstance(injection, Outage):
-            raise ScenarioError(f"cannot inject {injection!r}: expected an Outage")
+            raise ScenarioError(f"cannot inject {injection!r}: expected an Outage or a ScaleTo")
         if isinstance(injection.target, (Agent, SuperAgent)):
             injection = Outage(injection.target.name, injection.at, injection.duration)
         self.outages.append(injection)
@@ -169,7 +177,8 @@ class Model:
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
         agents, promises, outages, interior = expand(list(self.agents), list(self.super_agents),
-                                                     list(self.promises), list(self.outages))
+                                                     list(self.promises), list(self.outages),
+                                                     list(self.scalings))
         return build_spec(self.name, self.time_unit, agents, promises, list(self.workloads),
                           outages, list(self.observers), interior)
 
@@ -191,6 +200,8 @@ class Model:
                 entry["k"] = g.k
             if g.hop:
                 entry["hop"] = g.hop
+            if g.startup:
+                entry["startup"] = g.startup
             _agent_fields(g, entry, servers=False)
             groups.append(entry)
         promises = []
@@ -228,11 +239,11 @@ class Model:
                  **({"interval": o.interval.to_dict()} if o.interval is not None else {})}
                 for o in self.observers
             ]
-        if self.outages:
+        if self.outages or self.scalings:
             out["injections"] = [
                 {"outage": {"target": o.target, "at": o.at, "duration": o.duration}}
                 for o in self.outages
-            ]
+            ] + [{"scale_to": {"target": x.target, "size": x.size, "at": x.at}} for x in self.scalings]
         return out
 
     @classmethod
@@ -315,7 +326,14 @@ class _Reader:
                 interval = distribution_from_dict(e["interval"], where=f"observers[{i}]: interval")
             m.observe(str(e["promise"]), interval=interval, name=e["name"])
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
-            e = self._mapping(entry, f"injections[{i}]", {"outage"}, {"outage"})
+            e = self._mapping(entry, f"injections[{i}]", {"outage", "scale_to"})
+            if len(e) != 1:
+                raise ScenarioError(f"injections[{i}]: give one of outage or scale_to")
+            if "scale_to" in e:
+                x = self._mapping(e["scale_to"], f"injections[{i}].scale_to", {"target", "size", "at"},
+                                  {"target", "size", "at"})
+                m.inject(ScaleTo(str(x["target"]), x["size"], x["at"]))
+                continue
             o = self._mapping(e["outage"], f"injections[{i}].outage", {"target", "at", "duration"},
                               {"target", "at", "duration"})
             m.inject(Outage(str(o["target"]), o["at"], o["duration"]))
@@ -323,7 +341,7 @@ class _Reader:
 
     def super_agent(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where, {"name", "members", "size", "member", "rule", "k", "failures",
-                                         "service_time", "hop"}, {"name"})
+                                         "service_time", "hop", "startup"}, {"name"})
         where = f"super-agent {e['name']!r}"
         template = None
         if e.get("member") is not None:
@@ -334,7 +352,7 @@ class _Reader:
         members = [str(x) for x in self._list(e.get("members"), f"{where}: members")]
         m.super_agent(e["name"], members=members or None, size=e.get("size"), member=template,
                       rule=e.get("rule", "any"), k=e.get("k"), failures=failures,
-                      service_time=service, hop=e.get("hop", 0.0))
+                      service_time=service, hop=e.get("hop", 0.0), startup=e.get("startup", 0.0))
 
     def _behaviour(self, e: dict, where: str) -> tuple[Failures | None, Distribution]:
         """``failures`` and ``service_time`` of an agent-like entry."""

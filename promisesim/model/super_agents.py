@@ -9,7 +9,8 @@ super-agent, each member ``m`` makes an *interior* promise ``P@m`` of the
 same body to the front, and ``P`` is kept only if the composition of the
 interior promises holds:
 
-* ``rule="any"``: a request is routed to one member that is up (a choice);
+* ``rule="any"``: a request is routed to one member that is up (a choice:
+  the first one in member order, so a fail-over rather than a load balancer);
 * ``rule="all"``: every member is needed (and called);
 * ``rule="k"``: a quorum: every member is called and the ``k`` fastest kept
   answers are needed.
@@ -25,9 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..dists import Deterministic, Distribution
+from ..errors import ScenarioError
 from .agents import Agent, Failures
 
 __all__ = ["AgentTemplate", "SuperAgent"]
+
+#: Duration of "down until the end of any horizon" (a member removed for good).
+_FOREVER = 1e300
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class SuperAgent:
         one hop each; the front sends its messages one after another, so with ``"all"`` or
         ``"k"`` member ``j`` (from 0) gets its request ``j + 1`` hops after the front did:
         the internal cost grows with the size, as fan-out does. ``"any"`` sends one message.
+    startup : float
+        Start-up time of a member added by a :class:`~promisesim.model.injections.ScaleTo`
+        (a cold start, time units): it serves only once this is over.
     """
 
     name: str
@@ -81,27 +89,31 @@ class SuperAgent:
     failures: Failures | None = None
     service_time: Distribution = field(default=Deterministic(0.0))
     hop: float = 0.0
+    startup: float = 0.0
 
-    def member_names(self) -> tuple[str, ...]:
-        """The members' names, generated ones included."""
+    def member_names(self, size: int | None = None) -> tuple[str, ...]:
+        """The members' names, generated ones included (``size`` of them if given)."""
         if self.size is not None:
-            return tuple(f"{self.name}.{i}" for i in range(self.size))
+            return tuple(f"{self.name}.{i}" for i in range(size if size is not None else self.size))
         return tuple(self.members)
 
 
-def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, outages: list
-           ) -> tuple[list[Agent], list, list, dict[str, str]]:
+def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, outages: list,
+           scalings: list | None = None) -> tuple[list[Agent], list, list, dict[str, str]]:
     """Replace super-agents by their fronts, members and interior promises.
 
     Returns ``(agents, promises, outages, interior)`` of an ordinary model, ``interior``
     mapping each interior promise to its super-agent. Raises
     :class:`~promisesim.errors.ScenarioError` naming the super-agent at fault.
     """
-    from ..errors import ScenarioError
     from .injections import Outage
     from .promises import Condition, Promise, all_of, any_of, k_of
 
+    scalings = list(scalings or [])
     if not super_agents:
+        if scalings:
+            raise ScenarioError(f"scale_to: target {scalings[0].target!r} is not a super-agent of "
+                                "the model", element=("scale_to", str(scalings[0].target)))
         return agents, promises, outages, {}
     interior_of: dict[str, str] = {}
     names = {a.name for a in agents}
@@ -125,6 +137,9 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
             if not isinstance(s.member, AgentTemplate):
                 raise err("a size needs a member template (AgentTemplate)")
         n = len(s.member_names())
+        sizes = [x.size for x in scalings if x.target == s.name and isinstance(x.size, int)]
+        if s.size is not None and sizes:
+            n = max([n] + sizes)              # a quorum may wait for members a scale-up adds
         if s.rule not in ("any", "all", "k"):
             raise err(f"rule={s.rule!r} must be 'any', 'all' or 'k'")
         if s.rule == "k":
@@ -132,9 +147,11 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
                 raise err(f"k={s.k!r} must be a whole number from 1 to its {n} members")
         elif s.k is not None:
             raise err(f"k is only for rule='k', not rule={s.rule!r}")
-        if isinstance(s.hop, bool) or not isinstance(s.hop, (int, float)) \
-                or not 0 <= s.hop < float("inf"):
-            raise err(f"hop={s.hop!r} must be a non-negative, finite time")
+        for what in ("hop", "startup"):
+            value = getattr(s, what)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 <= value < float("inf"):
+                raise err(f"{what}={value!r} must be a non-negative, finite time")
         groups[s.name] = s
     for s in groups.values():
         for m in s.member_names():
@@ -142,7 +159,7 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
                 raise ScenarioError(f"super-agent {s.name!r}: member {m!r} is not an agent or a "
                                     "super-agent of the model", element=("super-agent", s.name))
 
-    def members_deep(name: str, seen: tuple[str, ...]) -> list[str]:
+    def members_deep(name: str, seen: tuple[str, ...], scaled: bool = False) -> list[str]:
         """Every agent a super-agent holds down when it is down: its front and members."""
         if name in seen:
             raise ScenarioError("super-agents contain each other: "
@@ -151,18 +168,52 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
         if name not in groups:
             return [name]
         out = [name]
-        for m in groups[name].member_names():
-            out.extend(members_deep(m, seen + (name,)))
+        for m in groups[name].member_names(largest.get(name) if scaled else None):
+            out.extend(members_deep(m, seen + (name,), scaled))
         return out
 
     for name in groups:
         members_deep(name, ())
+    # Scaling: the largest size a super-agent ever has gives its members; members not yet
+    # added (or still starting up) and members removed are down.
+    largest: dict[str, int] = {}
+    resting: list = []
+    for target in dict.fromkeys(x.target for x in scalings):
+        group = groups.get(target)
+        events = sorted((x for x in scalings if x.target == target), key=lambda x: x.at)
+        if group is None or group.size is None:
+            raise ScenarioError(f"scale_to: target {target!r} is not a super-agent made of "
+                                "copies of a template (give it size and member)",
+                                element=("scale_to", str(target)))
+        for x in events:
+            if isinstance(x.size, bool) or not isinstance(x.size, int) or x.size < 1:
+                raise ScenarioError(f"scale_to {target!r}: size={x.size!r} must be a whole number "
+                                    "of at least 1", element=("scale_to", target))
+            if isinstance(x.at, bool) or not isinstance(x.at, (int, float)) \
+                    or not 0 <= x.at < float("inf"):
+                raise ScenarioError(f"scale_to {target!r}: at={x.at!r} must be a non-negative, "
+                                    "finite time", element=("scale_to", target))
+        largest[target] = max([group.size] + [x.size for x in events])
+        size, start = group.size, group.startup
+        down_since = {i: 0.0 for i in range(size, largest[target])}   # not there yet
+        for x in events:
+            for i in range(x.size, size):                 # removed now
+                down_since[i] = float(x.at)
+            for i in range(size, x.size):                 # added now: serves after start-up
+                if i in down_since:
+                    serving = float(x.at) + start
+                    if serving > down_since[i]:
+                        resting.append(Outage(f"{target}.{i}", down_since[i], serving - down_since[i]))
+                    del down_since[i]
+            size = x.size
+        for i, since in down_since.items():
+            resting.append(Outage(f"{target}.{i}", since, _FOREVER))
     new_agents = list(agents)
     for s in groups.values():
         new_agents.append(Agent(s.name, failures=s.failures, service_time=s.service_time))
         if s.size is not None:
             assert s.member is not None
-            new_agents.extend(s.member.agent(m) for m in s.member_names())
+            new_agents.extend(s.member.agent(m) for m in s.member_names(largest.get(s.name)))
 
     new_promises: list = []
     pending = list(promises)
@@ -172,7 +223,8 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
         if s is None:
             new_promises.append(p)
             continue
-        interior = [Promise(f"{p.name}@{m}", m, s.name, p.body) for m in s.member_names()]
+        interior = [Promise(f"{p.name}@{m}", m, s.name, p.body)
+                    for m in s.member_names(largest.get(s.name))]
         pending.extend(interior)      # a member that is a super-agent expands in turn
         names_ = [q.name for q in interior]
         composed: Condition = (any_of(*names_) if s.rule == "any" else all_of(*names_)
@@ -190,7 +242,8 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
     new_outages = []
     for o in outages:
         if o.target in groups:
-            new_outages.extend(Outage(a, o.at, o.duration) for a in members_deep(o.target, ()))
+            new_outages.extend(Outage(a, o.at, o.duration)
+                               for a in members_deep(o.target, (), scaled=True))
         else:
             new_outages.append(o)
-    return new_agents, new_promises, new_outages, interior_of
+    return new_agents, new_promises, new_outages + resting, interior_of

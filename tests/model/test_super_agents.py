@@ -185,3 +185,72 @@ def test_quorum_latency_is_the_kth_order_statistic():
     p = 1 - math.exp(-deadline / 0.004)
     expected = analytic.k_of_n(n // 2 + 1, p, n=n)
     assert abs(row["mean"] - expected) <= Z * row["stderr"]
+
+
+def test_a_cold_start_leaves_an_exact_unserved_window():
+    """Scale from 1 to 3 members at t=100 with a deterministic 20 s start-up: a 2-of-n quorum
+    is broken until the new members serve at 120; shrinking to 2 at 300 keeps it."""
+    m = ps.Model("cold start")
+    web = m.super_agent("web", size=1, rule="k", k=2, startup=20.0,
+                        member=ps.AgentTemplate(service_time=Exponential(0.05)))
+    m.promise(web, to=m.agent("u"), body=ps.Availability(), name="up")
+    m.inject(ps.ScaleTo(web, size=3, at=100.0))
+    m.inject(ps.ScaleTo(web, size=2, at=300.0))
+    for engine in ("reference", "vector"):
+        r = ps.simulate(m, horizon=400.0, seed=0, engine=engine)
+        kept = r.promises.set_index("promise")["kept_fraction"]
+        assert kept["up"] == pytest.approx(280.0 / 400.0)
+        assert kept["up@web.1"] == pytest.approx(280.0 / 400.0)       # serving from 120 on
+        assert kept["up@web.2"] == pytest.approx(180.0 / 400.0)       # from 120 to 300
+        assert r.causes.query("promise == 'up'")["duration"].tolist() == [120.0]
+
+
+def test_new_members_serve_after_start_up_and_engines_agree():
+    """A choice routes to the first member that is up (fail-over): while web.0 is down the
+    members added at 100 take over, but only once their 5 s start-up is over."""
+    m = ps.Model("scale and fail over")
+    web = m.super_agent("web", size=1, startup=5.0,
+                        member=ps.AgentTemplate(service_time=Exponential(0.2), servers=2))
+    serve = m.promise(web, to=m.agent("u"), body=ps.Latency(deadline=2.0), name="serve")
+    m.workload(serve, rate=1.5)
+    m.inject(ps.ScaleTo(web, size=3, at=100.0))
+    m.inject(ps.Outage("web.0", at=90.0, duration=60.0))
+    ref = ps.simulate(m, horizon=300.0, replications=2, seed=3, engine="reference")
+    vec = ps.simulate(m, horizon=300.0, replications=2, seed=3, engine="vector")
+    for table in ("promises", "events", "requests"):
+        pd.testing.assert_frame_equal(getattr(ref, table), getattr(vec, table), check_exact=True,
+                                      check_flags=False)
+    rq = vec.requests
+    backup = rq[rq["promise"] == "serve@web.1"]
+    assert len(backup) > 0
+    assert backup["arrival"].min() >= 105.0 and backup["arrival"].max() < 150.0
+    exterior = rq[rq["promise"] == "serve"]
+    gap = exterior[(exterior["arrival"] >= 90.0) & (exterior["arrival"] < 105.0)]
+    assert len(gap) > 0 and not gap["kept"].any()          # nobody serves in the gap
+
+
+@pytest.mark.parametrize("injection, message", [
+    (ps.ScaleTo("nobody", size=2, at=1.0), "not a super-agent"),
+    (ps.ScaleTo("listed", size=2, at=1.0), "copies of a template"),
+    (ps.ScaleTo("web", size=0, at=1.0), "size=0"),
+    (ps.ScaleTo("web", size=2, at=-1.0), "at=-1.0"),
+])
+def test_bad_scaling_is_refused(injection, message):
+    m = ps.Model("bad scaling")
+    m.super_agent("web", size=1, member=ps.AgentTemplate())
+    m.super_agent("listed", members=[m.agent("x")])
+    m.inject(injection)
+    with pytest.raises(ps.ScenarioError, match=message):
+        m.spec()
+
+
+def test_scaling_round_trips_through_yaml():
+    from promisesim.scenario import scenario_from_text
+
+    m = ps.Model("yaml scaling")
+    web = m.super_agent("web", size=2, startup=3.0, member=ps.AgentTemplate())
+    m.promise(web, to=m.agent("u"), body=ps.Availability(), name="up")
+    m.inject(ps.ScaleTo(web, size=5, at=10.0))
+    m.inject(ps.Outage("web", at=1.0, duration=2.0))
+    again = scenario_from_text(ps.dump_scenario(m)).model
+    assert again.scalings == m.scalings and again.spec() == m.spec()
