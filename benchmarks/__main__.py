@@ -28,7 +28,6 @@ import time
 
 import pandas as pd
 
-import promisesim as ps
 from promisesim.experiment import get_engine
 from promisesim.random import Streams
 from promisesim.results import Result

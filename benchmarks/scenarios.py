@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import promisesim as ps
-from promisesim.dists import Exponential, LogNormal
+from promisesim.dists import Exponential
 
 
 def fleet(agents: int = 1_000, replications: int = 100) -> tuple[ps.Model, float, int]:

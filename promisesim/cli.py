@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _horizon(args: argparse.Namespace, scenario) -> float:  # type: ignore[no-untyped-def]
+    """``--horizon`` if given, else the file's ``run.horizon``; a ScenarioError if neither."""
+    from .errors import ScenarioError
+
+    horizon = args.horizon if args.horizon is not None else scenario.horizon
+    if horizon is None:
+        raise ScenarioError(f"{args.file}: no horizon: give run.horizon in the file or --horizon")
+    return float(horizon)
+
+
 def _check(args: argparse.Namespace) -> int:
     from . import diagnostics as dg
     from .errors import EngineError, ScenarioError
@@ -212,9 +222,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         scenario = load_scenario(args.file)
-        horizon = args.horizon if args.horizon is not None else scenario.horizon
-        if horizon is None:
-            raise ScenarioError(f"{args.file}: no horizon: give run.horizon in the file or --horizon")
+        horizon = _horizon(args, scenario)
         result = simulate(
             scenario.model,
             horizon=horizon,
@@ -331,9 +339,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 raise ScenarioError(f"--param {name} is given twice; list all its values in one --param")
             grid[name] = values
         scenario = load_scenario(args.file)
-        horizon = args.horizon if args.horizon is not None else scenario.horizon
-        if horizon is None:
-            raise ScenarioError(f"{args.file}: no horizon: give run.horizon in the file or --horizon")
+        horizon = _horizon(args, scenario)
         result = sweep(
             scenario.model,
             grid,

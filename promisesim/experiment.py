@@ -46,6 +46,14 @@ def get_engine(name: str, spec: ModelSpec) -> Engine:
     return engine
 
 
+def _as_spec(model: object) -> ModelSpec:
+    """The validated spec of a Model (or a ModelSpec as it is)."""
+    spec = model.spec() if isinstance(model, Model) else model
+    if not isinstance(spec, ModelSpec):
+        raise ScenarioError(f"model must be a Model or a ModelSpec, got {type(model).__name__}")
+    return spec
+
+
 def _check_horizon(horizon: object) -> float:
     if isinstance(horizon, bool) or not isinstance(horizon, (int, float, np.integer, np.floating)):
         raise ScenarioError(f"horizon={horizon!r} must be a number")
@@ -114,9 +122,7 @@ def simulate(
     >>> bool(0.98 < row["mean"] < 0.999)
     True
     """
-    spec = model.spec() if isinstance(model, Model) else model
-    if not isinstance(spec, ModelSpec):
-        raise ScenarioError(f"model must be a Model or a ModelSpec, got {type(model).__name__}")
+    spec = _as_spec(model)
     horizon = _check_horizon(horizon)
     if isinstance(replications, bool) or not isinstance(replications, (int, np.integer)) or replications < 1:
         raise ScenarioError(f"replications={replications!r} must be a whole number of at least 1")

@@ -96,10 +96,6 @@ def _labels(codes: np.ndarray, labels: list[str]) -> pd.Categorical:
                                      categories=categories)
 
 
-def _category(values: list[str] | np.ndarray, categories: list[str]) -> pd.Categorical:
-    return pd.Categorical(values, categories=categories)
-
-
 class Result:
     """What a simulation returns. Tables are built on first access and cached.
 
@@ -315,7 +311,6 @@ class Result:
 
     def _causes(self, p, timeline: Timelines, offset: int) -> tuple[np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
         """For each change of ``p``: a code into labels (offset on) naming why it broke."""
-        spec = self.spec
         n = timeline.time.size
         codes = np.full(n, offset, dtype=np.int64)
         texts = [""]                                         # restored: no cause

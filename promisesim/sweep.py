@@ -60,7 +60,7 @@ import pandas as pd
 from .analytic import t_quantile
 from .engines.base import Trace
 from .errors import ScenarioError
-from .experiment import _check_horizon, get_engine, simulate
+from .experiment import _as_spec, _check_horizon, get_engine, simulate
 from .model.model import Model
 from .model.spec import ModelSpec
 from .random import Streams
@@ -284,9 +284,7 @@ def replicate(
     >>> bool(row["n"] == result.replications >= 10)
     True
     """
-    spec = model.spec() if isinstance(model, Model) else model
-    if not isinstance(spec, ModelSpec):
-        raise ScenarioError(f"model must be a Model or a ModelSpec, got {type(model).__name__}")
+    spec = _as_spec(model)
     horizon = _check_horizon(horizon)
     if promise not in spec.promise_index:
         raise ScenarioError(f"promise {promise!r} is not in the model; its promises: "
