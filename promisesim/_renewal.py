@@ -11,8 +11,8 @@ from .random import Streams
 __all__ = ["renewal_instants"]
 
 
-def renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, horizon: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, horizon: float,
+                     start: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Instants of a cycle of durations drawn from ``dists``, repeated, for many streams.
 
     ``keys[j]`` holds the stream keys of duration ``j`` of the cycle for every row (one
@@ -20,16 +20,17 @@ def renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, hor
     phase)`` for every instant below the horizon, sorted by row then time; ``phase`` is the
     index of the duration that *ends* at the instant. Instants are cumulative sums in draw
     order: the same floating-point additions as a sequential event loop. Durations are
-    drawn in blocks, and only rows still short of the horizon get more.
+    drawn in blocks, and only rows still short of the horizon get more. The first
+    duration starts at ``start``.
     """
     n_parts = len(dists)
     n_rows = keys[0][0].size
-    expected = horizon / sum(dist.mean for dist in dists)
+    expected = max(horizon - start, 0.0) / sum(dist.mean for dist in dists)
     # About the expected count plus one standard deviation: the few streams that need more
     # are topped up; drawing far more than needed would cost more than the extra rounds.
     block = int(expected + math.sqrt(expected) + 2)
     rows = np.arange(n_rows)
-    carry = np.zeros(n_rows)
+    carry = np.full(n_rows, float(start))
     start = 0
     out_row, out_time, out_phase = [], [], []
     while rows.size:

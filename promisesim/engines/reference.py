@@ -274,8 +274,13 @@ class _Replication:
     # -- requests ------------------------------------------------------------------------
     def _workload(self, w: int, workload: Workload, tree: CallNode) -> Generator[simpy.Event, None, None]:
         gaps = StreamReader(self.streams, workload.gaps, self.replication, "arrival", workload.label)
+        end = math.inf if workload.end is None else workload.end
+        if workload.start:
+            yield self.env.timeout(workload.start)
         k = 0
         while True:
+            if self.env.now + gaps[k] >= end:
+                return
             yield self.env.timeout(gaps[k])
             self.env.process(self._request(tree, w, k))
             k += 1

@@ -454,8 +454,9 @@ class _Batch:
     # -- requests ------------------------------------------------------------------------
     def _arrivals(self, w: int) -> _Requests:
         workload = self.spec.workloads[w]
+        end = self.horizon if workload.end is None else min(workload.end, self.horizon)
         rep, time, _ = _renewal_instants([self.streams.keys(self.reps, "arrival", workload.label)],
-                                         [workload.gaps], self.horizon)
+                                         [workload.gaps], end, start=workload.start)
         # index of each arrival within its replication
         starts = np.searchsorted(rep, np.arange(self.reps.size))
         index = np.arange(rep.size) - starts[rep]

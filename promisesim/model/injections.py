@@ -31,13 +31,17 @@ class Workload:
     Give ``rate`` (requests per time unit) for Poisson arrivals, or
     ``interarrival`` (a distribution of the gaps between arrivals, for
     example :class:`~promisesim.dists.Deterministic` for a periodic job),
-    not both. The first request arrives one gap after time 0.
+    not both. Requests arrive from ``start`` (the first one gap after it)
+    until ``end`` (none at or after it; ``None``: until the horizon), so a
+    second workload with a window makes a load spike.
     """
 
     promise: str
     rate: float | None = None
     name: str | None = None
     interarrival: Distribution | None = None
+    start: float = 0.0
+    end: float | None = None
 
     @property
     def gaps(self) -> Distribution:

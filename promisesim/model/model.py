@@ -142,10 +142,12 @@ class Model:
         return p
 
     def workload(self, promise: PromiseRef, *, rate: float | None = None,
-                 interarrival: Distribution | None = None, name: str | None = None) -> Workload:
+                 interarrival: Distribution | None = None, name: str | None = None,
+                 start: float = 0.0, end: float | None = None) -> Workload:
         """Send requests to a latency promise: Poisson at ``rate`` per time unit, or with
-        gaps drawn from ``interarrival``. See :class:`~promisesim.model.injections.Workload`."""
-        w = Workload(_name(promise), rate, name, interarrival)
+        gaps drawn from ``interarrival``, from ``start`` until ``end``.
+        See :class:`~promisesim.model.injections.Workload`."""
+        w = Workload(_name(promise), rate, name, interarrival, start, end)
         self.workloads.append(w)
         return w
 
@@ -232,6 +234,10 @@ class Model:
                     entry["interarrival"] = w.interarrival.to_dict()
                 if w.name is not None:
                     entry["name"] = w.name
+                if w.start:
+                    entry["start"] = w.start
+                if w.end is not None:
+                    entry["end"] = w.end
                 out["workloads"].append(entry)
         if self.observers:
             out["observers"] = [
@@ -312,12 +318,13 @@ class _Reader:
         for i, entry in enumerate(self._list(data.get("promises"), "promises")):
             self.promise(m, entry, f"promises[{i}]")
         for i, entry in enumerate(self._list(data.get("workloads"), "workloads")):
-            e = self._mapping(entry, f"workloads[{i}]", {"promise", "rate", "interarrival", "name"},
-                              {"promise"})
+            e = self._mapping(entry, f"workloads[{i}]",
+                              {"promise", "rate", "interarrival", "name", "start", "end"}, {"promise"})
             gaps = None
             if e.get("interarrival") is not None:
                 gaps = distribution_from_dict(e["interarrival"], where=f"workloads[{i}]: interarrival")
-            m.workload(str(e["promise"]), rate=e.get("rate"), interarrival=gaps, name=e.get("name"))
+            m.workload(str(e["promise"]), rate=e.get("rate"), interarrival=gaps, name=e.get("name"),
+                       start=e.get("start", 0.0), end=e.get("end"))
         for i, entry in enumerate(self._list(data.get("observers"), "observers")):
             e = self._mapping(entry, f"observers[{i}]", {"name", "promise", "interval"},
                               {"name", "promise"})

@@ -331,6 +331,9 @@ def build_spec(
             elif not isinstance(w.interarrival, Distribution) or w.interarrival.mean <= 0:
                 raise ScenarioError(f"{owner}: interarrival must be a distribution with a positive "
                                     f"mean, got {w.interarrival!r}")
+            start = _number(owner, "start", w.start, positive=True, allow_zero=True)
+            if w.end is not None and _number(owner, "end", w.end, positive=True) <= start:
+                raise ScenarioError(f"{owner}: end={w.end!r} must come after start={w.start!r}")
         except ScenarioError as exc:
             raise ScenarioError(str(exc), element=("workload", w.label)) from None
     for i, o in enumerate(outages):

@@ -106,6 +106,10 @@ def models(draw):
     latency_offers = [p for p in offers if isinstance(p.body, ps.Latency)]
     if latency_offers and draw(st.booleans()):
         m.workload(latency_offers[0], rate=draw(st.floats(0.2, 2.0)), name="direct")
+    if draw(st.booleans()):   # a load spike: a second workload in a window
+        start = draw(st.floats(0.0, 50.0))
+        m.workload(serve, rate=draw(st.floats(0.5, 6.0)), name="spike", start=start,
+                   end=draw(st.none() | st.floats(start + 0.5, 80.0)))
     targets = [a.name for a in agents] + ["top"] + (["grp"] if m.super_agents else [])
     for _ in range(draw(st.integers(0, 3))):
         m.inject(ps.Outage(draw(st.sampled_from(targets)),

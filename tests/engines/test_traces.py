@@ -344,3 +344,18 @@ def test_availability_conditions_below_a_check_are_not_expanded():
     tree = m.spec().call_trees[0]
     assert not tree.condition.items[0].is_request
     assert tree.condition.items[0].condition is None
+
+
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_workload_window_makes_a_spike(engine):
+    m = ps.Model("spike")
+    s = m.agent("s", service_time=D(0.25))
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p")
+    m.workload(p, interarrival=D(2.0), name="base")
+    m.workload(p, interarrival=D(0.5), name="spike", start=4.0, end=6.0)
+    r = ps.simulate(m, horizon=10.0, seed=0, engine=engine)
+    rq = r.requests
+    spike = rq[rq["workload"] == "spike"]
+    # the first one gap after the start; none at the end (half open)
+    assert list(spike["arrival"]) == [4.5, 5.0, 5.5]
+    assert list(rq[rq["workload"] == "base"]["arrival"]) == [2.0, 4.0, 6.0, 8.0]
