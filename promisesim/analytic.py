@@ -16,6 +16,9 @@ __all__ = [
     "k_of_n",
     "mm1_response_within",
     "tandem_mm1_response_within",
+    "erlang_c",
+    "mmc_response_within",
+    "mmck_blocking",
     "outage_share",
     "t_quantile",
 ]
@@ -91,6 +94,58 @@ def tandem_mm1_response_within(arrival_rate: float, service_rates: Sequence[floa
         weight = math.prod(rj / (rj - ri) for j, rj in enumerate(rates) if j != i)
         survival += weight * math.exp(-ri * deadline)
     return 1.0 - survival
+
+
+def erlang_c(arrival_rate: float, service_rate: float, servers: int) -> float:
+    """M/M/c: the probability that an arriving customer waits (Erlang's C formula).
+
+    >>> round(erlang_c(0.5, 1.0, 1), 6)      # M/M/1: the utilisation
+    0.5
+    """
+    a = arrival_rate / service_rate
+    if a >= servers:
+        raise ValueError("the queue is unstable: arrival_rate must be below servers * service_rate")
+    term, total = 1.0, 1.0          # a^n / n!, summed over n < c
+    for n in range(1, servers):
+        term *= a / n
+        total += term
+    last = term * a / servers * servers / (servers - a)   # a^c / c! * c / (c - a)
+    return last / (total + last)
+
+
+def mmc_response_within(arrival_rate: float, service_rate: float, servers: int,
+                        deadline: float) -> float:
+    """M/M/c FIFO in steady state: ``P(wait + service <= d)``.
+
+    A customer waits with probability ``C`` (:func:`erlang_c`), and then for an
+    ``Exp(c mu - lambda)`` time; its service is ``Exp(mu)``, independent of the wait.
+    """
+    c_wait = erlang_c(arrival_rate, service_rate, servers)
+    r, mu, d = servers * service_rate - arrival_rate, service_rate, deadline
+    if math.isclose(r, mu):
+        tail_waiting = math.exp(-mu * d) * (1.0 + mu * d)        # Erlang(2, mu)
+    else:
+        tail_waiting = (mu * math.exp(-r * d) - r * math.exp(-mu * d)) / (mu - r)
+    return 1.0 - (c_wait * tail_waiting + (1.0 - c_wait) * math.exp(-mu * d))
+
+
+def mmck_blocking(arrival_rate: float, service_rate: float, servers: int, capacity: int) -> float:
+    """M/M/c/K: the share of arrivals that find ``capacity`` customers in the system and are
+    turned away (by PASTA, the stationary probability of a full system).
+
+    >>> round(mmck_blocking(0.8, 1.0, 1, 3), 6)   # (1 - rho) rho^K / (1 - rho^(K+1))
+    0.173442
+    """
+    if capacity < servers:
+        raise ValueError("capacity must be at least the number of servers")
+    a = arrival_rate / service_rate
+    weights = []
+    w = 1.0
+    for n in range(capacity + 1):
+        if n > 0:
+            w *= a / min(n, servers)
+        weights.append(w)
+    return weights[-1] / sum(weights)
 
 
 def outage_share(horizon: float, at: float, duration: float) -> float:

@@ -17,10 +17,12 @@ __all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "count_requests"]
 #: after the deadline had passed); ``promiser_down``: refused on arrival;
 #: ``condition_failed``: a call its conditions needed was not kept;
 #: ``lost``: the promiser went down while the request was inside it;
+#: ``rejected``: the promiser already held as many requests as its hidden
+#: capacity limit allows;
 #: ``unfinished``: unanswered at the horizon with its deadline still ahead
 #: (excluded from kept fractions, counted separately).
-OUTCOMES = ("kept", "late", "promiser_down", "condition_failed", "lost", "unfinished")
-KEPT, LATE, PROMISER_DOWN, CONDITION_FAILED, LOST, UNFINISHED = range(len(OUTCOMES))
+OUTCOMES = ("kept", "late", "promiser_down", "condition_failed", "lost", "rejected", "unfinished")
+KEPT, LATE, PROMISER_DOWN, CONDITION_FAILED, LOST, REJECTED, UNFINISHED = range(len(OUTCOMES))
 
 #: Why an agent changed state: its own failure process or an injected outage.
 CAUSES = ("failure", "outage")

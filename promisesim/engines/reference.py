@@ -51,7 +51,7 @@ from ..model.promises import Condition, Latency
 from ..model.spec import CallCondition, CallNode, ModelSpec
 from ..random import Streams, StreamReader
 from .base import (
-    CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, UNFINISHED, Trace,
+    CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REJECTED, UNFINISHED, Trace,
 )
 
 __all__ = ["ReferenceEngine"]
@@ -299,6 +299,10 @@ class _Replication:
         if not self.up[agent]:
             self._record(promise, w, k, arrival, math.nan, PROMISER_DOWN)
             return False
+        limit = self.spec.agents[agent].limit
+        if limit is not None and len(self.inside[agent]) >= limit:
+            self._record(promise, w, k, arrival, math.nan, REJECTED)
+            return False
         rid = self._next_id
         self._next_id += 1
         self.open[rid] = (promise, w, k, arrival)
@@ -311,9 +315,15 @@ class _Replication:
                     del self.open[rid]
                     self._record(promise, w, k, arrival, math.nan, CONDITION_FAILED)
                     return False
-            with self.resources[agent].request() as slot:
+            resource = self.resources[agent]
+            with resource.request() as slot:
                 yield slot
-                yield env.timeout(self._service_time(node, agent, k))
+                service = self._service_time(node, agent, k)
+                slowdown = self.spec.agents[agent].slowdown
+                if slowdown:
+                    others = len(resource.users) - 1 + len(resource.queue)
+                    service *= 1.0 + slowdown * others
+                yield env.timeout(service)
             latency = env.now - arrival
             kept = latency <= self.deadline[promise]
             del self.open[rid]

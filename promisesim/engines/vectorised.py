@@ -71,16 +71,23 @@ _UNIT = Uniform(0.0, 1.0)
 _BATCH_RECORDS = 2_000_000
 
 
+#: Model features (:attr:`ModelSpec.features`) this engine does not run yet: each needs
+#: state carried from request to request (a loop over replications in lockstep).
+_UNSUPPORTED = frozenset({"capacity limit", "load-dependent slowdown"})
+
+
 class VectorEngine:
     """Computes replications in batches with numpy. See the module docstring."""
 
     name = "vector"
 
     def unsupported(self, spec: ModelSpec) -> list[str]:
+        missing = sorted(spec.features & _UNSUPPORTED)
         _, cycle = _agent_order(spec)
         if cycle:
-            return [f"requests that call back into an agent they came through ({' -> '.join(cycle)})"]
-        return []
+            missing.append(f"requests that call back into an agent they came through "
+                           f"({' -> '.join(cycle)})")
+        return missing
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
             replications: Sequence[int], record_requests: bool = True) -> Trace:

@@ -57,9 +57,19 @@ class Agent:
         answers as soon as its conditions are met).
     servers : int
         Requests served at once; further requests wait in a FIFO queue.
+    limit : int or None
+        A hidden capacity limit: a request arriving while the agent already
+        holds ``limit`` requests (waiting for their calls, queued or in
+        service) is *rejected*. ``None``: no limit.
+    slowdown : float
+        Load-dependent slowdown: a request's service time is multiplied by
+        ``1 + slowdown * n``, where ``n`` is the number of other requests
+        queued or in service at the agent when its service starts.
     """
 
     name: str
     failures: Failures | None = None
     service_time: Distribution = Deterministic(0.0)
     servers: int = 1
+    limit: int | None = None
+    slowdown: float = 0.0

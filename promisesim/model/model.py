@@ -67,9 +67,12 @@ class Model:
         failures: Failures | None = None,
         service_time: Distribution = Deterministic(0.0),
         servers: int = 1,
+        limit: int | None = None,
+        slowdown: float = 0.0,
     ) -> Agent:
         """Add an agent and return it. See :class:`~promisesim.model.agents.Agent`."""
-        agent = Agent(name, failures=failures, service_time=service_time, servers=servers)
+        agent = Agent(name, failures=failures, service_time=service_time, servers=servers,
+                      limit=limit, slowdown=slowdown)
         self.agents.append(agent)
         return agent
 
@@ -278,6 +281,10 @@ def _agent_fields(a: Any, entry: dict[str, Any], servers: bool = True) -> dict[s
         entry["service_time"] = a.service_time.to_dict()
     if servers and a.servers != 1:
         entry["servers"] = a.servers
+    if servers and a.limit is not None:
+        entry["limit"] = a.limit
+    if servers and a.slowdown:
+        entry["slowdown"] = a.slowdown
     return entry
 
 
@@ -352,9 +359,11 @@ class _Reader:
         where = f"super-agent {e['name']!r}"
         template = None
         if e.get("member") is not None:
-            t = self._mapping(e["member"], f"{where}: member", {"failures", "service_time", "servers"})
+            t = self._mapping(e["member"], f"{where}: member",
+                              {"failures", "service_time", "servers", "limit", "slowdown"})
             failures, service = self._behaviour(t, f"{where}: member")
-            template = AgentTemplate(failures, service, t.get("servers", 1))
+            template = AgentTemplate(failures, service, t.get("servers", 1), t.get("limit"),
+                                     t.get("slowdown", 0.0))
         failures, service = self._behaviour(e, where)
         members = [str(x) for x in self._list(e.get("members"), f"{where}: members")]
         m.super_agent(e["name"], members=members or None, size=e.get("size"), member=template,
@@ -386,11 +395,13 @@ class _Reader:
         return failures, service
 
     def agent(self, m: Model, entry: Any, where: str) -> None:
-        e = self._mapping(entry, where, {"name", "failures", "service_time", "servers"}, {"name"})
+        e = self._mapping(entry, where, {"name", "failures", "service_time", "servers", "limit",
+                                         "slowdown"}, {"name"})
         name = e["name"]
         where = f"agent {name!r}"
         failures, service = self._behaviour(e, where)
-        m.agent(name, failures=failures, service_time=service, servers=e.get("servers", 1))
+        m.agent(name, failures=failures, service_time=service, servers=e.get("servers", 1),
+                limit=e.get("limit"), slowdown=e.get("slowdown", 0.0))
 
     def promise(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where,

@@ -97,6 +97,10 @@ class ModelSpec:
             out.add("outage")
         if self.workloads:
             out.add("workload")
+        if any(a.limit is not None for a in self.agents):
+            out.add("capacity limit")
+        if any(a.slowdown for a in self.agents):
+            out.add("load-dependent slowdown")
         for p in self.promises:
             if p.conditions is not None:
                 out.add("conditions")
@@ -132,6 +136,13 @@ def _check_agent(agent: Agent) -> None:
         raise err(f"servers={agent.servers!r} must be a whole number of at least 1")
     if not isinstance(agent.service_time, Distribution):
         raise err(f"service_time must be a distribution, got {agent.service_time!r}")
+    if agent.limit is not None and (isinstance(agent.limit, bool) or not isinstance(
+            agent.limit, numbers.Integral) or agent.limit < 1):
+        raise err(f"limit={agent.limit!r} must be a whole number of at least 1 (or None)")
+    try:
+        _number(owner, "slowdown", agent.slowdown, positive=True, allow_zero=True)
+    except ScenarioError as exc:
+        raise err(str(exc).split(": ", 1)[1]) from None
     if agent.failures is not None:
         f = agent.failures
         if not isinstance(f, Failures):

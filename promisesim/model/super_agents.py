@@ -42,10 +42,12 @@ class AgentTemplate:
     failures: Failures | None = None
     service_time: Distribution = Deterministic(0.0)
     servers: int = 1
+    limit: int | None = None
+    slowdown: float = 0.0
 
     def agent(self, name: str) -> Agent:
         return Agent(name, failures=self.failures, service_time=self.service_time,
-                     servers=self.servers)
+                     servers=self.servers, limit=self.limit, slowdown=self.slowdown)
 
 
 @dataclass(frozen=True)

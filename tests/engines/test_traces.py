@@ -359,3 +359,45 @@ def test_workload_window_makes_a_spike(engine):
     # the first one gap after the start; none at the end (half open)
     assert list(spike["arrival"]) == [4.5, 5.0, 5.5]
     assert list(rq[rq["workload"] == "base"]["arrival"]) == [2.0, 4.0, 6.0, 8.0]
+
+
+def test_capacity_limit_rejects_beyond_it():
+    m = ps.Model("limit")
+    s = m.agent("s", service_time=D(2.4), limit=2)
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=10.0), name="p")
+    m.workload(p, interarrival=D(1.0))
+    r = ps.simulate(m, horizon=8.5, seed=0)
+    # arrivals 1..8. Request 0 is served 1-3.4, 1 waits (3.4-5.8), 2 finds two inside:
+    # rejected; 3 (at 4, 0 has left) is served 5.8-8.2; 4 rejected; 5 (at 6, 1 has left)
+    # waits behind 3; 6 and 7 rejected.
+    assert [o for *_, o in request_rows(r, "p")] == [
+        "kept", "kept", "rejected", "kept", "rejected", "unfinished", "rejected", "rejected"]
+    assert r.promises.iloc[0]["requests"] == 7    # rejected requests count, as not kept
+
+
+def test_load_dependent_slowdown_stretches_service_under_load():
+    m = ps.Model("slow")
+    s = m.agent("s", service_time=D(1.0), slowdown=0.5)
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=10.0), name="p")
+    m.workload(p, interarrival=D(0.5), end=1.2)
+    r = ps.simulate(m, horizon=20.0, seed=0)
+    # arrivals 0.5, 1.0: request 0 starts alone (1.0), ends 1.5; request 1 waited, starts
+    # at 1.5 alone: 1.0, ends 2.5.
+    assert request_rows(r, "p") == [(0, 0.5, 1.0, "kept"), (1, 1.0, 1.5, "kept")]
+    m = ps.Model("slow2")
+    s = m.agent("s", service_time=D(1.0), slowdown=0.5, servers=2)
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=10.0), name="p")
+    m.workload(p, interarrival=D(0.25), end=0.6)
+    r = ps.simulate(m, horizon=20.0, seed=0)
+    # arrivals 0.25 (alone: 1.0), 0.5 (one other in service: 1.5)
+    assert request_rows(r, "p") == [(0, 0.25, 1.0, "kept"), (1, 0.5, 1.5, "kept")]
+
+
+def test_vector_engine_names_the_features_it_lacks():
+    m = ps.Model("limit")
+    s = m.agent("s", limit=3, slowdown=0.1)
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p")
+    m.workload(p, rate=1.0)
+    with pytest.raises(ps.EngineError, match="capacity limit.*load-dependent slowdown"):
+        ps.simulate(m, horizon=5.0, engine="vector")
+    assert ps.simulate(m, horizon=5.0).engine == "reference"

@@ -375,3 +375,23 @@ def test_scenario_error_is_a_value_error():
     m.agent("db")
     with pytest.raises(ValueError):
         m.spec()
+
+
+@pytest.mark.parametrize("field, value", [("limit", 0), ("limit", 2.5), ("limit", True),
+                                          ("slowdown", -0.1), ("slowdown", NAN), ("slowdown", "x")])
+def test_bad_limits_under_stress_name_the_agent(field, value):
+    m = base()
+    m.agent("pool", **{field: value})
+    with pytest.raises(ps.ScenarioError, match=rf"agent 'pool'.*{field}={re.escape(repr(value))}"):
+        m.spec()
+
+
+@pytest.mark.parametrize("start, end, bad", [(-1.0, None, "start"), (NAN, None, "start"),
+                                             (5.0, 5.0, "end"), (5.0, 2.0, "end"),
+                                             (0.0, INF, "end")])
+def test_bad_workload_windows_name_the_workload(start, end, bad):
+    m = with_serve()
+    m.workload("serve", rate=1.0, start=start, end=end, name="spike")
+    with pytest.raises(ps.ScenarioError, match=rf"workload 'spike'.*{bad}=") as info:
+        m.spec()
+    assert info.value.element == ("workload", "spike")

@@ -121,6 +121,18 @@ def test_mm1_response_time(engine):
     assert se < 0.005
 
 
+def test_mmc_response_time_follows_erlang_c(engine):
+    arrival, service, servers, deadline = 2.4, 1.0, 3, 1.5
+    m = ps.Model("M/M/3")
+    s = m.agent("s", service_time=Exponential(mean=1 / service), servers=servers)
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=deadline), name="p")
+    m.workload(p, rate=arrival)
+    r = ps.simulate(m, horizon=4_000.0, replications=16, seed=21, engine=engine)
+    mean, se = estimate(r, "p", "request_kept_fraction")
+    assert_close(mean, se, analytic.mmc_response_within(arrival, service, servers, deadline))
+    assert se < 0.01
+
+
 def test_call_then_queue_is_a_tandem_of_mm1_queues(engine):
     """api calls db, then queues its own work: a tandem of two M/M/1 queues. The sojourn
     times of one customer in the two stations are independent (Reich 1957), so the response
@@ -138,3 +150,4 @@ def test_call_then_queue_is_a_tandem_of_mm1_queues(engine):
     expected = analytic.tandem_mm1_response_within(arrival, (mu_db, mu_api), deadline)
     assert_close(mean, se, expected)
     assert se < 0.005
+
