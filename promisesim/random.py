@@ -45,6 +45,9 @@ PURPOSES: dict[str, int] = {
     "maintenance": 4,
     "repair_success": 5,
     "observation": 6,
+    "route": 7,
+    "startup": 8,
+    "reuse": 9,
 }
 
 _MASK = (1 << 64) - 1

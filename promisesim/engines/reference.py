@@ -39,6 +39,7 @@ arrival ``k`` at that node of the call tree.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from heapq import heappush
 from typing import Any, Generator, Sequence
 
@@ -104,6 +105,10 @@ class _Replication:
             k: [] for k in ("replication", "promise", "workload", "index", "arrival", "latency", "outcome")
         }
         self._next_id = 0
+        # Every agent's changes of state (times, up), for beliefs that lag the truth.
+        self.history: list[tuple[list[float], list[bool]]] = [([], []) for _ in range(n)]
+        self.bound: dict[str, int] = {}          # push-mode choices: the provider bound to
+        self.routes: dict[str, StreamReader] = {}
 
     # -- driver ------------------------------------------------------------------
     def run(self) -> Trace:
@@ -234,6 +239,8 @@ class _Replication:
         if up == self.up[agent]:
             return
         self.up[agent] = up
+        self.history[agent][0].append(self.env.now)
+        self.history[agent][1].append(up)
         # The cause is the agent's own failure process if it changed at this instant.
         cause = _FAILURE if self.failure_changed_at[agent] == self.env.now else _OUTAGE
         for key, value in zip(self.changes, (self.replication, self.env.now, agent, up, cause)):
@@ -270,6 +277,55 @@ class _Replication:
             return self._standing(item.promise)
         held = sum(self._item_standing(i) for i in item.items)
         return held >= item.k
+
+    def _up_at(self, agent: int, t: float) -> bool:
+        times, ups = self.history[agent]
+        i = bisect_right(times, t) - 1
+        return True if i < 0 else ups[i]
+
+    def _standing_at(self, promise: int, t: float) -> bool:
+        if not self._up_at(self.promiser[promise], t):
+            return False
+        cond = self.spec.promises[promise].conditions
+        return cond is None or self._condition_holds_at(cond, t)
+
+    def _condition_holds_at(self, cond: Condition, t: float) -> bool:
+        held = sum(self._condition_holds_at(item, t) if isinstance(item, Condition)
+                   else self._standing_at(self.spec.promise_index[item], t) for item in cond.items)
+        return held >= cond.k
+
+    def _believed(self, item: CallNode | CallCondition, detect: float) -> bool:
+        """Whether ``item`` stood ``detect`` ago: what a caller that sees changes late believes."""
+        if not detect:
+            return self._item_standing(item)
+        return self._stood_at(item, self.env.now - detect)
+
+    def _stood_at(self, item: CallNode | CallCondition, t: float) -> bool:
+        if isinstance(item, CallNode):
+            return self._standing_at(item.promise, t)
+        return sum(self._stood_at(i, t) for i in item.items) >= item.k
+
+    def _choose(self, cond: CallCondition, k: int) -> CallNode | CallCondition | None:
+        """The provider a choice calls for request ``k`` (None: none is believed up)."""
+        items, n = cond.items, len(cond.items)
+        if cond.mode == "push":
+            current = self.bound.get(cond.path, 0)
+            for step in range(n):
+                j = (current + step) % n
+                if self._believed(items[j], cond.detect):
+                    self.bound[cond.path] = j
+                    return items[j]
+            return None
+        if cond.choose == "first":
+            return next((i for i in items if self._believed(i, cond.detect)), None)
+        candidates = [i for i in items if self._believed(i, cond.detect)]
+        if not candidates:
+            return None
+        reader = self.routes.get(cond.path)
+        if reader is None:
+            reader = self.routes[cond.path] = StreamReader(self.streams, _UNIT, self.replication,
+                                                           "route", cond.path)
+        return candidates[min(int(reader[k] * len(candidates)), len(candidates) - 1)]
 
     # -- requests ------------------------------------------------------------------------
     def _workload(self, w: int, workload: Workload, tree: CallNode) -> Generator[simpy.Event, None, None]:
@@ -364,10 +420,10 @@ class _Replication:
 
     def _calls(self, cond: CallCondition, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
         if cond.rule == "any":
-            for item in cond.items:
-                if self._item_standing(item):
-                    return (yield from self._item(item, w, k))
-            return False
+            chosen = self._choose(cond, k)
+            if chosen is None:
+                return False
+            return (yield from self._item(chosen, w, k))
         pending = [self.env.process(self._item(item, w, k)) for item in cond.items]
         kept = failed = 0
         n = len(pending)

@@ -441,8 +441,13 @@ class _Reader:
         if rule == "k_of":
             kv = self._mapping(items, f"{where}: k_of", {"k", "of"}, {"k", "of"})
             return k_of(kv["k"], *[self._item(x, where) for x in self._list(kv["of"], f"{where}: k_of.of")])
+        options: dict = {}
+        if rule == "any_of" and isinstance(items, dict):
+            options = dict(self._mapping(items, f"{where}: any_of",
+                                         {"of", "choose", "mode", "detect"}, {"of"}))
+            items = options.pop("of")
         parts = [self._item(x, where) for x in self._list(items, f"{where}: {rule}")]
-        return all_of(*parts) if rule == "all_of" else any_of(*parts)
+        return all_of(*parts) if rule == "all_of" else any_of(*parts, **options)
 
     def _item(self, data: Any, where: str) -> str | Condition:
         if isinstance(data, str):

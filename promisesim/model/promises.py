@@ -69,6 +69,8 @@ class Condition:
         Providers needed (``len(items)`` for all, 1 for any).
     items : tuple
         Promise names or nested conditions.
+    choose, mode, detect
+        How a choice picks its provider; see :func:`any_of`.
     """
 
     rule: str
@@ -77,6 +79,9 @@ class Condition:
     #: Per item, the time a call takes to reach the provider and the answer to come back
     #: (internal communication inside a super-agent); None means no delay.
     delays: tuple[tuple[float, float], ...] | None = None
+    choose: str = "first"
+    mode: str = "pull"
+    detect: float = 0.0
 
     def promises(self) -> list[str]:
         """Names of every promise in this condition, depth first."""
@@ -92,7 +97,14 @@ class Condition:
         items = [i.to_dict() if isinstance(i, Condition) else i for i in self.items]
         if self.rule == "k":
             return {"k_of": {"k": self.k, "of": items}}
+        options = {key: getattr(self, key) for key, default in _CHOICE_DEFAULTS.items()
+                   if getattr(self, key) != default}
+        if options:
+            return {f"{self.rule}_of": {"of": items, **options}}
         return {f"{self.rule}_of": items}
+
+
+_CHOICE_DEFAULTS = {"choose": "first", "mode": "pull", "detect": 0.0}
 
 
 def _refs(items: tuple) -> tuple[Union[str, Condition], ...]:
@@ -119,10 +131,32 @@ def all_of(*items: PromiseRef | Condition) -> Condition:
     return Condition("all", len(refs), refs)
 
 
-def any_of(*items: PromiseRef | Condition) -> Condition:
-    """Choice: kept when any item is kept; each request uses the first item that is up."""
+def any_of(*items: PromiseRef | Condition, choose: str = "first", mode: str = "pull",
+           detect: float = 0.0) -> Condition:
+    """Choice: kept when the provider a request picks keeps its promise.
+
+    Each request calls one provider that the promiser *believes* is up: its
+    belief is the truth ``detect`` time units ago (an assessment that sees
+    changes late; 0: at once).
+
+    Parameters
+    ----------
+    choose : {"first", "random"}
+        Pull mode: the first item believed up, in the given order (fail-over,
+        and fail-back once the first is believed up again), or one of those
+        believed up, uniformly at random per request (load balancing).
+    mode : {"pull", "push"}
+        ``"pull"``: the promiser picks a provider per request. ``"push"``: it
+        stays bound to one provider (the first item to begin with) until it
+        believes that one down, then moves to the next item believed up, in
+        cyclic order, and stays there: no fail-back.
+    detect : float
+        Detection delay (time units).
+
+    A request with no provider believed up fails its condition without a call.
+    """
     refs = _refs(items)
-    return Condition("any", 1, refs)
+    return Condition("any", 1, refs, None, choose, mode, detect)
 
 
 def k_of(k: int, *items: PromiseRef | Condition) -> Condition:

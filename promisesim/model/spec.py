@@ -27,11 +27,18 @@ MAX_CALL_NODES = 100_000
 
 @dataclass(frozen=True)
 class CallCondition:
-    """The calls a request makes for one :class:`Condition`."""
+    """The calls a request makes for one :class:`Condition`.
+
+    ``path`` names it uniquely (its node's path and its position); it keys the
+    draws of a random choice and the binding of a push-mode choice."""
 
     rule: str
     k: int
     items: tuple[Union["CallNode", "CallCondition"], ...]
+    path: str = ""
+    choose: str = "first"
+    mode: str = "pull"
+    detect: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -104,9 +111,24 @@ class ModelSpec:
         for p in self.promises:
             if p.conditions is not None:
                 out.add("conditions")
+                out.update(_choice_features(p.conditions))
             if isinstance(p.body, Latency):
                 out.add("latency")
         return frozenset(out)
+
+
+def _choice_features(cond: Condition) -> set[str]:
+    out = set()
+    if cond.choose == "random":
+        out.add("random choice")
+    if cond.mode == "push":
+        out.add("push-mode choice")
+    if cond.detect:
+        out.add("detection delay")
+    for item in cond.items:
+        if isinstance(item, Condition):
+            out |= _choice_features(item)
+    return out
 
 
 def _number(owner: str, name: str, value: object, *, positive: bool, allow_zero: bool = False) -> float:
@@ -206,6 +228,19 @@ def _check_condition(p: Promise, cond: Condition, promises: dict[str, Promise], 
         raise err(f"k={cond.k!r} must be a whole number from 1 to the {n} promises it chooses from")
     if (cond.rule == "any" and cond.k != 1) or (cond.rule == "all" and cond.k != n):
         raise err(f"an {cond.rule}-of condition over {n} promises has k={cond.k}; use k_of for that")
+    if (cond.choose, cond.mode, cond.detect) != ("first", "pull", 0.0):
+        if cond.rule != "any":
+            raise err(f"choose, mode and detect are for a choice (any_of), not a {cond.rule}-of "
+                      "condition")
+        if cond.choose not in ("first", "random"):
+            raise err(f"choose={cond.choose!r} must be 'first' or 'random'")
+        if cond.mode not in ("pull", "push"):
+            raise err(f"mode={cond.mode!r} must be 'pull' or 'push'")
+        if cond.mode == "push" and cond.choose != "first":
+            raise err("a push-mode choice stays with its provider: choose must be 'first'")
+        d = cond.detect
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < math.inf:
+            raise err(f"detect={d!r} must be a non-negative, finite time")
     for item in cond.items:
         if isinstance(item, Condition):
             _check_condition(p, item, promises, err)
@@ -278,7 +313,8 @@ def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
             else node(item, f"{path}/{position}{j}/{item}", delays[j])
             for j, item in enumerate(c.items)
         )
-        return CallCondition(c.rule, c.k, items)
+        return CallCondition(c.rule, c.k, items, f"{path}/{position}{c.rule}", c.choose, c.mode,
+                             c.detect)
 
     index = {name: i for i, name in enumerate(promises)}
     return node(workload.promise, f"{workload.label}/{workload.promise}")

@@ -1,6 +1,7 @@
 """Exact traces with deterministic distributions: every event and request, by hand."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -401,3 +402,60 @@ def test_vector_engine_names_the_features_it_lacks():
     with pytest.raises(ps.EngineError, match="capacity limit.*load-dependent slowdown"):
         ps.simulate(m, horizon=5.0, engine="vector")
     assert ps.simulate(m, horizon=5.0).engine == "reference"
+
+
+def choice_model(**options):
+    """Calls to 'main' or 'spare' (instant answers); main is down on [10, 20)."""
+    m = ps.Model("choice")
+    u, api = m.agent("u"), m.agent("api")
+    main, spare = m.agent("main"), m.agent("spare")
+    a = m.promise(main, to=api, body=ps.Latency(deadline=1.0), name="a")
+    b = m.promise(spare, to=api, body=ps.Latency(deadline=1.0), name="b")
+    p = m.promise(api, to=u, body=ps.Latency(deadline=1.0), conditions=ps.any_of(a, b, **options),
+                  name="p")
+    m.workload(p, interarrival=D(1.0))
+    m.inject(ps.Outage("main", at=10.0, duration=10.0))
+    return m
+
+
+def test_pull_choice_with_detection_delay_fails_until_it_notices():
+    r = ps.simulate(choice_model(detect=2.5), horizon=30.0, seed=0)
+    rq = r.requests
+    # main is believed up until 12.5: requests at 10, 11, 12 call it and fail; 13..22 go to
+    # spare (main is believed down until 22.5), then back to main (fail-back)
+    failed = list(rq[(rq["promise"] == "p") & (rq["outcome"] != "kept")]["arrival"])
+    assert failed == [10.0, 11.0, 12.0]
+    spare = sorted(rq[rq["promise"] == "b"]["arrival"])
+    assert spare == [float(t) for t in range(13, 23)]
+
+
+def test_push_choice_stays_with_its_new_provider():
+    r = ps.simulate(choice_model(detect=2.5, mode="push"), horizon=30.0, seed=0)
+    rq = r.requests
+    failed = list(rq[(rq["promise"] == "p") & (rq["outcome"] != "kept")]["arrival"])
+    assert failed == [10.0, 11.0, 12.0]
+    assert sorted(rq[rq["promise"] == "b"]["arrival"]) == [float(t) for t in range(13, 30)]
+
+
+def test_random_choice_spreads_requests_over_providers_believed_up():
+    m = choice_model(choose="random")
+    r = ps.simulate(m, horizon=2000.0, seed=3)
+    rq = r.requests
+    share = (rq["promise"] == "b").sum() / (rq["promise"] == "p").sum()
+    # main is down 10 of 2000 time units: spare gets about half of the rest, plus those 10
+    assert abs(share - (0.5 * 1990 + 10) / 2000) < 0.05
+    assert (rq[rq["promise"] == "p"]["outcome"] == "kept").all()
+    again = ps.simulate(m, horizon=2000.0, seed=3).requests
+    assert again.equals(rq)
+
+
+def test_choice_options_round_trip_and_are_checked():
+    m = choice_model(detect=2.5, mode="push")
+    back = ps.Model.from_dict(m.to_dict())
+    assert back.to_dict() == m.to_dict()
+    assert back.spec() == m.spec()
+    for options, message in [({"choose": "best"}, "choose='best'"), ({"mode": "poll"}, "mode='poll'"),
+                             ({"detect": -1.0}, "detect=-1.0"),
+                             ({"mode": "push", "choose": "random"}, "choose must be 'first'")]:
+        with pytest.raises(ps.ScenarioError, match=f"promise 'p'.*{re.escape(message)}"):
+            choice_model(**options).spec()

@@ -29,3 +29,36 @@ def test_capacity_limit_blocks_like_mmck():
     share = (rq["outcome"] == "rejected").groupby(rq["replication"]).mean()
     assert_close(share.mean(), share.std(ddof=1) / math.sqrt(len(share)),
                  analytic.mmck_blocking(arrival, service, 1, limit))
+
+
+def failover_model(mode, detect, mttf=100.0, repair=10.0):
+    """A primary that fails (Exp(mttf) up, a fixed repair) and a spare that never fails."""
+    m = ps.Model("failover")
+    u, api = m.agent("u"), m.agent("api")
+    main = m.agent("main", failures=ps.Failures(Exponential(mean=mttf),
+                                                 ps.Deterministic(repair)))
+    spare = m.agent("spare")
+    a = m.promise(main, to=api, body=ps.Latency(deadline=1.0), name="a")
+    b = m.promise(spare, to=api, body=ps.Latency(deadline=1.0), name="b")
+    p = m.promise(api, to=u, body=ps.Latency(deadline=1.0),
+                  conditions=ps.any_of(a, b, mode=mode, detect=detect), name="p")
+    m.workload(p, rate=0.5)
+    return m
+
+
+def test_failover_costs_failure_rate_times_detection_delay():
+    """Pull mode with fail-back: every failure of the primary breaks the requests of its
+    first ``d`` time units (repairs last longer than ``d``), so the broken share is
+    ``d / (MTTF + MTTR)``: the failure rate times the detection delay."""
+    mttf, repair, d = 100.0, 10.0, 2.0
+    r = ps.simulate(failover_model("pull", d, mttf, repair), horizon=20_000.0, replications=12,
+                    seed=31)
+    rows = r.promises.set_index(["promise", "replication"]).loc["p"]
+    broken = 1.0 - rows["request_kept_fraction"]
+    assert_close(broken.mean(), broken.std(ddof=1) / math.sqrt(len(broken)),
+                 d / (mttf + repair))
+    # push mode moves to the spare at the first failure and stays: almost nothing breaks
+    r = ps.simulate(failover_model("push", d, mttf, repair), horizon=20_000.0, replications=12,
+                    seed=31)
+    rows = r.promises.set_index(["promise", "replication"]).loc["p"]
+    assert (1.0 - rows["request_kept_fraction"]).mean() < 0.1 * d / (mttf + repair)
