@@ -359,7 +359,8 @@ class Result:
     @cached_property
     def messages(self) -> pd.DataFrame:
         """Internal messages of each super-agent per replication: a request to a member and
-        its answer are two messages (a member that is down still receives the request and
+        its answer are two messages (with ``rule="all_to_all"``, ``n + 1``: the member also
+        exchanges one with each of the other ``n - 1``) (a member that is down still receives the request and
         answers that it refuses). Columns ``replication, super_agent, requests, messages``,
         where ``requests`` counts the members' interior requests."""
         spec = self.spec
@@ -369,8 +370,9 @@ class Result:
         for group in groups:
             members = [spec.promise_index[p] for p, g in spec.interior.items() if g == group]
             per_rep = counts[:, members].sum(axis=1)
+            each = spec.messages_per_call.get(group, 2)
             for r in range(self.replications):
-                rows.append((r, group, int(per_rep[r]), 2 * int(per_rep[r])))
+                rows.append((r, group, int(per_rep[r]), each * int(per_rep[r])))
         frame = pd.DataFrame(rows, columns=["replication", "super_agent", "requests", "messages"])
         frame.attrs.update(self.attrs)
         return frame

@@ -90,7 +90,15 @@ class _Replication:
         self.failed = [False] * n
         self.failure_changed_at = [-1.0] * n
         self.outages = [0] * n
-        self.up = [True] * n
+        self.drains = [0] * n                  # outages that let requests inside finish
+        self.absent = [False] * n              # members an autoscaler has not asked for
+        self.alive = [True] * n                # not crashed: requests inside it go on
+        self.up = [True] * n                   # alive and taking requests
+        # Busy servers and their time integral, for autoscalers' observations.
+        self.tracked = [False] * n
+        self.busy = [0] * n
+        self.busy_area = [0.0] * n
+        self.busy_at = [0.0] * n
         self.resources = [simpy.Resource(self.env, capacity=a.servers) for a in spec.agents]
         # Insertion-ordered (dicts, not sets), so crashes interrupt in a reproducible order.
         self.inside: list[dict[simpy.Process, None]] = [{} for _ in range(n)]
@@ -119,7 +127,11 @@ class _Replication:
             elif agent.failures is not None:
                 env.process(self._failures(i))
         for outage in self.spec.outages:
-            env.process(self._outage(outage.target, outage.at, outage.duration))
+            env.process(self._outage(outage.target, outage.at, outage.duration, outage.drain))
+        for startup in self.spec.startups:
+            env.process(self._startup(startup))
+        for group in self.spec.scaled:
+            env.process(self._autoscaler(group))
         for w, (workload, tree) in enumerate(zip(self.spec.workloads, self.spec.call_trees)):
             env.process(self._workload(w, workload, tree))
         env.run(until=self.horizon)
@@ -213,9 +225,30 @@ class _Replication:
                 k += 1
             j += 1
 
-    def _outage(self, target: str, at: float, duration: float) -> Generator[simpy.Event, None, None]:
+    def _outage(self, target: str, at: float, duration: float,
+                drain: bool = False) -> Generator[simpy.Event, None, None]:
         agent = self.spec.agent_index[target]
+        count = self.drains if drain else self.outages
         yield self._state_change(at)
+        count[agent] += 1
+        self._settle(agent)
+        yield self._state_change(duration)
+        count[agent] -= 1
+        self._settle(agent)
+
+    def _startup_time(self, member: str, index: int, cold: Any, warm: Any, reuse: float) -> float:
+        """Start-up ``index`` of ``member``: warm with probability ``reuse``, else cold."""
+        warm_start = reuse > 0 and StreamReader(self.streams, _UNIT, self.replication, "reuse",
+                                                member)[index] < reuse
+        return StreamReader(self.streams, warm if warm_start else cold, self.replication,
+                            "startup", member)[index]
+
+    def _startup(self, s: Any) -> Generator[simpy.Event, None, None]:
+        agent = self.spec.agent_index[s.target]
+        yield self._state_change(s.at)
+        duration = self._startup_time(s.target, s.index, s.cold, s.warm, s.reuse)
+        if duration <= 0:
+            return
         self.outages[agent] += 1
         self._settle(agent)
         yield self._state_change(duration)
@@ -235,7 +268,18 @@ class _Replication:
         self.env.schedule(event, URGENT, 0)
 
     def _update(self, agent: int) -> None:
-        up = not self.failed[agent] and self.outages[agent] == 0
+        alive = not self.failed[agent] and self.outages[agent] == 0
+        if alive != self.alive[agent]:
+            self.alive[agent] = alive
+            if not alive:
+                # A crash loses every request inside the agent; it restarts empty.
+                for process in list(self.inside[agent]):
+                    if process.is_alive:
+                        process.interrupt("crash")
+                self.inside[agent].clear()
+                self.resources[agent] = simpy.Resource(self.env,
+                                                       capacity=self.spec.agents[agent].servers)
+        up = alive and self.drains[agent] == 0 and not self.absent[agent]
         if up == self.up[agent]:
             return
         self.up[agent] = up
@@ -245,13 +289,65 @@ class _Replication:
         cause = _FAILURE if self.failure_changed_at[agent] == self.env.now else _OUTAGE
         for key, value in zip(self.changes, (self.replication, self.env.now, agent, up, cause)):
             self.changes[key].append(value)
-        if not up:
-            # A crash loses every request inside the agent; it restarts empty.
-            for process in list(self.inside[agent]):
-                if process.is_alive:
-                    process.interrupt("crash")
-            self.inside[agent].clear()
-            self.resources[agent] = simpy.Resource(self.env, capacity=self.spec.agents[agent].servers)
+
+    # -- autoscaling -----------------------------------------------------------------------
+    def _busy(self, agent: int, change: int) -> None:
+        now = self.env.now
+        self.busy_area[agent] += self.busy[agent] * (now - self.busy_at[agent])
+        self.busy_at[agent] = now
+        self.busy[agent] += change
+
+    def _busy_time(self, agent: int) -> float:
+        """Server-time spent serving at ``agent`` from 0 to now."""
+        return self.busy_area[agent] + self.busy[agent] * (self.env.now - self.busy_at[agent])
+
+    def _autoscaler(self, group: Any) -> Generator[simpy.Event, None, None]:
+        """Observe the members' utilisation every interval; resize toward the target."""
+        policy = group.policy
+        members = [self.spec.agent_index[m] for m in group.members]
+        servers = self.spec.agents[members[0]].servers
+        for a in members:
+            self.tracked[a] = True
+        for a in members[group.size:]:            # not asked for yet
+            self.absent[a] = True
+            self._settle(a)
+        starts = [0] * len(members)
+        size, last_resize, observed = group.size, -math.inf, 0.0
+        while True:
+            yield self.env.timeout(policy.interval)
+            busy = sum(self._busy_time(a) for a in members)
+            utilisation = (busy - observed) / (size * servers * policy.interval)
+            observed = busy
+            # (a tolerance keeps a load exactly on target from rounding up)
+            want = math.ceil(size * utilisation / policy.utilisation - 1e-9)
+            want = min(max(want, policy.min_size), policy.max_size)
+            if want != size and self.env.now - last_resize >= policy.cooldown:
+                last_resize = self.env.now
+                size = want
+                self.env.process(self._resize(group, members, want, starts))
+
+    def _resize(self, group: Any, members: list[int], size: int,
+                starts: list[int]) -> Generator[simpy.Event, None, None]:
+        if group.policy.delay:
+            yield self._state_change(group.policy.delay)
+        for i, a in enumerate(members):
+            if i >= size and not self.absent[a]:          # removed: drains
+                self.absent[a] = True
+                self._settle(a)
+            elif i < size and self.absent[a]:             # added: starts up
+                self.absent[a] = False
+                duration = self._startup_time(group.members[i], starts[i], group.cold, group.warm,
+                                              group.reuse)
+                starts[i] += 1
+                if duration > 0:
+                    self.outages[a] += 1
+                    self.env.process(self._starting(a, duration))
+                self._settle(a)
+
+    def _starting(self, agent: int, duration: float) -> Generator[simpy.Event, None, None]:
+        yield self._state_change(duration)
+        self.outages[agent] -= 1
+        self._settle(agent)
 
     # -- standing (state of promises at the current instant) ---------------------------
     def _standing(self, promise: int) -> bool:
@@ -364,6 +460,7 @@ class _Replication:
         self.open[rid] = (promise, w, k, arrival)
         me = env.active_process
         self.inside[agent][me] = None
+        serving = False
         try:
             if node.condition is not None:
                 ok = yield from self._calls(node.condition, w, k)
@@ -374,6 +471,9 @@ class _Replication:
             resource = self.resources[agent]
             with resource.request() as slot:
                 yield slot
+                if self.tracked[agent]:
+                    self._busy(agent, 1)
+                    serving = True
                 service = self._service_time(node, agent, k)
                 slowdown = self.spec.agents[agent].slowdown
                 if slowdown:
@@ -391,6 +491,8 @@ class _Replication:
             return False
         finally:
             self.inside[agent].pop(me, None)
+            if serving:
+                self._busy(agent, -1)
 
     def _service_time(self, node: CallNode, agent: int, k: int) -> float:
         reader = self.service.get(node.path)

@@ -74,7 +74,7 @@ _BATCH_RECORDS = 2_000_000
 #: Model features (:attr:`ModelSpec.features`) this engine does not run yet: each needs
 #: state carried from request to request (a loop over replications in lockstep).
 _UNSUPPORTED = frozenset({"capacity limit", "load-dependent slowdown", "random choice",
-                          "push-mode choice", "detection delay"})
+                          "push-mode choice", "detection delay", "random start-up", "autoscaler"})
 
 
 class VectorEngine:
@@ -267,16 +267,21 @@ class _Batch:
 
     def run(self) -> Trace:
         self.states = self._agent_states()
+        # Draining outages stop new requests but lose none: crashes come from the states
+        # without them.
+        self.alive = self._agent_states(drains=False) if any(
+            o.drain for o in self.spec.outages) else self.states
         changes = self._change_columns()
         requests = self._requests() if self.spec.workloads else {
             k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
         return Trace(changes, requests)
 
     # -- agent states ------------------------------------------------------------------
-    def _agent_states(self) -> list[_States]:
+    def _agent_states(self, drains: bool = True) -> list[_States]:
         """Up/down changes of every agent in every replication, in one pass.
 
         Rows are (agent, replication) pairs, ``row = agent * n_reps + replication``.
+        With ``drains=False``, draining outages are left out (the agent is alive).
         """
         spec, horizon, n_rep = self.spec, self.horizon, self.reps.size
         parts_row, parts_time, parts_fail, parts_delta = [], [], [], []
@@ -301,7 +306,8 @@ class _Batch:
             parts_time.append(time)
             parts_fail.append(np.where(phase == 0, 1, 0).astype(np.int8))  # 1: fails, 0: repaired
             parts_delta.append(np.zeros(row.size, dtype=np.int64))
-        for outage in spec.outages:
+        outages = [o for o in spec.outages if drains or not o.drain]
+        for outage in outages:
             a = spec.agent_index[outage.target]
             start, end = outage.at, outage.at + outage.duration
             parts_row.append(np.repeat(a * n_rep + np.arange(n_rep), 2))
@@ -317,13 +323,13 @@ class _Batch:
         time = np.concatenate(parts_time)
         fail = np.concatenate(parts_fail)
         delta = np.concatenate(parts_delta)
-        if spec.outages:
+        if outages:
             order = np.lexsort((time, row))
         else:  # each pair's instants come from one renewal process, already in time order
             order = np.argsort(row, kind="stable")
         row, time, fail, delta = row[order], time[order], fail[order], delta[order]
         same_instant = (row[1:] == row[:-1]) & (time[1:] == time[:-1])
-        if not spec.outages and not same_instant.any():
+        if not outages and not same_instant.any():
             # Failures alone, no two at one instant: every instant is a change of state.
             c_row, c_time, c_up = row, time, fail == 0
             c_cause = np.full(row.size, _FAILURE, dtype=np.int8)
@@ -563,7 +569,8 @@ class _Batch:
             run.latency = np.full(m, np.nan)
             pos = np.searchsorted(run.reach, run.called)
             rep, t = arr.rep[run.called], run.arrival[pos]
-            crash = states.next_change_after(rep, t)   # the promiser is up at t: the next change is a crash
+            # the promiser is up (so alive) at t: the next change of alive is a crash
+            crash = self.alive[agent].next_change_after(rep, t)
             if run.node.condition is not None:
                 cond_ok, ready = self._resolve(run.node.condition, run.workload, run.called, run, t)
             else:

@@ -1,13 +1,13 @@
 """The model: a description of agents and promises, with no engine imports."""
 
 from .agents import Agent, Failures, Maintenance
-from .injections import Observer, Outage, ScaleTo, Workload
+from .injections import Autoscaler, Observer, Outage, ScaleTo, Workload
 from .model import Model
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import CallCondition, CallNode, ModelSpec
 from .super_agents import AgentTemplate, SuperAgent
 
 __all__ = [
-    "Agent", "AgentTemplate", "SuperAgent", "Failures", "Maintenance", "Observer", "Outage", "ScaleTo", "Workload", "Model", "Availability", "Condition", "Latency",
+    "Agent", "AgentTemplate", "SuperAgent", "Failures", "Maintenance", "Observer", "Outage", "ScaleTo", "Autoscaler", "Workload", "Model", "Availability", "Condition", "Latency",
     "Promise", "all_of", "any_of", "k_of", "CallCondition", "CallNode", "ModelSpec",
 ]

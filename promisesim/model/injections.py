@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..dists import Distribution, Exponential
 
-__all__ = ["Outage", "Workload", "Observer", "ScaleTo"]
+__all__ = ["Outage", "Workload", "Observer", "ScaleTo", "StartUp", "Autoscaler"]
 
 
 @dataclass(frozen=True)
@@ -16,12 +16,15 @@ class Outage:
     The outage overlays the agent's own failure process: the agent is up
     only when neither holds it down, and its failure clock keeps running
     during the outage (a power cut does not reset wear). Requests inside the
-    agent when the outage starts are lost.
+    agent when the outage starts are lost, unless ``drain`` is true: then the
+    agent only stops taking new requests, and those inside it finish (a
+    planned removal, as a scale-down does).
     """
 
     target: str
     at: float
     duration: float
+    drain: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,12 +82,51 @@ class Observer:
 class ScaleTo:
     """Change the size of a super-agent (made of ``size`` copies of a template) ``at`` a time.
 
-    Growing adds members that serve only once their start-up is over (the
-    super-agent's ``startup``, a cold start): until then they are down.
-    Shrinking removes the highest-numbered members at once; requests inside
-    them are lost (no draining yet).
+    Growing adds members that serve only once their start-up is over (see
+    the super-agent's ``startup``, ``warm_startup`` and ``reuse``): until then
+    they are down. Shrinking removes the highest-numbered members: they take
+    no new requests at once, and drain (finish the requests they hold).
     """
 
     target: str
     size: int
     at: float
+
+
+@dataclass(frozen=True)
+class StartUp:
+    """A member's start-up after it is added (made by scaling; not written by users).
+
+    It is down on ``[at, at + d)``: ``d`` is a draw of ``warm`` with probability
+    ``reuse`` (a reused, warm container) and of ``cold`` otherwise. ``index``
+    counts the member's start-ups and keys its draws.
+    """
+
+    target: str
+    at: float
+    cold: Distribution
+    warm: Distribution
+    reuse: float
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Autoscaler:
+    """Resize a super-agent (made of copies of a template, ``rule="any"``) on observed load.
+
+    Every ``interval`` it observes the utilisation ``U`` of the members over
+    the last interval (busy server-time over ``size * servers * interval``,
+    ``size`` being the members it has asked for) and wants
+    ``ceil(size * U / utilisation)`` members, clamped to ``[min_size,
+    max_size]``. When that differs from ``size`` and the last resize was at
+    least ``cooldown`` ago, it resizes ``delay`` later: new members start up
+    (cold or warm, as the super-agent says), removed ones drain.
+    """
+
+    target: str
+    utilisation: float = 0.7
+    interval: float = 60.0
+    delay: float = 0.0
+    min_size: int = 1
+    max_size: int = 10
+    cooldown: float = 0.0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from typing import Any
 
 from ..dists import Deterministic, Distribution, distribution_from_dict
 from ..errors import ScenarioError
 from .agents import Agent, Failures, Maintenance
-from .injections import Observer, Outage, ScaleTo, Workload
+from .injections import Autoscaler, Observer, Outage, ScaleTo, Workload
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import ModelSpec, build_spec
 from .super_agents import AgentTemplate, SuperAgent, expand
@@ -58,6 +59,7 @@ class Model:
         self.observers: list[Observer] = []
         self.super_agents: list[SuperAgent] = []
         self.scalings: list[ScaleTo] = []
+        self.autoscalers: list[Autoscaler] = []
 
     # -- building -------------------------------------------------------------
     def agent(
@@ -88,7 +90,10 @@ class Model:
         failures: Failures | None = None,
         service_time: Distribution = Deterministic(0.0),
         hop: float = 0.0,
-        startup: float = 0.0,
+        startup: float | Distribution = 0.0,
+        warm_startup: float | Distribution = 0.0,
+        reuse: float = 0.0,
+        balance: str = "first",
     ) -> SuperAgent:
         """Add a super-agent and return it; promises name it like an agent.
 
@@ -96,7 +101,7 @@ class Model:
         (agents or super-agents) or ``size`` copies of the ``member`` template.
         """
         group = SuperAgent(name, tuple(_name(x) for x in members or ()), size, member, rule, k,
-                           failures, service_time, hop, startup)
+                           failures, service_time, hop, startup, warm_startup, reuse, balance)
         self.super_agents.append(group)
         return group
 
@@ -154,18 +159,25 @@ class Model:
         self.workloads.append(w)
         return w
 
-    def inject(self, injection: Outage | ScaleTo) -> Outage | ScaleTo:
-        """Add an injected fault or change: an :class:`~promisesim.model.injections.Outage`
-        or a :class:`~promisesim.model.injections.ScaleTo`."""
+    def inject(self, injection: Outage | ScaleTo | Autoscaler) -> Outage | ScaleTo | Autoscaler:
+        """Add an injected fault or change: an :class:`~promisesim.model.injections.Outage`,
+        a :class:`~promisesim.model.injections.ScaleTo` or an
+        :class:`~promisesim.model.injections.Autoscaler`."""
+        if isinstance(injection, Autoscaler):
+            if isinstance(injection.target, SuperAgent):
+                injection = replace(injection, target=injection.target.name)
+            self.autoscalers.append(injection)
+            return injection
         if isinstance(injection, ScaleTo):
             if isinstance(injection.target, SuperAgent):
                 injection = ScaleTo(injection.target.name, injection.size, injection.at)
             self.scalings.append(injection)
             return injection
         if not isinstance(injection, Outage):
-            raise ScenarioError(f"cannot inject {injection!r}: expected an Outage or a ScaleTo")
+            raise ScenarioError(f"cannot inject {injection!r}: expected an Outage, a ScaleTo or "
+                                "an Autoscaler")
         if isinstance(injection.target, (Agent, SuperAgent)):
-            injection = Outage(injection.target.name, injection.at, injection.duration)
+            injection = replace(injection, target=injection.target.name)
         self.outages.append(injection)
         return injection
 
@@ -181,11 +193,11 @@ class Model:
     # -- validation -----------------------------------------------------------
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
-        agents, promises, outages, interior = expand(list(self.agents), list(self.super_agents),
-                                                     list(self.promises), list(self.outages),
-                                                     list(self.scalings))
-        return build_spec(self.name, self.time_unit, agents, promises, list(self.workloads),
-                          outages, list(self.observers), interior)
+        x = expand(list(self.agents), list(self.super_agents), list(self.promises),
+                   list(self.outages), list(self.scalings), list(self.autoscalers))
+        return build_spec(self.name, self.time_unit, x.agents, x.promises, list(self.workloads),
+                          x.outages, list(self.observers), x.interior, x.messages_per_call,
+                          x.scaled)
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -205,8 +217,16 @@ class Model:
                 entry["k"] = g.k
             if g.hop:
                 entry["hop"] = g.hop
-            if g.startup:
-                entry["startup"] = g.startup
+            for key in ("startup", "warm_startup"):
+                value = getattr(g, key)
+                if isinstance(value, Distribution):
+                    entry[key] = value.to_dict()
+                elif value:
+                    entry[key] = value
+            if g.reuse:
+                entry["reuse"] = g.reuse
+            if g.balance != "first":
+                entry["balance"] = g.balance
             _agent_fields(g, entry, servers=False)
             groups.append(entry)
         promises = []
@@ -248,11 +268,13 @@ class Model:
                  **({"interval": o.interval.to_dict()} if o.interval is not None else {})}
                 for o in self.observers
             ]
-        if self.outages or self.scalings:
+        if self.outages or self.scalings or self.autoscalers:
             out["injections"] = [
-                {"outage": {"target": o.target, "at": o.at, "duration": o.duration}}
+                {"outage": {"target": o.target, "at": o.at, "duration": o.duration,
+                            **({"drain": True} if o.drain else {})}}
                 for o in self.outages
-            ] + [{"scale_to": {"target": x.target, "size": x.size, "at": x.at}} for x in self.scalings]
+            ] + [{"scale_to": {"target": x.target, "size": x.size, "at": x.at}} for x in self.scalings
+                 ] + [{"autoscaler": asdict(a)} for a in self.autoscalers]
         return out
 
     @classmethod
@@ -340,22 +362,29 @@ class _Reader:
                 interval = distribution_from_dict(e["interval"], where=f"observers[{i}]: interval")
             m.observe(str(e["promise"]), interval=interval, name=e["name"])
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
-            e = self._mapping(entry, f"injections[{i}]", {"outage", "scale_to"})
+            e = self._mapping(entry, f"injections[{i}]", {"outage", "scale_to", "autoscaler"})
             if len(e) != 1:
-                raise ScenarioError(f"injections[{i}]: give one of outage or scale_to")
+                raise ScenarioError(f"injections[{i}]: give one of outage, scale_to or autoscaler")
+            if "autoscaler" in e:
+                fields = {"target", "utilisation", "interval", "delay", "min_size", "max_size",
+                          "cooldown"}
+                x = self._mapping(e["autoscaler"], f"injections[{i}].autoscaler", fields, {"target"})
+                m.inject(Autoscaler(**{**x, "target": str(x["target"])}))
+                continue
             if "scale_to" in e:
                 x = self._mapping(e["scale_to"], f"injections[{i}].scale_to", {"target", "size", "at"},
                                   {"target", "size", "at"})
                 m.inject(ScaleTo(str(x["target"]), x["size"], x["at"]))
                 continue
-            o = self._mapping(e["outage"], f"injections[{i}].outage", {"target", "at", "duration"},
-                              {"target", "at", "duration"})
-            m.inject(Outage(str(o["target"]), o["at"], o["duration"]))
+            o = self._mapping(e["outage"], f"injections[{i}].outage",
+                              {"target", "at", "duration", "drain"}, {"target", "at", "duration"})
+            m.inject(Outage(str(o["target"]), o["at"], o["duration"], o.get("drain", False)))
         return m
 
     def super_agent(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where, {"name", "members", "size", "member", "rule", "k", "failures",
-                                         "service_time", "hop", "startup"}, {"name"})
+                                         "service_time", "hop", "startup", "warm_startup", "reuse",
+                                         "balance"}, {"name"})
         where = f"super-agent {e['name']!r}"
         template = None
         if e.get("member") is not None:
@@ -368,7 +397,16 @@ class _Reader:
         members = [str(x) for x in self._list(e.get("members"), f"{where}: members")]
         m.super_agent(e["name"], members=members or None, size=e.get("size"), member=template,
                       rule=e.get("rule", "any"), k=e.get("k"), failures=failures,
-                      service_time=service, hop=e.get("hop", 0.0), startup=e.get("startup", 0.0))
+                      service_time=service, hop=e.get("hop", 0.0),
+                      startup=self._time_or_distribution(e, "startup", where),
+                      warm_startup=self._time_or_distribution(e, "warm_startup", where),
+                      reuse=e.get("reuse", 0.0), balance=e.get("balance", "first"))
+
+    def _time_or_distribution(self, e: dict, key: str, where: str) -> float | Distribution:
+        value = e.get(key, 0.0)
+        if isinstance(value, dict):
+            return distribution_from_dict(value, where=f"{where}: {key}")
+        return value
 
     def _behaviour(self, e: dict, where: str) -> tuple[Failures | None, Distribution]:
         """``failures`` and ``service_time`` of an agent-like entry."""

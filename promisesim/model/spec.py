@@ -14,7 +14,7 @@ from typing import Union
 from ..dists import Distribution
 from ..errors import ScenarioError
 from .agents import Agent, Failures, Maintenance
-from .injections import Observer, Outage, Workload
+from .injections import Observer, Outage, StartUp, Workload
 from .promises import Availability, Condition, Latency, Promise
 
 __all__ = ["ModelSpec", "CallNode", "CallCondition", "build_spec"]
@@ -88,6 +88,12 @@ class ModelSpec:
     promise_index: dict[str, int] = field(repr=False, compare=False)
     observers: tuple[Observer, ...] = ()
     interior: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: Start-ups of members added by scaling, drawn per replication.
+    startups: tuple[StartUp, ...] = ()
+    #: Internal messages per interior request, per super-agent.
+    messages_per_call: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    #: Super-agents resized at run time by an autoscaler (``ScaledGroup``).
+    scaled: tuple = ()
 
     @property
     def impositions(self) -> tuple[str, ...]:
@@ -102,6 +108,12 @@ class ModelSpec:
             out.add("random_failures")
         if self.outages:
             out.add("outage")
+        if any(o.drain for o in self.outages):
+            out.add("draining")
+        if self.startups:
+            out.add("random start-up")
+        if self.scaled:
+            out.add("autoscaler")
         if self.workloads:
             out.add("workload")
         if any(a.limit is not None for a in self.agents):
@@ -329,8 +341,14 @@ def build_spec(
     outages: list[Outage],
     observers: list[Observer] = [],
     interior: dict[str, str] | None = None,
+    messages_per_call: dict[str, int] | None = None,
+    scaled: list | None = None,
 ) -> ModelSpec:
-    """Validate the parts of a model and freeze them. Raises :class:`ScenarioError`."""
+    """Validate the parts of a model and freeze them. Raises :class:`ScenarioError`.
+
+    ``outages`` may hold :class:`StartUp` entries (made by scaling)."""
+    startups = [o for o in outages if isinstance(o, StartUp)]
+    outages = [o for o in outages if not isinstance(o, StartUp)]
     agent_map: dict[str, Agent] = {}
     for a in agents:
         _check_name("agent", a.name)
@@ -391,6 +409,8 @@ def build_spec(
         try:
             _number(owner, "at", o.at, positive=True, allow_zero=True)
             _number(owner, "duration", o.duration, positive=True)
+            if not isinstance(o.drain, bool):
+                raise ScenarioError(f"{owner}: drain={o.drain!r} must be true or false")
         except ScenarioError as exc:
             raise ScenarioError(str(exc), element=("outage", str(i))) from None
 
@@ -425,6 +445,9 @@ def build_spec(
         call_trees=trees,
         observers=tuple(observers),
         interior=dict(interior or {}),
+        startups=tuple(startups),
+        messages_per_call=dict(messages_per_call or {}),
+        scaled=tuple(scaled or ()),
         agent_index={a.name: i for i, a in enumerate(agents)},
         promise_index={p.name: i for i, p in enumerate(ordered)},
     )

@@ -113,7 +113,8 @@ def models(draw):
     targets = [a.name for a in agents] + ["top"] + (["grp"] if m.super_agents else [])
     for _ in range(draw(st.integers(0, 3))):
         m.inject(ps.Outage(draw(st.sampled_from(targets)),
-                           at=draw(st.floats(0.0, 60.0)), duration=draw(st.floats(0.1, 30.0))))
+                           at=draw(st.floats(0.0, 60.0)), duration=draw(st.floats(0.1, 30.0)),
+                           drain=draw(st.booleans())))
     return m
 
 

@@ -459,3 +459,59 @@ def test_choice_options_round_trip_and_are_checked():
                              ({"mode": "push", "choose": "random"}, "choose must be 'first'")]:
         with pytest.raises(ps.ScenarioError, match=f"promise 'p'.*{re.escape(message)}"):
             choice_model(**options).spec()
+
+
+def autoscaled(**policy):
+    m = ps.Model("autoscaled")
+    web = m.super_agent("web", size=1, startup=3.0,
+                        member=ps.AgentTemplate(service_time=D(0.8)))
+    p = m.promise(web, to=m.agent("u"), body=ps.Latency(deadline=5.0), name="serve")
+    m.workload(p, interarrival=D(1.0), end=25.5)
+    m.inject(ps.Autoscaler(web, **{"utilisation": 0.5, "interval": 10.0, "delay": 2.0,
+                                   "min_size": 1, "max_size": 3, **policy}))
+    return m
+
+
+def test_autoscaler_resizes_on_observed_utilisation():
+    r = ps.simulate(autoscaled(), horizon=60.0, seed=0)
+    assert r.engine == "reference"
+    iv = r.intervals
+    web1 = iv[iv["entity"] == "web.1"]
+    # at 10 it sees 7.2 busy seconds of 10 on one member (0.72 > 0.5): it wants
+    # ceil(0.72 / 0.5) = 2, asked for at 12, serving after the 3 s start-up; at 20 it sees
+    # 8 of 2 x 10 (a load of 0.8 members: still 2); at 30, 4.8 (0.48: one), applied at 32
+    assert list(zip(web1["start"], web1["end"], web1["state"])) == [
+        (0.0, 15.0, "down"), (15.0, 32.0, "up"), (32.0, 60.0, "down")]
+    assert (iv[iv["entity"] == "web.2"]["state"] == "down").all()
+
+
+def test_autoscaler_cooldown_and_bounds():
+    r = ps.simulate(autoscaled(cooldown=30.0), horizon=60.0, seed=0)
+    iv = r.intervals
+    web1 = iv[iv["entity"] == "web.1"]
+    # the shrink wanted at 30 waits out the cooldown: it happens at the next observation
+    # at least 30 after the resize decided at 10, that is at 40 (applied at 42)
+    assert list(zip(web1["start"], web1["end"], web1["state"])) == [
+        (0.0, 15.0, "down"), (15.0, 42.0, "up"), (42.0, 60.0, "down")]
+    r = ps.simulate(autoscaled(max_size=1), horizon=60.0, seed=0)
+    assert len(r.spec.agents) == len(autoscaled(max_size=1).spec().agents)
+    assert "web.1" not in set(r.intervals["entity"].astype(str))
+
+
+def test_scale_down_drains_and_an_outage_loses():
+    m = ps.Model("drain")
+    web = m.super_agent("web", size=2, balance="random",
+                        member=ps.AgentTemplate(service_time=D(5.0), servers=10))
+    p = m.promise(web, to=m.agent("u"), body=ps.Latency(deadline=20.0), name="serve")
+    m.workload(p, interarrival=D(1.0), end=12.5)
+    m.inject(ps.ScaleTo(web, size=1, at=10.5))
+    r = ps.simulate(m, horizon=40.0, seed=0)
+    rq = r.requests
+    inner = rq[rq["promise"] == "serve@web.1"]
+    assert (inner["arrival"] < 10.5).all() and len(inner) > 0
+    assert (inner["outcome"] == "kept").all()               # those inside at 10.5 finish
+    assert (inner["arrival"] > 5.5).any()
+    m.inject(ps.Outage("web.1", at=10.5, duration=1.0))     # a crash at the same instant
+    rq = ps.simulate(m, horizon=40.0, seed=0).requests
+    lost = rq[(rq["promise"] == "serve@web.1") & (rq["arrival"] > 5.5)]
+    assert (lost["outcome"] == "lost").all() and len(lost) > 0

@@ -1,5 +1,9 @@
 """Super-agents: expansion, closed forms, common-mode outages, nesting, files, errors."""
 
+import math
+import re
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -254,3 +258,74 @@ def test_scaling_round_trips_through_yaml():
     m.inject(ps.Outage("web", at=1.0, duration=2.0))
     again = scenario_from_text(ps.dump_scenario(m)).model
     assert again.scalings == m.scalings and again.spec() == m.spec()
+
+
+def test_all_to_all_adds_an_exchange_round():
+    """n members, hop h: member j gets the request after (j + 1) h, exchanges with the n - 1
+    others ((n - 1) h) and answers (h): the slowest answer comes after 2 n h, and each member
+    costs n + 1 messages per request."""
+    n, hop = 4, 0.01
+    m = ps.Model("consensus")
+    grp = m.super_agent("grp", size=n, rule="all_to_all", hop=hop, member=ps.AgentTemplate())
+    p = m.promise(grp, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="write")
+    m.workload(p, interarrival=ps.Deterministic(1.0))
+    for engine in ("reference", "vector"):
+        r = ps.simulate(m, horizon=10.5, seed=0, engine=engine)
+        rq = r.requests
+        latency = rq[rq["promise"] == "write"]["latency"]
+        assert np.allclose(latency, 2 * n * hop)
+        assert r.messages["messages"].sum() == 10 * n * (n + 1)
+
+
+@pytest.mark.parametrize("policy, message", [
+    (dict(utilisation=0.0), "utilisation=0.0"), (dict(utilisation=1.5), "utilisation=1.5"),
+    (dict(interval=0.0), "interval=0.0"), (dict(delay=-1.0), "delay=-1.0"),
+    (dict(min_size=3), "must be in order"), (dict(max_size=1), "must be in order"),
+    (dict(cooldown=math.inf), "cooldown=inf"),
+])
+def test_bad_autoscalers_are_refused(policy, message):
+    m = ps.Model("bad autoscaler")
+    web = m.super_agent("web", size=2, member=ps.AgentTemplate())
+    m.inject(ps.Autoscaler(web, **policy))
+    with pytest.raises(ps.ScenarioError, match=re.escape(message)) as info:
+        m.spec()
+    assert info.value.element == ("autoscaler", "web")
+
+
+def test_autoscaler_needs_a_load_balanced_template_group():
+    m = ps.Model("bad autoscaler")
+    m.super_agent("quorum", size=3, rule="k", k=2, member=ps.AgentTemplate())
+    m.inject(ps.Autoscaler("quorum"))
+    with pytest.raises(ps.ScenarioError, match="rule='any'"):
+        m.spec()
+    m = ps.Model("bad autoscaler")
+    m.super_agent("web", size=2, member=ps.AgentTemplate())
+    m.inject(ps.Autoscaler("web"))
+    m.inject(ps.ScaleTo("web", size=3, at=1.0))
+    with pytest.raises(ps.ScenarioError, match="one autoscaler and no scale_to"):
+        m.spec()
+
+
+def test_scaling_features_round_trip_through_yaml():
+    from promisesim.scenario import scenario_from_text
+
+    m = ps.Model("yaml scaling features")
+    web = m.super_agent("web", size=2, startup=Exponential(30.0), warm_startup=1.0, reuse=0.4,
+                        balance="random",
+                        member=ps.AgentTemplate(limit=8, slowdown=0.05, servers=2))
+    api = m.agent("api", limit=100)
+    a = m.promise(web, to=api, body=ps.Latency(deadline=2.0), name="a")
+    b = m.promise(m.agent("spare"), to=api, body=ps.Latency(deadline=2.0), name="b")
+    p = m.promise(api, to=m.agent("u"), body=ps.Latency(deadline=3.0), name="p",
+                  conditions=ps.any_of(a, b, mode="push", detect=5.0))
+    m.workload(p, rate=2.0)
+    m.workload(p, rate=8.0, start=100.0, end=200.0, name="spike")
+    m.inject(ps.Autoscaler(web, utilisation=0.6, interval=30.0, delay=5.0, min_size=1,
+                           max_size=6, cooldown=60.0))
+    m.inject(ps.Outage("spare", at=10.0, duration=5.0, drain=True))
+    m.super_agent("ring", size=3, rule="all_to_all", hop=0.01, member=ps.AgentTemplate())
+    again = scenario_from_text(ps.dump_scenario(m)).model
+    assert again.to_dict() == m.to_dict()
+    assert again.spec() == m.spec()
+    assert {"autoscaler", "draining", "push-mode choice", "detection delay", "random choice",
+            "capacity limit", "load-dependent slowdown"} <= m.spec().features

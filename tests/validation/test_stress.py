@@ -62,3 +62,22 @@ def test_failover_costs_failure_rate_times_detection_delay():
                     seed=31)
     rows = r.promises.set_index(["promise", "replication"]).loc["p"]
     assert (1.0 - rows["request_kept_fraction"]).mean() < 0.1 * d / (mttf + repair)
+
+
+def test_warm_starts_come_with_the_reuse_probability():
+    """Scale 1 -> 2 at t=10: the new member reuses a warm container (2 s start-up) with
+    probability 0.3, else starts cold (20 s). At t=15 it serves iff its start was warm."""
+    m = ps.Model("warm or cold")
+    web = m.super_agent("web", size=1, startup=20.0, warm_startup=2.0, reuse=0.3,
+                        member=ps.AgentTemplate())
+    m.promise(web, to=m.agent("u"), body=ps.Availability(), name="up")
+    m.inject(ps.ScaleTo(web, size=2, at=10.0))
+    r = ps.simulate(m, horizon=40.0, replications=400, seed=5)
+    assert r.engine == "reference"
+    kept = r.promises.set_index(["promise", "replication"]).loc["up@web.1", "kept_fraction"]
+    warm = kept > 0.5                                # up from 12 (28/40) or from 30 (10/40)
+    assert set(kept.round(9)) == {round(28 / 40, 9), round(10 / 40, 9)}
+    assert_close(warm.mean(), warm.std(ddof=1) / math.sqrt(len(warm)), 0.3)
+    # same seed, same draws
+    again = ps.simulate(m, horizon=40.0, replications=400, seed=5).promises
+    assert again.equals(r.promises)
