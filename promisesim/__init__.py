@@ -11,6 +11,7 @@ from .errors import EngineError, ScenarioError
 from .experiment import simulate
 from .model import (
     Agent, AgentTemplate, SuperAgent, Availability, Condition, Failures, Latency, Maintenance, Model, ModelSpec, Observer, Outage, ScaleTo, Autoscaler, Promise, Workload,
+    Versioned, Release, Retire, Migrate, UndocumentedChange,
     all_of, any_of, k_of,
 )
 from .random import Streams
@@ -23,7 +24,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Agent", "AgentTemplate", "SuperAgent", "Availability", "Condition", "Deterministic", "Distribution", "Empirical",
     "EngineError", "Exponential", "Failures", "Latency", "Maintenance", "LogNormal", "Model", "ModelSpec",
-    "Observer", "Outage", "ScaleTo", "Autoscaler", "Promise", "Result", "ScenarioError", "Streams", "Uniform", "Workload",
+    "Observer", "Outage", "ScaleTo", "Autoscaler", "Versioned", "Release", "Retire", "Migrate",
+    "UndocumentedChange", "Promise", "Result", "ScenarioError", "Streams", "Uniform", "Workload",
     "all_of", "any_of", "dump_scenario", "k_of", "load_scenario", "load_sweep", "replicate",
     "simulate", "sweep", "__version__",
 ]

@@ -179,12 +179,24 @@ class Result:
         def condition(c: Condition) -> Timelines:
             parts = [condition(i) if isinstance(i, Condition) else standing[spec.promise_index[i]]
                      for i in c.items]
+            if c.rule == "split":   # a version that carries no traffic breaks nobody
+                parts = [at_least([part, self._idle_timeline(c, j)], 1)
+                         for j, part in enumerate(parts)]
             return at_least(parts, c.k)
 
         for p in spec.promises:  # dependency order: conditions come first
             own = agents[spec.agent_index[p.promiser]]
             standing.append(own if p.conditions is None else at_least([own, condition(p.conditions)], 2))
         return standing
+
+    def _idle_timeline(self, c: Condition, j: int) -> Timelines:
+        """When item ``j`` of a split carries no traffic (the same in every replication)."""
+        assert c.shares is not None
+        knots = np.array(sorted({float(k[0]) for k in c.shares}))
+        idle = c.idle(j, knots)
+        n = self.replications
+        return Timelines.from_changes(np.repeat(np.arange(n), knots.size), np.tile(knots, n),
+                                      np.tile(idle, n), n, self.horizon)
 
     # -- tables ---------------------------------------------------------------------
     @cached_property
@@ -390,6 +402,8 @@ class Result:
             else:
                 ok = self._promise_timelines[self.spec.promise_index[item]].value_at(rep, t)
                 items.append((item, ok, None))
+        if cond.rule == "split":
+            items = [(item, ok | cond.idle(j, t), sub) for j, (item, ok, sub) in enumerate(items)]
         count = np.zeros(t.size, dtype=np.int64)
         for _, ok, _ in items:
             count += ok

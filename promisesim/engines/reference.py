@@ -358,12 +358,13 @@ class _Replication:
 
     def _condition_holds(self, cond: Condition) -> bool:
         held = 0
-        for item in cond.items:
+        for j, item in enumerate(cond.items):
             if isinstance(item, Condition):
                 ok = self._condition_holds(item)
             else:
                 ok = self._standing(self.spec.promise_index[item])
-            held += ok
+            # a version that carries no traffic cannot break its consumers
+            held += ok or (cond.rule == "split" and bool(cond.idle(j, self.env.now)))
             if held >= cond.k:
                 return True
         return False
@@ -371,8 +372,13 @@ class _Replication:
     def _item_standing(self, item: CallNode | CallCondition) -> bool:
         if isinstance(item, CallNode):
             return self._standing(item.promise)
-        held = sum(self._item_standing(i) for i in item.items)
+        held = sum(self._item_standing(i) or self._idle(item, j, self.env.now)
+                   for j, i in enumerate(item.items))
         return held >= item.k
+
+    @staticmethod
+    def _idle(cond: CallCondition, j: int, t: float) -> bool:
+        return cond.rule == "split" and bool(cond.source.idle(j, t))  # type: ignore[union-attr]
 
     def _up_at(self, agent: int, t: float) -> bool:
         times, ups = self.history[agent]
@@ -386,8 +392,10 @@ class _Replication:
         return cond is None or self._condition_holds_at(cond, t)
 
     def _condition_holds_at(self, cond: Condition, t: float) -> bool:
-        held = sum(self._condition_holds_at(item, t) if isinstance(item, Condition)
-                   else self._standing_at(self.spec.promise_index[item], t) for item in cond.items)
+        held = sum((self._condition_holds_at(item, t) if isinstance(item, Condition)
+                    else self._standing_at(self.spec.promise_index[item], t))
+                   or (cond.rule == "split" and bool(cond.idle(j, t)))
+                   for j, item in enumerate(cond.items))
         return held >= cond.k
 
     def _believed(self, item: CallNode | CallCondition, detect: float) -> bool:
@@ -399,7 +407,27 @@ class _Replication:
     def _stood_at(self, item: CallNode | CallCondition, t: float) -> bool:
         if isinstance(item, CallNode):
             return self._standing_at(item.promise, t)
-        return sum(self._stood_at(i, t) for i in item.items) >= item.k
+        return sum(self._stood_at(i, t) or self._idle(item, j, t)
+                   for j, i in enumerate(item.items)) >= item.k
+
+    def _route(self, cond: CallCondition, k: int) -> float:
+        """Draw ``k`` (uniform) of a choice's or a split's routing stream."""
+        reader = self.routes.get(cond.path)
+        if reader is None:
+            reader = self.routes[cond.path] = StreamReader(self.streams, _UNIT, self.replication,
+                                                           "route", cond.path)
+        return reader[k]
+
+    def _split(self, cond: CallCondition, k: int) -> CallNode | CallCondition:
+        """The version request ``k`` is bound to: a draw against the split at its arrival."""
+        u = self._route(cond, k)
+        shares = cond.source.share_at(self.env.now)  # type: ignore[union-attr]
+        total = 0.0
+        for item, share in zip(cond.items, shares):
+            total += share
+            if u < total:
+                return item
+        return next(i for i, x in reversed(list(zip(cond.items, shares))) if x > 0)
 
     def _choose(self, cond: CallCondition, k: int) -> CallNode | CallCondition | None:
         """The provider a choice calls for request ``k`` (None: none is believed up)."""
@@ -417,11 +445,7 @@ class _Replication:
         candidates = [i for i in items if self._believed(i, cond.detect)]
         if not candidates:
             return None
-        reader = self.routes.get(cond.path)
-        if reader is None:
-            reader = self.routes[cond.path] = StreamReader(self.streams, _UNIT, self.replication,
-                                                           "route", cond.path)
-        return candidates[min(int(reader[k] * len(candidates)), len(candidates) - 1)]
+        return candidates[min(int(self._route(cond, k) * len(candidates)), len(candidates) - 1)]
 
     # -- requests ------------------------------------------------------------------------
     def _workload(self, w: int, workload: Workload, tree: CallNode) -> Generator[simpy.Event, None, None]:
@@ -521,6 +545,8 @@ class _Replication:
         return (yield from self._request(item, w, k))
 
     def _calls(self, cond: CallCondition, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
+        if cond.rule == "split":
+            return (yield from self._item(self._split(cond, k), w, k))
         if cond.rule == "any":
             chosen = self._choose(cond, k)
             if chosen is None:

@@ -6,8 +6,9 @@ from .model import Model
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import CallCondition, CallNode, ModelSpec
 from .super_agents import AgentTemplate, SuperAgent
+from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned
 
 __all__ = [
     "Agent", "AgentTemplate", "SuperAgent", "Failures", "Maintenance", "Observer", "Outage", "ScaleTo", "Autoscaler", "Workload", "Model", "Availability", "Condition", "Latency",
-    "Promise", "all_of", "any_of", "k_of", "CallCondition", "CallNode", "ModelSpec",
+    "Promise", "Versioned", "Release", "Retire", "Migrate", "UndocumentedChange", "all_of", "any_of", "k_of", "CallCondition", "CallNode", "ModelSpec",
 ]

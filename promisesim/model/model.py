@@ -12,6 +12,9 @@ from .injections import Autoscaler, Observer, Outage, ScaleTo, Workload
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import ModelSpec, build_spec
 from .super_agents import AgentTemplate, SuperAgent, expand
+from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned, expand_versions
+
+_VERSION_EVENTS = (Release, Retire, Migrate, UndocumentedChange)
 
 __all__ = ["Model"]
 
@@ -60,6 +63,8 @@ class Model:
         self.super_agents: list[SuperAgent] = []
         self.scalings: list[ScaleTo] = []
         self.autoscalers: list[Autoscaler] = []
+        self.versioned: list[Versioned] = []
+        self.version_events: list = []
 
     # -- building -------------------------------------------------------------
     def agent(
@@ -104,6 +109,18 @@ class Model:
                            failures, service_time, hop, startup, warm_startup, reuse, balance)
         self.super_agents.append(group)
         return group
+
+    def versions(self, name: str, versions: dict[str, AgentTemplate], *,
+                 traffic: dict[str, float] | None = None) -> Versioned:
+        """Add an agent that offers several versions side by side (forks) and return it.
+
+        See :mod:`promisesim.model.versions`: promises name it like an agent; each
+        version is an agent ``<name>.<version>``; inject :class:`Release`, :class:`Retire`,
+        :class:`Migrate` and :class:`UndocumentedChange` events.
+        """
+        v = Versioned(name, dict(versions), None if traffic is None else dict(traffic))
+        self.versioned.append(v)
+        return v
 
     def promise(
         self,
@@ -163,6 +180,11 @@ class Model:
         """Add an injected fault or change: an :class:`~promisesim.model.injections.Outage`,
         a :class:`~promisesim.model.injections.ScaleTo` or an
         :class:`~promisesim.model.injections.Autoscaler`."""
+        if isinstance(injection, _VERSION_EVENTS):
+            if isinstance(injection.target, Versioned):
+                injection = replace(injection, target=injection.target.name)
+            self.version_events.append(injection)
+            return injection
         if isinstance(injection, Autoscaler):
             if isinstance(injection.target, SuperAgent):
                 injection = replace(injection, target=injection.target.name)
@@ -193,8 +215,11 @@ class Model:
     # -- validation -----------------------------------------------------------
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
-        x = expand(list(self.agents), list(self.super_agents), list(self.promises),
-                   list(self.outages), list(self.scalings), list(self.autoscalers))
+        agents, promises, outages = expand_versions(
+            list(self.versioned), list(self.version_events), list(self.agents),
+            list(self.promises), list(self.outages))
+        x = expand(agents, list(self.super_agents), promises, outages, list(self.scalings),
+                   list(self.autoscalers))
         return build_spec(self.name, self.time_unit, x.agents, x.promises, list(self.workloads),
                           x.outages, list(self.observers), x.interior, x.messages_per_call,
                           x.scaled)
@@ -246,6 +271,12 @@ class Model:
         out: dict[str, Any] = {"name": self.name, "time_unit": self.time_unit, "agents": agents}
         if groups:
             out["super_agents"] = groups
+        if self.versioned:
+            out["versioned"] = [
+                {"name": v.name, "versions": {label: _agent_fields(t, {})
+                                              for label, t in v.versions.items()},
+                 **({"traffic": dict(v.traffic)} if v.traffic is not None else {})}
+                for v in self.versioned]
         out["promises"] = promises
         if self.workloads:
             out["workloads"] = []
@@ -268,13 +299,14 @@ class Model:
                  **({"interval": o.interval.to_dict()} if o.interval is not None else {})}
                 for o in self.observers
             ]
-        if self.outages or self.scalings or self.autoscalers:
+        if self.outages or self.scalings or self.autoscalers or self.version_events:
             out["injections"] = [
                 {"outage": {"target": o.target, "at": o.at, "duration": o.duration,
                             **({"drain": True} if o.drain else {})}}
                 for o in self.outages
             ] + [{"scale_to": {"target": x.target, "size": x.size, "at": x.at}} for x in self.scalings
-                 ] + [{"autoscaler": asdict(a)} for a in self.autoscalers]
+                 ] + [{"autoscaler": asdict(a)} for a in self.autoscalers
+                      ] + [{_EVENT_KEYS[type(e)]: asdict(e)} for e in self.version_events]
         return out
 
     @classmethod
@@ -310,8 +342,14 @@ def _agent_fields(a: Any, entry: dict[str, Any], servers: bool = True) -> dict[s
     return entry
 
 
-_TOP_KEYS = {"name", "time_unit", "agents", "super_agents", "promises", "workloads", "injections",
-             "observers", "run"}
+_TOP_KEYS = {"name", "time_unit", "agents", "super_agents", "versioned", "promises", "workloads",
+             "injections", "observers", "run"}
+_EVENT_KEYS = {Release: "release", Retire: "retire", Migrate: "migrate",
+               UndocumentedChange: "undocumented_change"}
+_EVENT_FIELDS = {Release: ({"target", "version", "at"}, set()),
+                 Retire: ({"target", "version", "at"}, set()),
+                 Migrate: ({"target", "to", "at"}, {"share", "over"}),
+                 UndocumentedChange: ({"target", "version", "at", "adapt"}, set())}
 
 
 class _Reader:
@@ -344,6 +382,8 @@ class _Reader:
             self.agent(m, entry, f"agents[{i}]")
         for i, entry in enumerate(self._list(data.get("super_agents"), "super_agents")):
             self.super_agent(m, entry, f"super_agents[{i}]")
+        for i, entry in enumerate(self._list(data.get("versioned"), "versioned")):
+            self.versioned(m, entry, f"versioned[{i}]")
         for i, entry in enumerate(self._list(data.get("promises"), "promises")):
             self.promise(m, entry, f"promises[{i}]")
         for i, entry in enumerate(self._list(data.get("workloads"), "workloads")):
@@ -362,9 +402,17 @@ class _Reader:
                 interval = distribution_from_dict(e["interval"], where=f"observers[{i}]: interval")
             m.observe(str(e["promise"]), interval=interval, name=e["name"])
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
-            e = self._mapping(entry, f"injections[{i}]", {"outage", "scale_to", "autoscaler"})
+            kinds = {"outage", "scale_to", "autoscaler", *_EVENT_KEYS.values()}
+            e = self._mapping(entry, f"injections[{i}]", kinds)
             if len(e) != 1:
-                raise ScenarioError(f"injections[{i}]: give one of outage, scale_to or autoscaler")
+                raise ScenarioError(f"injections[{i}]: give one of {', '.join(sorted(kinds))}")
+            event = next((cls for cls, key in _EVENT_KEYS.items() if key in e), None)
+            if event is not None:
+                key = _EVENT_KEYS[event]
+                required, optional = _EVENT_FIELDS[event]
+                x = self._mapping(e[key], f"injections[{i}].{key}", required | optional, required)
+                m.inject(event(**{**x, "target": str(x["target"])}))
+                continue
             if "autoscaler" in e:
                 fields = {"target", "utilisation", "interval", "delay", "min_size", "max_size",
                           "cooldown"}
@@ -407,6 +455,24 @@ class _Reader:
         if isinstance(value, dict):
             return distribution_from_dict(value, where=f"{where}: {key}")
         return value
+
+    def versioned(self, m: Model, entry: Any, where: str) -> None:
+        e = self._mapping(entry, where, {"name", "versions", "traffic"}, {"name", "versions"})
+        where = f"versioned agent {e['name']!r}"
+        versions = self._mapping(e["versions"], f"{where}: versions", set(e["versions"] or {}))
+        templates = {}
+        for label, t in versions.items():
+            t = self._mapping(t or {}, f"{where}: version {label!r}",
+                              {"failures", "service_time", "servers", "limit", "slowdown"})
+            failures, service = self._behaviour(t, f"{where}: version {label!r}")
+            templates[str(label)] = AgentTemplate(failures, service, t.get("servers", 1),
+                                                  t.get("limit"), t.get("slowdown", 0.0))
+        traffic = e.get("traffic")
+        if traffic is not None:
+            traffic = {str(k): v for k, v in self._mapping(
+                traffic, f"{where}: traffic", set(traffic) if isinstance(traffic, dict) else set()
+            ).items()}
+        m.versions(str(e["name"]), templates, traffic=traffic)
 
     def _behaviour(self, e: dict, where: str) -> tuple[Failures | None, Distribution]:
         """``failures`` and ``service_time`` of an agent-like entry."""

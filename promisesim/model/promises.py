@@ -11,6 +11,8 @@ promiser (otherwise the promiser would rely on something nobody promised it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 from typing import Union
 
 __all__ = [
@@ -82,6 +84,24 @@ class Condition:
     choose: str = "first"
     mode: str = "pull"
     detect: float = 0.0
+    #: ``rule="split"`` only (versions): knots ``(time, shares per item)`` of the traffic
+    #: split, linear between knots and constant outside them.
+    shares: tuple[tuple[float, tuple[float, ...]], ...] | None = None
+
+    def share_at(self, t: float) -> tuple[float, ...]:
+        """The traffic share of each item at ``t`` (``rule="split"``)."""
+        assert self.shares is not None
+        return split_shares(self.shares, t)
+
+    def idle(self, j: int, t: np.ndarray) -> np.ndarray:
+        """Whether item ``j`` of a split carries no traffic around each instant ``t``: its share
+        is zero at both ends of the stretch between knots that holds ``t``."""
+        assert self.shares is not None
+        times = np.array([k[0] for k in self.shares])
+        share = np.array([k[1][j] for k in self.shares])
+        i = np.clip(np.searchsorted(times, np.asarray(t, dtype=float), side="right") - 1,
+                    0, share.size - 1)
+        return (share[i] == 0) & (share[np.minimum(i + 1, share.size - 1)] == 0)
 
     def promises(self) -> list[str]:
         """Names of every promise in this condition, depth first."""
@@ -102,6 +122,22 @@ class Condition:
         if options:
             return {f"{self.rule}_of": {"of": items, **options}}
         return {f"{self.rule}_of": items}
+
+
+def split_shares(knots: tuple | list, t: float) -> tuple[float, ...]:
+    """A traffic split at ``t``: linear between knots ``(time, shares)``, constant outside
+    them; at an instant with several knots (a step), the last one holds."""
+    i = -1
+    for k, (time, _) in enumerate(knots):
+        if time <= t:
+            i = k
+    if i < 0:
+        return tuple(knots[0][1])
+    if i == len(knots) - 1:
+        return tuple(knots[i][1])
+    (t0, s0), (t1, s1) = knots[i], knots[i + 1]
+    w = (t - t0) / (t1 - t0)
+    return tuple(a + (b - a) * w for a, b in zip(s0, s1))
 
 
 _CHOICE_DEFAULTS = {"choose": "first", "mode": "pull", "detect": 0.0}

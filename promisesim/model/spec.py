@@ -39,6 +39,8 @@ class CallCondition:
     choose: str = "first"
     mode: str = "pull"
     detect: float = 0.0
+    #: the model's condition (a split's traffic shares live there)
+    source: Condition | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class ModelSpec:
 
 def _choice_features(cond: Condition) -> set[str]:
     out = set()
+    if cond.rule == "split":
+        out.add("versions")
     if cond.choose == "random":
         out.add("random choice")
     if cond.mode == "push":
@@ -234,11 +238,11 @@ def _check_condition(p: Promise, cond: Condition, promises: dict[str, Promise], 
     n = len(cond.items)
     if n == 0:
         raise err(f"a {cond.rule}-of condition has no promises")
-    if cond.rule not in ("all", "any", "k"):
+    if cond.rule not in ("all", "any", "k") and not (cond.rule == "split" and cond.shares):
         raise err(f"unknown condition rule {cond.rule!r}")
     if isinstance(cond.k, bool) or not isinstance(cond.k, int) or not 1 <= cond.k <= n:
         raise err(f"k={cond.k!r} must be a whole number from 1 to the {n} promises it chooses from")
-    if (cond.rule == "any" and cond.k != 1) or (cond.rule == "all" and cond.k != n):
+    if (cond.rule == "any" and cond.k != 1) or (cond.rule in ("all", "split") and cond.k != n):
         raise err(f"an {cond.rule}-of condition over {n} promises has k={cond.k}; use k_of for that")
     if (cond.choose, cond.mode, cond.detect) != ("first", "pull", 0.0):
         if cond.rule != "any":
@@ -326,7 +330,7 @@ def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
             for j, item in enumerate(c.items)
         )
         return CallCondition(c.rule, c.k, items, f"{path}/{position}{c.rule}", c.choose, c.mode,
-                             c.detect)
+                             c.detect, c)
 
     index = {name: i for i, name in enumerate(promises)}
     return node(workload.promise, f"{workload.label}/{workload.promise}")

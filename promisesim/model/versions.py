@@ -1,0 +1,231 @@
+"""Versions (forks): an agent that offers v1, v2, v3 side by side.
+
+An agent forks into versions to keep its old promises while it makes new
+ones. A :class:`Versioned` agent is written down once and expanded when the
+model is validated, like a super-agent: a *front* agent named like it, which
+makes its exterior promises, and one member agent per version, named
+``<name>.<version>``, each with its own behaviour (an
+:class:`~promisesim.model.super_agents.AgentTemplate`). For every exterior
+promise ``P``, each version ``v`` makes an interior promise ``P@<name>.<v>``.
+
+Consumers are *bound* to versions: the ``traffic`` split says which share
+of the consumers' requests goes to each version, and a request is routed by
+a draw against the split at its arrival, with no fail-over: a request bound
+to a version that is gone or broken fails. Consumers may also bind to one
+version directly, through its interior promise (or any promise the version
+agent makes of its own, such as one only v2 offers).
+
+Events (inject them with :meth:`~promisesim.Model.inject`):
+
+* :class:`Release`: the version serves from ``at`` on (before it, it is down);
+* :class:`Migrate`: over ``[at, at + over)``, a ``share`` of the traffic of
+  every other version moves to version ``to``, linearly (``over=0``: all at once);
+* :class:`Retire`: the version takes no requests from ``at`` on (it drains);
+  consumers not migrated by then break;
+* :class:`UndocumentedChange`: the version changes its behaviour under the same
+  name at ``at``: as its consumers see it, it breaks its promise (and loses the
+  requests it holds) until they have adapted, ``adapt`` later.
+
+The exterior promise stands while every version that carries traffic stands.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..errors import ScenarioError
+from .super_agents import AgentTemplate
+
+__all__ = ["Versioned", "Release", "Retire", "Migrate", "UndocumentedChange"]
+
+_FOREVER = 1e300
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An agent offering several versions side by side; see the module docstring.
+
+    Parameters
+    ----------
+    name : str
+        Unique among agents and super-agents.
+    versions : dict of str to AgentTemplate
+        Each version's behaviour, in release order.
+    traffic : dict of str to float, optional
+        The initial split of requests (shares summing to 1). Default: all to the first version.
+    """
+
+    name: str
+    versions: dict = field(default_factory=dict)
+    traffic: dict | None = None
+
+    def member(self, version: str) -> str:
+        return f"{self.name}.{version}"
+
+
+@dataclass(frozen=True)
+class Release:
+    """Version ``version`` of ``target`` serves from ``at`` on."""
+
+    target: str
+    version: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Version ``version`` of ``target`` takes no requests from ``at`` on (it drains)."""
+
+    target: str
+    version: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Migrate:
+    """Move a ``share`` of every other version's traffic to version ``to``, linearly over
+    ``[at, at + over)`` (``over=0``: at once)."""
+
+    target: str
+    to: str
+    at: float
+    share: float = 1.0
+    over: float = 0.0
+
+
+@dataclass(frozen=True)
+class UndocumentedChange:
+    """Version ``version`` of ``target`` changes its behaviour at ``at``: its consumers' calls
+    to it fail until they adapt, ``adapt`` later."""
+
+    target: str
+    version: str
+    at: float
+    adapt: float
+
+
+VersionEvent = Release | Retire | Migrate | UndocumentedChange
+
+
+def _time(value: object, what: str, err, *, positive: bool = False) -> float:  # type: ignore[no-untyped-def]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0 or (positive and value == 0):
+        raise err(f"{what}={value!r} must be a {'positive' if positive else 'non-negative'}, "
+                  "finite time")
+    return float(value)
+
+
+def expand_versions(versioned: list[Versioned], events: list, agents: list, promises: list,
+                    outages: list) -> tuple[list, list, list]:
+    """Replace versioned agents by their fronts, versions and interior promises.
+
+    Returns ``(agents, promises, outages)``. Raises
+    :class:`~promisesim.errors.ScenarioError` naming the element at fault.
+    """
+    from .agents import Agent
+    from .injections import Outage
+    from .promises import Condition, Promise, all_of, split_shares
+
+    if not versioned:
+        for e in events:
+            raise ScenarioError(f"{type(e).__name__.lower()}: target {e.target!r} is not a "
+                                "versioned agent of the model", element=("version", str(e.target)))
+        return agents, promises, outages
+    names = {a.name for a in agents}
+    by_name: dict[str, Versioned] = {}
+    for v in versioned:
+        def err(msg: str, v: Versioned = v) -> ScenarioError:
+            return ScenarioError(f"versioned agent {v.name!r}: {msg}", element=("versioned", v.name))
+
+        if not isinstance(v.name, str) or not v.name.strip():
+            raise ScenarioError(f"versioned agent name {v.name!r} must be a non-empty string")
+        if v.name in names or v.name in by_name:
+            raise err("its name is already used by another agent")
+        if not isinstance(v.versions, dict) or not v.versions:
+            raise err("give at least one version, as a mapping of names to AgentTemplate")
+        for label, template in v.versions.items():
+            if not isinstance(label, str) or not label.strip() or "/" in label or "@" in label:
+                raise err(f"version name {label!r} must be a non-empty string without '/' or '@'")
+            if not isinstance(template, AgentTemplate):
+                raise err(f"version {label!r} must be an AgentTemplate, got {template!r}")
+        traffic = v.traffic if v.traffic is not None else {next(iter(v.versions)): 1.0}
+        if not isinstance(traffic, dict):
+            raise err(f"traffic={traffic!r} must map versions to shares")
+        for label, share in traffic.items():
+            if label not in v.versions:
+                raise err(f"traffic names version {label!r}, which it does not offer")
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+                raise err(f"the traffic share of {label!r} ({share!r}) must be in [0, 1]")
+        if not math.isclose(sum(traffic.values()), 1.0, abs_tol=1e-9):
+            raise err(f"traffic shares must sum to 1, not {sum(traffic.values())!r}")
+        by_name[v.name] = v
+
+    new_agents = list(agents)
+    for v in by_name.values():
+        new_agents.append(Agent(v.name))
+        new_agents.extend(t.agent(v.member(label)) for label, t in v.versions.items())
+
+    # the traffic split of each versioned agent over time, and the versions' outages
+    knots: dict[str, list[tuple[float, tuple[float, ...]]]] = {}
+    new_outages = list(outages)
+    for v in by_name.values():
+        labels = list(v.versions)
+        traffic = v.traffic if v.traffic is not None else {labels[0]: 1.0}
+        start = tuple(float(traffic.get(label, 0.0)) for label in labels)
+        knots[v.name] = [(0.0, start)]
+    migrating_until: dict[str, float] = {}
+    for e in sorted(events, key=lambda e: float(e.at) if isinstance(e.at, (int, float)) else 0.0):
+        kind = type(e).__name__
+
+        def bad(msg: str, e: object = e, kind: str = kind) -> ScenarioError:
+            return ScenarioError(f"{kind} of {e.target!r}: {msg}",  # type: ignore[attr-defined]
+                                 element=("version", str(e.target)))  # type: ignore[attr-defined]
+
+        v = by_name.get(e.target)
+        if v is None:
+            raise bad("not a versioned agent of the model")
+        at = _time(e.at, "at", bad)
+        label = e.to if isinstance(e, Migrate) else e.version
+        if label not in v.versions:
+            raise bad(f"version {label!r} is not one it offers ({', '.join(v.versions)})")
+        member = v.member(label)
+        if isinstance(e, Release):
+            if at > 0:
+                new_outages.append(Outage(member, 0.0, at))
+        elif isinstance(e, Retire):
+            new_outages.append(Outage(member, at, _FOREVER, True))
+        elif isinstance(e, UndocumentedChange):
+            new_outages.append(Outage(member, at, _time(e.adapt, "adapt", bad, positive=True)))
+        else:
+            share = e.share
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+                raise bad(f"share={share!r} must be in (0, 1]")
+            over = _time(e.over, "over", bad)
+            if at < migrating_until.get(v.name, 0.0):
+                raise bad("it starts before the previous migration has ended")
+            migrating_until[v.name] = at + over
+            points = knots[v.name]
+            before = split_shares(points, at)
+            j = list(v.versions).index(label)
+            moved = share * (1.0 - before[j])
+            after = tuple(before[i] * (1.0 - share) if i != j else before[i] + moved
+                          for i in range(len(before)))
+            points.append((at, before))
+            points.append((at + over, after))
+    new_promises: list = []
+    for p in promises:
+        v = by_name.get(p.promiser)
+        if v is None:
+            new_promises.append(p)
+            continue
+        interior = [Promise(f"{p.name}@{v.member(label)}", v.member(label), v.name, p.body)
+                    for label in v.versions]
+        new_promises.extend(interior)
+        split = Condition("split", len(interior), tuple(q.name for q in interior),
+                          shares=tuple(knots[v.name]))
+        conditions = split if p.conditions is None else all_of(p.conditions, split)
+        new_promises.append(Promise(p.name, p.promiser, p.promisee, p.body, conditions,
+                                    p.accepted, p.about))
+    return new_agents, new_promises, new_outages
+
