@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="keep request counts only, not one record per request (less memory)")
     run.add_argument("--out", type=Path, help="folder for the tables (CSV) and plots (PNG)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records")
+    run.add_argument("--interior", action="store_true",
+                     help="list the interior promises of super-agents and versions in the table")
     sweep = sub.add_parser("sweep", help="run a scenario file over a grid of parameter values")
     sweep.add_argument("file", help="scenario file (YAML)")
     sweep.add_argument("--param", "-p", action="append", required=True, metavar="NAME=V1,V2,...",
@@ -246,7 +248,16 @@ def _run(args: argparse.Namespace) -> int:
         if result.spec.impositions:
             print("impositions (offered, not accepted: never delivered): "
                   + ", ".join(result.spec.impositions))
-        print(_text_table(summary))
+        hidden = set(result.spec.interior) if not args.interior else set()
+        print(_text_table(summary[~summary["promise"].isin(hidden)] if hidden else summary))
+        if hidden:
+            print(f"({len(hidden)} interior promises of super-agents and versions not listed; "
+                  "--interior lists them)")
+        messages = result.messages
+        if len(messages):
+            per_group = messages.groupby("super_agent", sort=False)["messages"].mean()
+            print("internal messages per replication: " + ", ".join(
+                f"{group} {value:,.0f}" for group, value in per_group.items()))
         if result.spec.observers:
             print("observers (share of checks; mean detection delay in "
                   f"{result.spec.time_unit}):")

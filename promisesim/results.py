@@ -376,7 +376,7 @@ class Result:
         answers that it refuses). Columns ``replication, super_agent, requests, messages``,
         where ``requests`` counts the members' interior requests."""
         spec = self.spec
-        groups = list(dict.fromkeys(spec.interior.values()))
+        groups = [g for g in dict.fromkeys(spec.interior.values()) if g in spec.messages_per_call]
         counts = self._request_counts().sum(axis=2)          # replication x promise
         rows = []
         for group in groups:

@@ -215,14 +215,14 @@ class Model:
     # -- validation -----------------------------------------------------------
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
-        agents, promises, outages = expand_versions(
+        agents, promises, outages, versions = expand_versions(
             list(self.versioned), list(self.version_events), list(self.agents),
             list(self.promises), list(self.outages))
         x = expand(agents, list(self.super_agents), promises, outages, list(self.scalings),
                    list(self.autoscalers))
         return build_spec(self.name, self.time_unit, x.agents, x.promises, list(self.workloads),
-                          x.outages, list(self.observers), x.interior, x.messages_per_call,
-                          x.scaled)
+                          x.outages, list(self.observers), {**versions, **x.interior},
+                          x.messages_per_call, x.scaled)
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -89,6 +89,7 @@ class ModelSpec:
     agent_index: dict[str, int] = field(repr=False, compare=False)
     promise_index: dict[str, int] = field(repr=False, compare=False)
     observers: tuple[Observer, ...] = ()
+    #: Interior promises (of super-agents' members and of versions) -> their group.
     interior: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     #: Start-ups of members added by scaling, drawn per replication.
     startups: tuple[StartUp, ...] = ()

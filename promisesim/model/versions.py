@@ -117,10 +117,11 @@ def _time(value: object, what: str, err, *, positive: bool = False) -> float:  #
 
 
 def expand_versions(versioned: list[Versioned], events: list, agents: list, promises: list,
-                    outages: list) -> tuple[list, list, list]:
+                    outages: list) -> tuple[list, list, list, dict[str, str]]:
     """Replace versioned agents by their fronts, versions and interior promises.
 
-    Returns ``(agents, promises, outages)``. Raises
+    Returns ``(agents, promises, outages, interior)``, ``interior`` mapping each interior
+    promise to its versioned agent. Raises
     :class:`~promisesim.errors.ScenarioError` naming the element at fault.
     """
     from .agents import Agent
@@ -131,7 +132,7 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
         for e in events:
             raise ScenarioError(f"{type(e).__name__.lower()}: target {e.target!r} is not a "
                                 "versioned agent of the model", element=("version", str(e.target)))
-        return agents, promises, outages
+        return agents, promises, outages, {}
     names = {a.name for a in agents}
     by_name: dict[str, Versioned] = {}
     for v in versioned:
@@ -214,6 +215,7 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
             points.append((at, before))
             points.append((at + over, after))
     new_promises: list = []
+    interior_of: dict[str, str] = {}
     for p in promises:
         v = by_name.get(p.promiser)
         if v is None:
@@ -222,10 +224,11 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
         interior = [Promise(f"{p.name}@{v.member(label)}", v.member(label), v.name, p.body)
                     for label in v.versions]
         new_promises.extend(interior)
+        interior_of.update((q.name, v.name) for q in interior)
         split = Condition("split", len(interior), tuple(q.name for q in interior),
                           shares=tuple(knots[v.name]))
         conditions = split if p.conditions is None else all_of(p.conditions, split)
         new_promises.append(Promise(p.name, p.promiser, p.promisee, p.body, conditions,
                                     p.accepted, p.about))
-    return new_agents, new_promises, new_outages
+    return new_agents, new_promises, new_outages, interior_of
 

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import promisesim as ps
+from promisesim.engines.vectorised import VectorEngine
 from promisesim.dists import Deterministic, Empirical, Exponential, LogNormal, Uniform
 
 EXAMPLES = sorted((Path(ps.__file__).parent / "examples").glob("*.yaml"))
@@ -36,6 +37,12 @@ def assert_same(model, horizon, replications, seed):
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_scenarios_agree_exactly(path):
     scenario = ps.load_scenario(path)
+    missing = VectorEngine().unsupported(scenario.model.spec())
+    if missing:
+        # only features whose outcome depends on state carried from request to request
+        assert set(missing) <= {"capacity limit", "load-dependent slowdown", "autoscaler",
+                                "push-mode choice", "random choice", "random start-up"}, missing
+        pytest.skip(f"the vector engine does not run {', '.join(missing)} yet")
     horizon = min(scenario.horizon or 1e9, 2 * 86_400.0)
     ref, _ = assert_same(scenario.model, horizon, 2, 7)
     if scenario.model.workloads:
