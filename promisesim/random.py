@@ -48,6 +48,7 @@ PURPOSES: dict[str, int] = {
     "route": 7,
     "startup": 8,
     "reuse": 9,
+    "hop": 10,
 }
 
 _MASK = (1 << 64) - 1

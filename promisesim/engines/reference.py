@@ -117,6 +117,7 @@ class _Replication:
         self.history: list[tuple[list[float], list[bool]]] = [([], []) for _ in range(n)]
         self.bound: dict[str, int] = {}          # push-mode choices: the provider bound to
         self.routes: dict[str, StreamReader] = {}
+        self.hops: dict[str, StreamReader] = {}
 
     # -- driver ------------------------------------------------------------------
     def run(self) -> Trace:
@@ -533,15 +534,25 @@ class _Replication:
             return self._standing(item.promise)
         # Internal communication: the call is handed to the network now and reaches the
         # provider delay_out later, even if the caller crashes meanwhile; the answer takes
-        # delay_back to come back.
-        call = self._in_flight(item, w, k) if item.delay_out else self._request(item, w, k)
+        # delay_back to come back (plus a draw of a random hop latency each way).
+        out, back = item.delay_out, item.delay_back
+        if item.hop is not None:
+            out += self._hop(item.path, item.hop, k)
+            back += self._hop(item.path + "/answer", item.hop, k)
+        call = self._in_flight(item, w, k, out) if out else self._request(item, w, k)
         kept = yield self.env.process(call)
-        if item.delay_back:
-            yield self.env.timeout(item.delay_back)
+        if back:
+            yield self.env.timeout(back)
         return kept
 
-    def _in_flight(self, item: CallNode, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
-        yield self.env.timeout(item.delay_out)
+    def _hop(self, key: str, dist: Any, k: int) -> float:
+        reader = self.hops.get(key)
+        if reader is None:
+            reader = self.hops[key] = StreamReader(self.streams, dist, self.replication, "hop", key)
+        return reader[k]
+
+    def _in_flight(self, item: CallNode, w: int, k: int, delay: float) -> Generator[simpy.Event, Any, bool]:
+        yield self.env.timeout(delay)
         return (yield from self._request(item, w, k))
 
     def _calls(self, cond: CallCondition, w: int, k: int) -> Generator[simpy.Event, Any, bool]:

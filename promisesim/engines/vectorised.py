@@ -74,7 +74,8 @@ _BATCH_RECORDS = 2_000_000
 #: Model features (:attr:`ModelSpec.features`) this engine does not run yet: each needs
 #: state carried from request to request (a loop over replications in lockstep).
 _UNSUPPORTED = frozenset({"capacity limit", "load-dependent slowdown", "random choice",
-                          "push-mode choice", "detection delay", "random start-up", "autoscaler", "versions"})
+                          "push-mode choice", "detection delay", "random start-up", "autoscaler", "versions",
+                          "random hop latency"})
 
 
 class VectorEngine:

@@ -94,7 +94,7 @@ class Model:
         k: int | None = None,
         failures: Failures | None = None,
         service_time: Distribution = Deterministic(0.0),
-        hop: float = 0.0,
+        hop: float | Distribution = 0.0,
         startup: float | Distribution = 0.0,
         warm_startup: float | Distribution = 0.0,
         reuse: float = 0.0,
@@ -240,7 +240,9 @@ class Model:
             entry["rule"] = g.rule
             if g.k is not None:
                 entry["k"] = g.k
-            if g.hop:
+            if isinstance(g.hop, Distribution):
+                entry["hop"] = g.hop.to_dict()
+            elif g.hop:
                 entry["hop"] = g.hop
             for key in ("startup", "warm_startup"):
                 value = getattr(g, key)
@@ -445,7 +447,7 @@ class _Reader:
         members = [str(x) for x in self._list(e.get("members"), f"{where}: members")]
         m.super_agent(e["name"], members=members or None, size=e.get("size"), member=template,
                       rule=e.get("rule", "any"), k=e.get("k"), failures=failures,
-                      service_time=service, hop=e.get("hop", 0.0),
+                      service_time=service, hop=self._time_or_distribution(e, "hop", where),
                       startup=self._time_or_distribution(e, "startup", where),
                       warm_startup=self._time_or_distribution(e, "warm_startup", where),
                       reuse=e.get("reuse", 0.0), balance=e.get("balance", "first"))

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..dists import Distribution
 from typing import Union
 
 __all__ = [
@@ -87,6 +89,8 @@ class Condition:
     #: ``rule="split"`` only (versions): knots ``(time, shares per item)`` of the traffic
     #: split, linear between knots and constant outside them.
     shares: tuple[tuple[float, tuple[float, ...]], ...] | None = None
+    #: A random hop latency, drawn per call on top of ``delays`` (out) and for the answer.
+    hop: Distribution | None = None
 
     def share_at(self, t: float) -> tuple[float, ...]:
         """The traffic share of each item at ``t`` (``rule="split"``)."""

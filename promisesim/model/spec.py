@@ -61,6 +61,9 @@ class CallNode:
     #: Time for the call to reach the provider, and for its answer to come back.
     delay_out: float = 0.0
     delay_back: float = 0.0
+    #: A random hop latency: each way of the call also takes a draw of it (keyed by the
+    #: node's path, and the path plus ``"/answer"`` for the way back).
+    hop: Distribution | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ def _choice_features(cond: Condition) -> set[str]:
     out = set()
     if cond.rule == "split":
         out.add("versions")
+    if cond.hop is not None:
+        out.add("random hop latency")
     if cond.choose == "random":
         out.add("random choice")
     if cond.mode == "push":
@@ -307,7 +312,8 @@ def _topological(promises: dict[str, Promise]) -> list[Promise]:
 def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
     count = 0
 
-    def node(name: str, path: str, delays: tuple[float, float] = (0.0, 0.0)) -> CallNode:
+    def node(name: str, path: str, delays: tuple[float, float] = (0.0, 0.0),
+             hop: Distribution | None = None) -> CallNode:
         nonlocal count
         count += 1
         if count > MAX_CALL_NODES:
@@ -319,7 +325,7 @@ def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
         is_request = isinstance(p.body, Latency)
         # An availability condition is a check of state, not a call: nothing below it is called.
         cond = condition(p.conditions, path, "") if is_request and p.conditions is not None else None
-        return CallNode(index[name], path, is_request, cond, delays[0], delays[1])
+        return CallNode(index[name], path, is_request, cond, delays[0], delays[1], hop)
 
     def condition(c: Condition, path: str, position: str) -> CallCondition:
         # The item's position within the condition makes the path unique even when one
@@ -327,7 +333,7 @@ def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
         delays = c.delays or ((0.0, 0.0),) * len(c.items)
         items = tuple(
             condition(item, path, f"{position}{j}.") if isinstance(item, Condition)
-            else node(item, f"{path}/{position}{j}/{item}", delays[j])
+            else node(item, f"{path}/{position}{j}/{item}", delays[j], c.hop)
             for j, item in enumerate(c.items)
         )
         return CallCondition(c.rule, c.k, items, f"{path}/{position}{c.rule}", c.choose, c.mode,

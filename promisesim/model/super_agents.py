@@ -77,8 +77,8 @@ class SuperAgent:
         Common-mode failures: while the super-agent is down, so is every exterior promise.
     service_time : Distribution
         Time the front needs to route and answer a request (default zero).
-    hop : float
-        Internal message latency (time units). A request to a member and its answer take
+    hop : float or Distribution
+        Internal message latency (time units; a distribution draws each message's). A request to a member and its answer take
         one hop each; the front sends its messages one after another, so with ``"all"`` or
         ``"k"`` member ``j`` (from 0) gets its request ``j + 1`` hops after the front did:
         the internal cost grows with the size, as fan-out does. ``"any"`` sends one message.
@@ -105,7 +105,7 @@ class SuperAgent:
     k: int | None = None
     failures: Failures | None = None
     service_time: Distribution = field(default=Deterministic(0.0))
-    hop: float = 0.0
+    hop: float | Distribution = 0.0
     startup: float | Distribution = 0.0
     warm_startup: float | Distribution = 0.0
     reuse: float = 0.0
@@ -202,7 +202,7 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
             raise err(f"balance is for rule='any', not rule={s.rule!r}")
         for what in ("hop", "startup", "warm_startup"):
             value = getattr(s, what)
-            if what != "hop" and isinstance(value, Distribution):
+            if isinstance(value, Distribution):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not 0 <= value < float("inf"):
@@ -344,7 +344,16 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
                                else all_of(*names_))
         # a request to a member and its answer, plus the exchange round of all-to-all
         messages[s.name] = n + 1 if s.rule == "all_to_all" else 2
-        if s.hop:
+        if isinstance(s.hop, Distribution):
+            # each message takes a draw of the hop; the front's sends one after another and
+            # the exchange round cost the hop's mean each
+            mean = s.hop.mean
+            exchange = (n - 1) * mean if s.rule == "all_to_all" else 0.0
+            delays = tuple((0.0 if s.rule == "any" else j * mean + exchange, 0.0)
+                           for j in range(n))
+            composed = Condition(composed.rule, composed.k, composed.items, delays,
+                                 composed.choose, hop=s.hop)
+        elif s.hop:
             hop = float(s.hop)
             exchange = (n - 1) * hop if s.rule == "all_to_all" else 0.0
             delays = tuple((hop if s.rule == "any" else (j + 1) * hop + exchange, hop)

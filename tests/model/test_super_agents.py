@@ -323,9 +323,10 @@ def test_scaling_features_round_trip_through_yaml():
     m.inject(ps.Autoscaler(web, utilisation=0.6, interval=30.0, delay=5.0, min_size=1,
                            max_size=6, cooldown=60.0))
     m.inject(ps.Outage("spare", at=10.0, duration=5.0, drain=True))
-    m.super_agent("ring", size=3, rule="all_to_all", hop=0.01, member=ps.AgentTemplate())
+    m.super_agent("ring", size=3, rule="all_to_all", hop=Exponential(0.01), member=ps.AgentTemplate())
+    m.promise("ring", to=api, body=ps.Latency(deadline=1.0), name="ring-write")
     again = scenario_from_text(ps.dump_scenario(m)).model
     assert again.to_dict() == m.to_dict()
     assert again.spec() == m.spec()
     assert {"autoscaler", "draining", "push-mode choice", "detection delay", "random choice",
-            "capacity limit", "load-dependent slowdown"} <= m.spec().features
+            "capacity limit", "load-dependent slowdown", "random hop latency"} <= m.spec().features

@@ -81,3 +81,20 @@ def test_warm_starts_come_with_the_reuse_probability():
     # same seed, same draws
     again = ps.simulate(m, horizon=40.0, replications=400, seed=5).promises
     assert again.equals(r.promises)
+
+
+def test_random_hop_latency_makes_a_call_an_erlang_round_trip():
+    """A super-agent routes each request to one member over a network with exponential hops
+    (mean m) and members answer at once: the latency is Erlang(2), so
+    P(T <= d) = 1 - exp(-d/m) (1 + d/m)."""
+    mean, deadline = 0.01, 0.02
+    m = ps.Model("random hops")
+    grp = m.super_agent("grp", size=2, hop=Exponential(mean), member=ps.AgentTemplate())
+    p = m.promise(grp, to=m.agent("u"), body=ps.Latency(deadline=deadline), name="p")
+    m.workload(p, rate=5.0)
+    r = ps.simulate(m, horizon=400.0, replications=10, seed=12)
+    assert r.engine == "reference"
+    kept = r.promises.set_index(["promise", "replication"]).loc["p", "request_kept_fraction"]
+    x = deadline / mean
+    assert_close(kept.mean(), kept.std(ddof=1) / math.sqrt(len(kept)),
+                 1 - math.exp(-x) * (1 + x))
