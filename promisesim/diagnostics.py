@@ -109,7 +109,8 @@ def _minimum(dist: Any) -> float:
 
 
 def _offered(spec: ModelSpec) -> np.ndarray:
-    """Requests per time unit reaching each agent if every call is made (an upper bound)."""
+    """Requests per time unit reaching each agent if every call is made (an upper bound):
+    a random choice spreads its load evenly, a version gets its largest share of a split."""
     load = np.zeros(len(spec.agents))
     promiser = [spec.agent_index[p.promiser] for p in spec.promises]
 
@@ -120,8 +121,14 @@ def _offered(spec: ModelSpec) -> np.ndarray:
                 if item.condition is not None:
                     walk(item.condition, rate)
             return
-        for sub in item.items:
-            walk(sub, rate)
+        n = len(item.items)
+        for j, sub in enumerate(item.items):
+            if item.rule == "split" and item.source is not None and item.source.shares:
+                walk(sub, rate * max(k[1][j] for k in item.source.shares))
+            elif item.rule == "any" and item.choose == "random":
+                walk(sub, rate / n)
+            else:
+                walk(sub, rate)
 
     for workload, tree in zip(spec.workloads, spec.call_trees):
         walk(tree, 1.0 / workload.gaps.mean)

@@ -128,3 +128,20 @@ def test_directed_cycles_over_the_same_agents_are_both_reported():
     cycles = {tuple(cycle) for cycle in dg.agent_cycles(m)}
     assert {("a", "b", "c", "a"), ("a", "c", "b", "a")} <= cycles
     assert {("a", "b", "a"), ("a", "c", "a"), ("b", "c", "b")} <= cycles
+
+
+def test_offered_load_follows_random_balancing_and_version_splits():
+    m = ps.Model("spread")
+    grp = m.super_agent("grp", size=4, balance="random",
+                        member=ps.AgentTemplate(service_time=ps.Exponential(1.0)))
+    p = m.promise(grp, to=m.agent("u"), body=ps.Latency(deadline=5.0), name="p")
+    m.workload(p, rate=2.0)
+    assert dg.conflicts(m).empty                   # 0.5 per member, not 2
+    m = ps.Model("split")
+    store = m.versions("store", {"v1": ps.AgentTemplate(service_time=ps.Exponential(1.0)),
+                                 "v2": ps.AgentTemplate(service_time=ps.Exponential(1.0))},
+                       traffic={"v1": 0.6, "v2": 0.4})
+    p = m.promise(store, to=m.agent("u"), body=ps.Latency(deadline=5.0), name="p")
+    m.workload(p, rate=2.0)
+    found = dg.conflicts(m)
+    assert list(found["agent"]) == ["store.v1"]    # 2 x 0.6 = 1.2 servers' worth; v2 gets 0.8
