@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -98,7 +99,11 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(findings, indent=1, default=_plain_json))
         return 0
-    print(f"{model.name}: {len(model.agents)} agents, {len(model.promises)} promises")
+    spec = model.spec()
+    groups = len(model.super_agents) + len(model.versioned)
+    expanded = (f" ({len(spec.agents)} agents and {len(spec.promises)} promises with the "
+                "members of its super-agents and versions)" if groups else "")
+    print(f"{model.name}: {len(model.agents)} agents, {len(model.promises)} promises{expanded}")
     print("impositions (offered, not accepted): " + (", ".join(findings["impositions"]) or "none"))
     leaves = findings["single_leaves"]
     print("single points of failure: " + ("none" if not leaves else
@@ -389,13 +394,13 @@ def _sweep(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``promisesim`` command."""
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        return _run(args)
-    if args.command == "sweep":
-        return _sweep(args)
-    if args.command == "check":
-        return _check(args)
-    return 2  # pragma: no cover
+    commands = {"run": _run, "sweep": _sweep, "check": _check}
+    try:
+        return commands[args.command](args)
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly, as command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
