@@ -18,6 +18,32 @@ semantics (see also :mod:`promisesim.model.promises`):
   A condition resolves as soon as its outcome is certain. When it succeeds
   the request joins the promiser's FIFO queue and is served by one of its
   servers; it is kept iff the response time is at most the deadline.
+* Choices, versions, limits and scaling:
+
+  - a choice calls a provider the promiser *believes* is standing: the truth
+    ``detect`` ago (:func:`~promisesim.model.promises.any_of`). Pull mode
+    picks per request, the first such provider (fail-over and fail-back) or
+    one of them at random (draw ``k`` of ``("route", condition path)``);
+    push mode keeps the provider it is bound to while it believes it up and
+    otherwise moves to the next one it believes up, in cyclic order. A
+    request with no provider believed up fails its condition without a call;
+  - a versioned agent's split routes request ``k`` by draw ``k`` of
+    ``("route", condition path)`` against the traffic shares at its arrival,
+    with no fail-over;
+  - an agent's ``limit`` rejects a request that finds that many requests
+    inside it (waiting for calls, queued or in service); its ``slowdown``
+    multiplies a service time by ``1 + slowdown * n`` for the ``n`` other
+    requests queued or in service when it starts;
+  - a draining outage (a scale-down, a retired version) takes the agent out
+    of service without losing the requests inside it; a crash loses them;
+  - a member added by scaling is down during its start-up: draw ``j`` of
+    ``("startup", member)``, from the warm distribution when draw ``j`` of
+    ``("reuse", member)`` is below the reuse probability, for its ``j``-th
+    start-up; an autoscaler observes its members' busy server-time every
+    interval and resizes ``delay`` later (see
+    :class:`~promisesim.model.injections.Autoscaler`);
+  - a random hop latency adds draw ``k`` of ``("hop", node path)`` to the way
+    out and of ``("hop", node path + "/answer")`` to the way back.
 * A promise is *standing* at ``t`` iff its promiser is up and its
   conditions hold at ``t`` (all, any or k of the condition promises
   standing); its kept fraction over time is computed from agent states in
