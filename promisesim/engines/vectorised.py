@@ -22,12 +22,20 @@ loop over individual events:
 * Agent states at query instants (is it up, when does it next go down) are
   found by merging query and change instants with one ``lexsort``.
 
-Features: every feature of the reference engine except models where a
-request can call back into an agent it came through (an agent-level call
-cycle, for example a promise of ``api`` conditioned on a promise of ``db``
-that is conditioned on another promise of ``api``): such a model raises
-:class:`~promisesim.errors.EngineError` when this engine is named, and
-``engine="auto"`` uses the reference engine.
+Choices (first or random, with a detection delay), version splits and
+random hops are fixed at a request's arrival too, by the same keyed draws;
+start-ups after scaling are outages of drawn length, and draining outages
+stop arrivals without emptying the queue (crashes are taken from the states
+without them).
+
+Features: every feature of the reference engine except capacity limits,
+load-dependent slowdown, autoscalers and push-mode choices (each needs state
+carried from one request to the next), and models where a request can call
+back into an agent it came through (an agent-level call cycle, for example a
+promise of ``api`` conditioned on a promise of ``db`` that is conditioned on
+another promise of ``api``): such a model raises
+:class:`~promisesim.errors.EngineError` naming the features when this engine
+is named, and ``engine="auto"`` uses the reference engine.
 
 How the results differ from the reference engine's:
 
@@ -72,10 +80,10 @@ _BATCH_RECORDS = 2_000_000
 
 
 #: Model features (:attr:`ModelSpec.features`) this engine does not run yet: each needs
-#: state carried from request to request (a loop over replications in lockstep).
-_UNSUPPORTED = frozenset({"capacity limit", "load-dependent slowdown", "random choice",
-                          "push-mode choice", "detection delay", "random start-up", "autoscaler", "versions",
-                          "random hop latency"})
+#: state carried from request to request (a loop that advances every replication in
+#: lockstep, one request at a time).
+_UNSUPPORTED = frozenset({"capacity limit", "load-dependent slowdown", "push-mode choice",
+                          "autoscaler"})
 
 
 class VectorEngine:
@@ -315,6 +323,22 @@ class _Batch:
             parts_time.append(np.tile([float(start), float(end)], n_rep))
             parts_fail.append(np.full(2 * n_rep, -1, dtype=np.int8))        # -1: not a failure row
             parts_delta.append(np.tile([1, -1], n_rep))
+        every = np.arange(n_rep)
+        for s in spec.startups:   # a start-up: down for a draw, warm or cold
+            a = spec.agent_index[s.target]
+            index = np.full(n_rep, s.index)
+            duration = self._draws("startup", s.target, s.cold, every, index)
+            if s.reuse > 0:
+                warm = self._draws("reuse", s.target, _UNIT, every, index) < s.reuse
+                duration = np.where(warm, self._draws("startup", s.target, s.warm, every, index),
+                                    duration)
+            down = np.flatnonzero(duration > 0)
+            parts_row.append(np.repeat(a * n_rep + down, 2))
+            parts_time.append(np.stack([np.full(down.size, float(s.at)),
+                                        s.at + duration[down]], axis=1).ravel())
+            parts_fail.append(np.full(2 * down.size, -1, dtype=np.int8))
+            parts_delta.append(np.tile([1, -1], down.size))
+        outages = outages + list(spec.startups)
         n_agents = len(spec.agents)
         if not parts_row:
             empty = np.empty(0)
@@ -451,20 +475,32 @@ class _Batch:
 
     def _condition_holds(self, cond: Condition, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
         count = np.zeros(t.size, dtype=np.int64)
-        for item in cond.items:
+        for j, item in enumerate(cond.items):
             if isinstance(item, Condition):
-                count += self._condition_holds(item, rep, t)
+                ok = self._condition_holds(item, rep, t)
             else:
-                count += self._standing(self.spec.promise_index[item], rep, t)
+                ok = self._standing(self.spec.promise_index[item], rep, t)
+            if cond.rule == "split":     # a version that carries no traffic breaks nobody
+                ok = ok | cond.idle(j, t)
+            count += ok
         return count >= cond.k
 
     def _item_standing(self, item: CallNode | CallCondition, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
         if isinstance(item, CallNode):
             return self._standing(item.promise, rep, t)
         count = np.zeros(t.size, dtype=np.int64)
-        for i in item.items:
-            count += self._item_standing(i, rep, t)
+        for j, i in enumerate(item.items):
+            ok = self._item_standing(i, rep, t)
+            if item.rule == "split":
+                ok = ok | item.source.idle(j, t)  # type: ignore[union-attr]
+            count += ok
         return count >= item.k
+
+    def _draws(self, purpose: str, key: str, dist, rep: np.ndarray,  # type: ignore[no-untyped-def]
+               index: np.ndarray) -> np.ndarray:
+        """Draws ``index`` of ``(purpose, key)`` in replications ``rep`` (batch positions)."""
+        k0, k1 = self.streams.keys(self.reps, purpose, key)
+        return Streams.draw_at(dist, k0[rep], k1[rep], index.astype(np.uint64))
 
     # -- requests ------------------------------------------------------------------------
     def _arrivals(self, w: int) -> _Requests:
@@ -507,15 +543,30 @@ class _Batch:
     def _reach_condition(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun,
                          times: np.ndarray) -> None:
         arr = self.arrivals[w]
+        rep, index = arr.rep[called], arr.index[called]
         if cond.rule == "any":
+            # the providers the promiser believes standing: the truth ``detect`` ago
+            seen = times - cond.detect if cond.detect else times
             choice = np.full(called.size, -1, dtype=np.int64)
-            for j, item in enumerate(cond.items):
-                open_ = choice < 0
-                if not open_.any():
-                    break
-                standing = self._item_standing(item, arr.rep[called[open_]], times[open_])
-                pos = np.flatnonzero(open_)[standing]
-                choice[pos] = j
+            if cond.choose == "first":
+                for j, item in enumerate(cond.items):
+                    open_ = choice < 0
+                    if not open_.any():
+                        break
+                    standing = self._item_standing(item, rep[open_], seen[open_])
+                    pos = np.flatnonzero(open_)[standing]
+                    choice[pos] = j
+            else:   # one of them at random
+                believed = np.stack([self._item_standing(item, rep, seen) for item in cond.items])
+                count = believed.sum(axis=0)
+                u = self._draws("route", cond.path, _UNIT, rep, index)
+                pick = np.minimum((u * count).astype(np.int64), np.maximum(count - 1, 0))
+                nth = np.cumsum(believed, axis=0) > pick
+                choice = np.where(count > 0, np.argmax(nth, axis=0), -1)
+            run.choice[id(cond)] = choice
+            targets = [choice == j for j in range(len(cond.items))]
+        elif cond.rule == "split":
+            choice = self._version_of(cond, rep, index, times)
             run.choice[id(cond)] = choice
             targets = [choice == j for j in range(len(cond.items))]
         else:
@@ -524,7 +575,33 @@ class _Batch:
             if isinstance(item, CallCondition):
                 self._reach_condition(item, w, called[mask], run, times[mask])
             elif item.is_request:
-                self._reach(item, w, called[mask], times[mask] + item.delay_out)
+                out = item.delay_out
+                if item.hop is not None:
+                    out = out + self._draws("hop", item.path, item.hop, rep[mask], index[mask])
+                self._reach(item, w, called[mask], times[mask] + out)
+
+    def _version_of(self, cond: CallCondition, rep: np.ndarray, index: np.ndarray,
+                    times: np.ndarray) -> np.ndarray:
+        """The version each request is bound to: a draw against the traffic split (the
+        reference engine's arithmetic, element for element)."""
+        knots = cond.source.shares  # type: ignore[union-attr]
+        k_time = np.array([k[0] for k in knots])
+        k_share = np.array([k[1] for k in knots])           # knots x items
+        i = np.searchsorted(k_time, times, side="right") - 1
+        last = k_time.size - 1
+        inner = (i >= 0) & (i < last)
+        shares = k_share[np.clip(i, 0, last)].T.copy()      # items x requests
+        if inner.any():
+            lo = i[inner]
+            t0, t1 = k_time[lo], k_time[lo + 1]
+            weight = (times[inner] - t0) / (t1 - t0)
+            a, b = k_share[lo].T, k_share[lo + 1].T
+            shares[:, inner] = a + (b - a) * weight
+        u = self._draws("route", cond.path, _UNIT, rep, index)
+        below = u < np.cumsum(shares, axis=0)
+        positive = shares > 0
+        last_positive = positive.shape[0] - 1 - np.argmax(positive[::-1], axis=0)
+        return np.where(below.any(axis=0), np.argmax(below, axis=0), last_positive)
 
     def _resolve(self, item: CallNode | CallCondition, w: int, called: np.ndarray,
                  run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -536,9 +613,15 @@ class _Batch:
                 return self._standing(item.promise, arr.rep[called], t), t.copy()
             child = self.by_node[id(item)]
             pos = np.searchsorted(child.reach, called)
-            done = child.done[pos] + item.delay_back if item.delay_back else child.done[pos]
+            back = item.delay_back
+            if item.hop is not None:
+                back = back + self._draws("hop", item.path + "/answer", item.hop, arr.rep[called],
+                                          arr.index[called])
+                done = np.where(back != 0, child.done[pos] + back, child.done[pos])
+            else:
+                done = child.done[pos] + back if back else child.done[pos]
             return child.ok[pos], done
-        if item.rule == "any":
+        if item.rule in ("any", "split"):
             choice = run.choice[id(item)]
             ok = np.zeros(called.size, dtype=bool)
             done = t.copy()

@@ -41,7 +41,7 @@ def test_example_scenarios_agree_exactly(path):
     if missing:
         # only features whose outcome depends on state carried from request to request
         assert set(missing) <= {"capacity limit", "load-dependent slowdown", "autoscaler",
-                                "push-mode choice", "random choice", "random start-up"}, missing
+                                "push-mode choice"}, missing
         pytest.skip(f"the vector engine does not run {', '.join(missing)} yet")
     horizon = min(scenario.horizon or 1e9, 2 * 86_400.0)
     ref, _ = assert_same(scenario.model, horizon, 2, 7)
@@ -84,23 +84,41 @@ def models(draw):
         offers.append(m.promise(a, to=top, body=body, name=f"{a.name}-offer"))
     if draw(st.booleans()):   # a super-agent with internal hops among the providers
         size = draw(st.integers(1, 4))
-        rule = draw(st.sampled_from(["any", "all", "k"]))
+        rule = draw(st.sampled_from(["any", "all", "k", "all_to_all"]))
         group = m.super_agent(
             "grp", size=size, rule=rule, k=draw(st.integers(1, size)) if rule == "k" else None,
-            hop=draw(st.sampled_from([0.0, 0.01, 0.1])),
+            hop=draw(st.sampled_from([0.0, 0.01, 0.1, Exponential(0.05)])),
+            balance=draw(st.sampled_from(["first", "random"])) if rule == "any" else "first",
+            startup=draw(st.sampled_from([0.0, 2.0, Exponential(3.0)])),
+            warm_startup=0.5, reuse=draw(st.sampled_from([0.0, 0.5])),
             failures=draw(st.none() | st.builds(ps.Failures, durations, durations)),
             member=ps.AgentTemplate(service_time=draw(services), servers=draw(st.integers(1, 2)),
                                     failures=draw(st.none() | st.builds(ps.Failures, durations,
                                                                         durations))))
         offers.append(m.promise(group, to=top, body=ps.Latency(deadline=draw(st.floats(0.1, 2.0))),
                                 name="grp-offer"))
+        for _ in range(draw(st.integers(0, 2))):   # grow or shrink: start-ups, draining
+            m.inject(ps.ScaleTo(group, size=draw(st.integers(1, 5)), at=draw(st.floats(0.0, 60.0))))
+    if draw(st.booleans()):   # a versioned provider with a migration
+        store = m.versions("store", {"v1": ps.AgentTemplate(service_time=draw(services)),
+                                     "v2": ps.AgentTemplate(service_time=draw(services))},
+                           traffic={"v1": 0.7, "v2": 0.3})
+        offers.append(m.promise(store, to=top, body=ps.Latency(deadline=draw(st.floats(0.1, 2.0))),
+                                name="store-offer"))
+        m.inject(ps.Migrate(store, "v2", at=draw(st.floats(0.0, 30.0)),
+                            share=draw(st.floats(0.1, 1.0)), over=draw(st.sampled_from([0.0, 20.0]))))
+        m.inject(ps.Retire(store, "v1", at=draw(st.floats(20.0, 70.0))))
+        if draw(st.booleans()):
+            m.inject(ps.UndocumentedChange(store, "v2", at=draw(st.floats(0.0, 50.0)),
+                                           adapt=draw(st.floats(1.0, 20.0))))
 
     def condition(items):
         rule = draw(st.sampled_from(["all", "any", "k", "nested"]))
         if rule == "all":
             return ps.all_of(*items)
         if rule == "any":
-            return ps.any_of(*items)
+            return ps.any_of(*items, choose=draw(st.sampled_from(["first", "random"])),
+                             detect=draw(st.sampled_from([0.0, 3.0])))
         if rule == "k" or len(items) < 3:
             return ps.k_of(draw(st.integers(1, len(items))), *items)
         return ps.all_of(items[0], ps.any_of(*items[1:]))

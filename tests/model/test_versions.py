@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import promisesim as ps
@@ -108,8 +109,11 @@ def test_versions_round_trip_through_yaml_and_same_seed_same_results():
     a = ps.simulate(m, horizon=100.0, replications=2, seed=4)
     b = ps.simulate(again, horizon=100.0, replications=2, seed=4)
     assert a.requests.equals(b.requests)
-    with pytest.raises(ps.EngineError, match="versions"):
-        ps.simulate(m, horizon=10.0, engine="vector")
+    vec = ps.simulate(m, horizon=100.0, replications=2, seed=4, engine="vector")
+    ref = ps.simulate(m, horizon=100.0, replications=2, seed=4, engine="reference")
+    for table in ("promises", "intervals", "requests", "causes"):
+        pd.testing.assert_frame_equal(getattr(ref, table), getattr(vec, table), check_exact=True,
+                                      check_flags=False)
 
 
 @pytest.mark.parametrize("make, message", [
