@@ -436,6 +436,10 @@ def build_spec(
         if p is None:
             raise ScenarioError(f"{owner}: promise {o.promise!r} is not a promise of the model",
                                 element=("observer", o.name))
+        if interior and o.promise in interior:
+            raise ScenarioError(
+                f"{owner}: {o.promise!r} is an interior promise of {interior[o.promise]!r}; "
+                "observers outside see only its exterior promises", element=("observer", o.name))
         if o.interval is None:
             f = agent_map[p.promiser].failures
             if f is None or f.maintenance is None:

@@ -330,3 +330,14 @@ def test_scaling_features_round_trip_through_yaml():
     assert again.spec() == m.spec()
     assert {"autoscaler", "draining", "push-mode choice", "detection delay", "random choice",
             "capacity limit", "load-dependent slowdown", "random hop latency"} <= m.spec().features
+
+
+def test_observers_see_only_exterior_promises():
+    m = ps.Model("inside")
+    grp = m.super_agent("grp", size=2, member=ps.AgentTemplate())
+    m.promise(grp, to=m.agent("u"), body=ps.Availability(), name="up")
+    m.observe("up", interval=D(1.0))
+    m.spec()
+    m.observe("up@grp.0", interval=D(1.0), name="peek")
+    with pytest.raises(ps.ScenarioError, match="observer 'peek'.*interior promise of 'grp'"):
+        m.spec()

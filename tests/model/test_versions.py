@@ -130,3 +130,18 @@ def test_versions_round_trip_through_yaml_and_same_seed_same_results():
 def test_bad_versions_are_refused(make, message):
     with pytest.raises(ps.ScenarioError, match=re.escape(message)):
         make().spec()
+
+
+def test_a_version_makes_promises_of_its_own_and_consumers_bind_to_it():
+    """v2 offers thumbnails, which v1 never did; a consumer binds to v2 directly."""
+    m = rollout(ps.Release("store", "v2", at=40.0))
+    app = "app"
+    thumbs = m.promise("store.v2", to=app, body=ps.Latency(deadline=1.0), name="thumbnails")
+    preview = m.promise(app, to="u", body=ps.Latency(deadline=2.0), conditions=thumbs,
+                        name="preview")
+    m.workload(preview, interarrival=D(1.0))
+    r = ps.simulate(m, horizon=100.0, seed=0, engine="reference")
+    rq = r.requests
+    early = rq[(rq["promise"] == "preview") & (rq["arrival"] < 40.0)]
+    late = rq[(rq["promise"] == "preview") & (rq["arrival"] >= 40.0)]
+    assert not early["kept"].any() and late["kept"].all()
