@@ -28,9 +28,13 @@ start-ups after scaling are outages of drawn length, and draining outages
 stop arrivals without emptying the queue (crashes are taken from the states
 without them).
 
+A push-mode choice carries its binding from request to request: each
+request maps the binding before it to the one after it, and the bindings are
+a prefix composition of those maps, computed by doubling.
+
 Features: every feature of the reference engine except capacity limits,
-load-dependent slowdown, autoscalers and push-mode choices (each needs state
-carried from one request to the next), and models where a request can call
+load-dependent slowdown and autoscalers (each needs queue state carried from
+one request to the next), and models where a request can call
 back into an agent it came through (an agent-level call cycle, for example a
 promise of ``api`` conditioned on a promise of ``db`` that is conditioned on
 another promise of ``api``): such a model raises
@@ -82,8 +86,7 @@ _BATCH_RECORDS = 2_000_000
 #: Model features (:attr:`ModelSpec.features`) this engine does not run yet: each needs
 #: state carried from request to request (a loop that advances every replication in
 #: lockstep, one request at a time).
-_UNSUPPORTED = frozenset({"capacity limit", "load-dependent slowdown", "push-mode choice",
-                          "autoscaler"})
+_UNSUPPORTED = frozenset({"capacity limit", "load-dependent slowdown", "autoscaler"})
 
 
 class VectorEngine:
@@ -204,6 +207,56 @@ class _States:
         ok = nxt < self.time.size
         ok[ok] = self.rep[nxt[ok]] == q_rep[ok]
         return np.where(ok, self.time[np.minimum(nxt, self.time.size - 1)], np.inf)
+
+
+# -- push-mode bindings ----------------------------------------------------------------------
+
+def _push_bindings(believed: np.ndarray, rep: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The provider each request of a push-mode choice calls (-1: none believed up).
+
+    ``believed`` (providers x requests) says which providers each request's promiser
+    believes up. Per replication, in arrival order, the binding starts at provider 0; a
+    request keeps it if believed up, else moves to the next believed up in cyclic order
+    (and keeps it if none is). Each request is a map from the binding before it to the
+    binding after it; the bindings are a prefix composition of those maps, computed by
+    doubling within each replication (log2 of the requests per replication steps).
+    """
+    n, m = believed.shape
+    out = np.full(m, -1, dtype=np.int64)
+    if m == 0:
+        return out
+    order = np.lexsort((times, rep))
+    b = believed[:, order]
+    # step[s, i]: the binding after request i, from binding s before it
+    step = np.empty((n, m), dtype=np.int64)
+    for s in range(n):
+        chosen = np.full(m, s, dtype=np.int64)
+        found = np.zeros(m, dtype=bool)
+        for j in range(n):
+            c = (s + j) % n
+            hit = ~found & b[c]
+            chosen[hit] = c
+            found |= hit
+        step[s] = chosen
+    r = rep[order]
+    first = np.ones(m, dtype=bool)
+    first[1:] = r[1:] != r[:-1]
+    seg_start = np.maximum.accumulate(np.where(first, np.arange(m), 0))
+    prefix = step.copy()                  # prefix[:, i]: map from the start of i's replication
+    d = 1
+    while d < m:
+        i = np.arange(d, m)
+        inside = i - d >= seg_start[i]
+        i = i[inside]
+        if i.size == 0:
+            break
+        # prefix[i] = prefix[i] o prefix[i - d]: first the older requests, then these
+        prefix[:, i] = np.take_along_axis(prefix[:, i], prefix[:, i - d], axis=0)
+        d *= 2
+    bound = prefix[0]
+    ok = b[bound, np.arange(m)]
+    out[order] = np.where(ok, bound, -1)
+    return out
 
 
 # -- renewal processes ---------------------------------------------------------------------
@@ -548,7 +601,10 @@ class _Batch:
             # the providers the promiser believes standing: the truth ``detect`` ago
             seen = times - cond.detect if cond.detect else times
             choice = np.full(called.size, -1, dtype=np.int64)
-            if cond.choose == "first":
+            if cond.mode == "push":
+                believed = np.stack([self._item_standing(item, rep, seen) for item in cond.items])
+                choice = _push_bindings(believed, rep, times)
+            elif cond.choose == "first":
                 for j, item in enumerate(cond.items):
                     open_ = choice < 0
                     if not open_.any():

@@ -40,8 +40,7 @@ def test_example_scenarios_agree_exactly(path):
     missing = VectorEngine().unsupported(scenario.model.spec())
     if missing:
         # only features whose outcome depends on state carried from request to request
-        assert set(missing) <= {"capacity limit", "load-dependent slowdown", "autoscaler",
-                                "push-mode choice"}, missing
+        assert set(missing) <= {"capacity limit", "load-dependent slowdown", "autoscaler"}, missing
         pytest.skip(f"the vector engine does not run {', '.join(missing)} yet")
     horizon = min(scenario.horizon or 1e9, 2 * 86_400.0)
     ref, _ = assert_same(scenario.model, horizon, 2, 7)
@@ -117,7 +116,9 @@ def models(draw):
         if rule == "all":
             return ps.all_of(*items)
         if rule == "any":
-            return ps.any_of(*items, choose=draw(st.sampled_from(["first", "random"])),
+            mode = draw(st.sampled_from(["pull", "push"]))
+            choose = "first" if mode == "push" else draw(st.sampled_from(["first", "random"]))
+            return ps.any_of(*items, choose=choose, mode=mode,
                              detect=draw(st.sampled_from([0.0, 3.0])))
         if rule == "k" or len(items) < 3:
             return ps.k_of(draw(st.integers(1, len(items))), *items)
@@ -211,3 +212,21 @@ def test_multi_server_queues_agree_with_either_recursion(replications):
     p = m.promise(s, to=u, body=ps.Latency(deadline=1.0), name="p")
     m.workload(p, rate=5.0)   # utilisation 0.83: long busy periods
     assert_same(m, 400.0, replications, 4)
+
+
+@pytest.mark.parametrize("mode", ["pull", "push"])
+def test_choices_with_detection_agree_over_many_failures(mode):
+    """Three providers failing often, a consumer that notices late: many re-bindings."""
+    m = ps.Model("bindings")
+    api = m.agent("api")
+    offers = []
+    for i in range(3):
+        a = m.agent(f"p{i}", failures=ps.Failures(Exponential(20.0), Exponential(5.0)),
+                    service_time=Exponential(0.05), servers=2)
+        offers.append(m.promise(a, to=api, body=ps.Latency(deadline=0.5), name=f"o{i}"))
+    p = m.promise(api, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p",
+                  conditions=ps.any_of(*offers, mode=mode, detect=2.0))
+    m.workload(p, rate=3.0)
+    ref, _ = assert_same(m, 2_000.0, 4, 11)
+    calls = ref.requests
+    assert (calls["promise"] == "o1").sum() > 100 and (calls["promise"] == "o2").sum() > 100
