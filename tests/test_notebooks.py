@@ -15,7 +15,7 @@ SOURCES = sorted(NOTEBOOKS.glob("*.py"))
 
 
 def test_there_are_notebooks():
-    assert len(SOURCES) >= 4
+    assert len(SOURCES) >= 8
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
