@@ -185,6 +185,8 @@ def plot_graph(model: Any, ax: "Axes | None" = None) -> "Axes":
     Agents that are a single point of failure for some promise (see
     :func:`promisesim.diagnostics.single_leaves`) are red; impositions
     (unaccepted offers) are dashed; latency promises are blue, availability green.
+    A dotted box marks the boundary of each super-agent (or versioned agent): its
+    front and its members.
 
     Returns
     -------
@@ -221,6 +223,18 @@ def plot_graph(model: Any, ax: "Axes | None" = None) -> "Axes":
                                     shrinkA=14, shrinkB=14, connectionstyle="arc3,rad=0.08"))
         ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, p.name, fontsize="x-small", ha="center",
                 color=colour)
+    from matplotlib.patches import FancyBboxPatch
+
+    for group in dict.fromkeys(spec.interior.values()):
+        inside = {group} | {spec.promises[spec.promise_index[q]].promiser
+                            for q, g in spec.interior.items() if g == group}
+        xs = [position[a][0] for a in inside]
+        ys = [position[a][1] for a in inside]
+        box = FancyBboxPatch((min(xs) - 0.35, min(ys) - 0.4), max(xs) - min(xs) + 0.7,
+                             max(ys) - min(ys) + 0.8, boxstyle="round,pad=0.02", fill=False,
+                             linestyle=":", edgecolor="tab:purple", label=f"super-agent {group}")
+        ax.add_patch(box)
+        ax.text(min(xs) - 0.3, max(ys) + 0.32, group, fontsize="x-small", color="tab:purple")
     for name, (x, y) in position.items():
         ax.scatter([x], [y], s=700, color="tab:red" if name in spof else "lightgrey",
                    edgecolors="black", zorder=3)

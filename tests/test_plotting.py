@@ -69,3 +69,19 @@ def test_graph_marks_single_points_of_failure(demo):
     red = [c for c in ax.collections if tuple(np.round(c.get_facecolor()[0][:3], 2))
            == tuple(np.round(matplotlib.colors.to_rgb("tab:red"), 2))]
     assert len(red) == 1   # db
+
+
+def test_graph_draws_super_agent_boundaries():
+    m = ps.Model("grouped")
+    grp = m.super_agent("store", size=3, rule="k", k=2, member=ps.AgentTemplate())
+    m.promise(grp, to=m.agent("u"), body=ps.Availability(), name="up")
+    ax = plotting.plot_graph(m)
+    boxes = [p for p in ax.patches if p.get_label() == "super-agent store"]
+    assert len(boxes) == 1
+    box = boxes[0]
+    # the box holds the front and its three members
+    for text in ax.texts:
+        if text.get_text() in ("store", "store.0", "store.1", "store.2"):
+            x, y = text.get_position()
+            assert box.get_x() < x < box.get_x() + box.get_width()
+            assert box.get_y() < y < box.get_y() + box.get_height()
