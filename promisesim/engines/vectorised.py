@@ -32,9 +32,14 @@ A push-mode choice carries its binding from request to request: each
 request maps the binding before it to the one after it, and the bindings are
 a prefix composition of those maps, computed by doubling.
 
-Features: every feature of the reference engine except capacity limits,
-load-dependent slowdown and autoscalers (each needs queue state carried from
-one request to the next), and models where a request can call
+A queue with a capacity limit or load-dependent slowdown is an event loop
+(:mod:`promisesim.engines._events`) whose every step handles the next
+arrival or departure of every queue of the batch at once.
+
+Features: every feature of the reference engine except autoscalers (their
+feedback couples every member's queue to the routing of later requests), a
+capacity limit or slowdown on an agent that calls others before queueing
+(its admission and its queue see requests in different orders), and models where a request can call
 back into an agent it came through (an agent-level call cycle, for example a
 promise of ``api`` conditioned on a promise of ``db`` that is conditioned on
 another promise of ``api``): such a model raises
@@ -65,10 +70,11 @@ from ..dists import Uniform
 from ..model.promises import Condition, Latency
 from ..model.spec import CallCondition, CallNode, ModelSpec
 from .._renewal import renewal_instants as _renewal_instants
+from ._events import event_queue
 from .._timeline import _last_at_or_before
 from ..random import Streams
 from .base import (
-    AGENT_CHANGE_COLUMNS, CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REQUEST_COLUMNS,
+    AGENT_CHANGE_COLUMNS, CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REJECTED, REQUEST_COLUMNS,
     UNFINISHED, Trace,
 )
 
@@ -86,7 +92,7 @@ _BATCH_RECORDS = 2_000_000
 #: Model features (:attr:`ModelSpec.features`) this engine does not run yet: each needs
 #: state carried from request to request (a loop that advances every replication in
 #: lockstep, one request at a time).
-_UNSUPPORTED = frozenset({"capacity limit", "load-dependent slowdown", "autoscaler"})
+_UNSUPPORTED = frozenset({"autoscaler"})
 
 
 class VectorEngine:
@@ -96,6 +102,10 @@ class VectorEngine:
 
     def unsupported(self, spec: ModelSpec) -> list[str]:
         missing = sorted(spec.features & _UNSUPPORTED)
+        callers = _limited_callers(spec)
+        if callers:
+            missing.append("a capacity limit or slowdown on an agent that calls others "
+                           f"({', '.join(callers)})")
         _, cycle = _agent_order(spec)
         if cycle:
             missing.append(f"requests that call back into an agent they came through "
@@ -125,6 +135,25 @@ class VectorEngine:
 
 
 # -- structure of the model ----------------------------------------------------------------
+
+def _limited_callers(spec: ModelSpec) -> list[str]:
+    """Agents with a capacity limit or slowdown that make calls before queueing (their
+    admission and their queue see requests in different orders: not supported)."""
+    limited = {i for i, a in enumerate(spec.agents) if a.limit is not None or a.slowdown}
+    found: dict[str, None] = {}
+
+    def walk(node: CallNode) -> None:
+        agent = spec.agent_index[spec.promises[node.promise].promiser]
+        if agent in limited and _latency_callees(node.condition):
+            found[spec.agents[agent].name] = None
+        for child in _latency_callees(node.condition):
+            walk(child)
+
+    if limited:
+        for tree in spec.call_trees:
+            walk(tree)
+    return list(found)
+
 
 def _tree_size(item: CallNode | CallCondition) -> int:
     if isinstance(item, CallNode):
@@ -698,7 +727,8 @@ class _Batch:
     def _serve(self, agent: int, runs: list[_NodeRun]) -> None:
         """Resolve the calls of every request at ``agent``, then serve those that may enter."""
         horizon = self.horizon
-        states = self.states[agent]
+        spec_agent = self.spec.agents[agent]
+        limited = spec_agent.limit is not None or bool(spec_agent.slowdown)
         entries = []
         for run in runs:
             arr = self.arrivals[run.workload]
@@ -719,7 +749,10 @@ class _Batch:
             run.outcome[pos] = np.where(lost, LOST, CONDITION_FAILED)
             run.done[pos] = np.where(lost, crash, ready)
             enter = cond_ok & ~lost
-            entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter]))
+            if limited:   # every request counts against the limit, even one that fails its checks
+                entries.append((run, pos, rep, ready, crash, enter))
+            else:
+                entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter]))
         self._queue(agent, entries)
         for run in runs:
             t = run.arrival
@@ -754,16 +787,31 @@ class _Batch:
             service[sel] = Streams.draw_at(dist, k0[rep[sel]], k1[rep[sel]],
                                            index[sel].astype(np.uint64))
         order = np.lexsort((index, node_order, ready, rep))
-        done_sorted = _fifo(rep[order], ready[order], service[order], crash[order], servers,
-                            self.reps.size)
+        agent_spec = self.spec.agents[agent]
         done = np.empty(rep.size)
+        if len(entries[0]) > 5:   # a capacity limit or slowdown: an event loop in lockstep
+            enters = np.concatenate([e[5] for e in entries])
+            r, c = rep[order], crash[order]
+            segment = np.cumsum(np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])])
+            done_sorted, rejected_sorted = event_queue(
+                segment, ready[order], service[order], enters[order], servers,
+                agent_spec.limit, agent_spec.slowdown)
+            rejected = np.empty(rep.size, dtype=bool)
+            rejected[order] = rejected_sorted
+        else:
+            done_sorted = _fifo(rep[order], ready[order], service[order], crash[order], servers,
+                                self.reps.size)
+            rejected, enters = np.zeros(rep.size, dtype=bool), np.ones(rep.size, dtype=bool)
         done[order] = done_sorted
         lost = done >= crash
         for i, (run, *_rest) in enumerate(entries):
             sel = which == i
             pos = local[sel]
-            run.outcome[pos] = np.where(lost[sel], LOST, KEPT)  # KEPT: answered; sorted out later
-            run.done[pos] = np.where(lost[sel], crash[sel], done[sel])
+            served = enters[sel] & ~rejected[sel]
+            run.outcome[pos[served]] = np.where(lost[sel][served], LOST, KEPT)  # KEPT: answered
+            run.done[pos[served]] = np.where(lost[sel][served], crash[sel][served],
+                                             done[sel][served])
+            run.outcome[pos[rejected[sel]]] = REJECTED
 
     def _records(self) -> dict[str, np.ndarray]:
         cols: dict[str, list[np.ndarray]] = {k: [] for k in REQUEST_COLUMNS}

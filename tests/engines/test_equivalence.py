@@ -40,7 +40,7 @@ def test_example_scenarios_agree_exactly(path):
     missing = VectorEngine().unsupported(scenario.model.spec())
     if missing:
         # only features whose outcome depends on state carried from request to request
-        assert set(missing) <= {"capacity limit", "load-dependent slowdown", "autoscaler"}, missing
+        assert set(missing) <= {"autoscaler"}, missing
         pytest.skip(f"the vector engine does not run {', '.join(missing)} yet")
     horizon = min(scenario.horizon or 1e9, 2 * 86_400.0)
     ref, _ = assert_same(scenario.model, horizon, 2, 7)
@@ -73,7 +73,9 @@ def models(draw):
         if draw(st.booleans()):
             failures = ps.Failures(time_to_failure=draw(durations), time_to_repair=draw(durations))
         agents.append(m.agent(f"a{i}", failures=failures, service_time=draw(services),
-                              servers=draw(st.integers(1, 3))))
+                              servers=draw(st.integers(1, 3)),
+                              limit=draw(st.none() | st.integers(1, 4)),
+                              slowdown=draw(st.sampled_from([0.0, 0.0, 0.3]))))
     top = m.agent("top", service_time=draw(services), servers=draw(st.integers(1, 2)),
                   failures=draw(st.none() | st.builds(ps.Failures, durations, durations)))
     offers = []
@@ -92,6 +94,7 @@ def models(draw):
             warm_startup=0.5, reuse=draw(st.sampled_from([0.0, 0.5])),
             failures=draw(st.none() | st.builds(ps.Failures, durations, durations)),
             member=ps.AgentTemplate(service_time=draw(services), servers=draw(st.integers(1, 2)),
+                                    limit=draw(st.none() | st.integers(1, 3)),
                                     failures=draw(st.none() | st.builds(ps.Failures, durations,
                                                                         durations))))
         offers.append(m.promise(group, to=top, body=ps.Latency(deadline=draw(st.floats(0.1, 2.0))),
@@ -230,3 +233,20 @@ def test_choices_with_detection_agree_over_many_failures(mode):
     ref, _ = assert_same(m, 2_000.0, 4, 11)
     calls = ref.requests
     assert (calls["promise"] == "o1").sum() > 100 and (calls["promise"] == "o2").sum() > 100
+
+
+def test_limits_and_slowdown_under_heavy_load_and_crashes_agree():
+    m = ps.Model("stress")
+    api = m.agent("api")
+    offers = []
+    for i, (servers, limit, slowdown) in enumerate([(1, 3, 0.0), (3, 5, 0.2), (2, None, 0.5)]):
+        a = m.agent(f"s{i}", failures=ps.Failures(Exponential(50.0), Exponential(5.0)),
+                    service_time=Exponential(0.3), servers=servers, limit=limit,
+                    slowdown=slowdown)
+        offers.append(m.promise(a, to=api, body=ps.Latency(deadline=1.0), name=f"o{i}"))
+    p = m.promise(api, to=m.agent("u"), body=ps.Latency(deadline=2.0), name="p",
+                  conditions=ps.all_of(*offers))
+    m.workload(p, rate=3.0)
+    ref, _ = assert_same(m, 1_000.0, 6, 5)
+    outcomes = ref.requests["outcome"].value_counts()
+    assert outcomes["rejected"] > 500 and outcomes["lost"] > 20

@@ -362,12 +362,13 @@ def test_workload_window_makes_a_spike(engine):
     assert list(rq[rq["workload"] == "base"]["arrival"]) == [2.0, 4.0, 6.0, 8.0]
 
 
-def test_capacity_limit_rejects_beyond_it():
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_capacity_limit_rejects_beyond_it(engine):
     m = ps.Model("limit")
     s = m.agent("s", service_time=D(2.4), limit=2)
     p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=10.0), name="p")
     m.workload(p, interarrival=D(1.0))
-    r = ps.simulate(m, horizon=8.5, seed=0)
+    r = ps.simulate(m, horizon=8.5, seed=0, engine=engine)
     # arrivals 1..8. Request 0 is served 1-3.4, 1 waits (3.4-5.8), 2 finds two inside:
     # rejected; 3 (at 4, 0 has left) is served 5.8-8.2; 4 rejected; 5 (at 6, 1 has left)
     # waits behind 3; 6 and 7 rejected.
@@ -376,12 +377,13 @@ def test_capacity_limit_rejects_beyond_it():
     assert r.promises.iloc[0]["requests"] == 7    # rejected requests count, as not kept
 
 
-def test_load_dependent_slowdown_stretches_service_under_load():
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_load_dependent_slowdown_stretches_service_under_load(engine):
     m = ps.Model("slow")
     s = m.agent("s", service_time=D(1.0), slowdown=0.5)
     p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=10.0), name="p")
     m.workload(p, interarrival=D(0.5), end=1.2)
-    r = ps.simulate(m, horizon=20.0, seed=0)
+    r = ps.simulate(m, horizon=20.0, seed=0, engine=engine)
     # arrivals 0.5, 1.0: request 0 starts alone (1.0), ends 1.5; request 1 waited, starts
     # at 1.5 alone: 1.0, ends 2.5.
     assert request_rows(r, "p") == [(0, 0.5, 1.0, "kept"), (1, 1.0, 1.5, "kept")]
@@ -389,7 +391,7 @@ def test_load_dependent_slowdown_stretches_service_under_load():
     s = m.agent("s", service_time=D(1.0), slowdown=0.5, servers=2)
     p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=10.0), name="p")
     m.workload(p, interarrival=D(0.25), end=0.6)
-    r = ps.simulate(m, horizon=20.0, seed=0)
+    r = ps.simulate(m, horizon=20.0, seed=0, engine=engine)
     # arrivals 0.25 (alone: 1.0), 0.5 (one other in service: 1.5)
     assert request_rows(r, "p") == [(0, 0.25, 1.0, "kept"), (1, 0.5, 1.5, "kept")]
 
@@ -397,11 +399,15 @@ def test_load_dependent_slowdown_stretches_service_under_load():
 def test_vector_engine_names_the_features_it_lacks():
     m = ps.Model("limit")
     s = m.agent("s", limit=3, slowdown=0.1)
-    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p")
+    db = m.agent("db", service_time=D(0.1))
+    q = m.promise(db, to=s, body=ps.Latency(deadline=1.0), name="q")
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p", conditions=q)
     m.workload(p, rate=1.0)
-    with pytest.raises(ps.EngineError, match="capacity limit.*load-dependent slowdown"):
+    with pytest.raises(ps.EngineError, match=r"slowdown on an agent that calls others \(s\)"):
         ps.simulate(m, horizon=5.0, engine="vector")
     assert ps.simulate(m, horizon=5.0).engine == "reference"
+    with pytest.raises(ps.EngineError, match="autoscaler"):
+        ps.simulate(autoscaled(), horizon=5.0, engine="vector")
 
 
 def choice_model(**options):

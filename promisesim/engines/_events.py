@@ -1,0 +1,129 @@
+"""FIFO queues with a capacity limit and load-dependent slowdown, all replications in lockstep.
+
+A request's fate at such a queue depends on the state the requests before it
+left (how many are inside, how many wait), so there is no closed form. Each
+iteration of the loop below handles the next event (an arrival or a
+departure) of *every* queue of a batch at once, so the number of iterations
+is the number of events of the busiest queue, not the total.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["event_queue"]
+
+
+def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
+                enters: np.ndarray, servers: int, limit: int | None,
+                slowdown: float) -> tuple[np.ndarray, np.ndarray]:
+    """Departures and rejections of requests at FIFO queues that start empty.
+
+    Parameters
+    ----------
+    segment : int array
+        The queue of each request (a replication's stretch between crashes: the
+        agent starts empty after each), requests sorted by (segment, arrival).
+    arrival : float array
+        When each request reaches the agent.
+    service : float array
+        Its service time at an idle agent.
+    enters : bool array
+        Whether it joins the queue if admitted (False: it is admitted, but its
+        conditions failed, so it leaves at once).
+    servers, limit, slowdown
+        The agent's servers, capacity limit (None: none) and slowdown: a service
+        starting with ``n`` other requests queued or in service takes
+        ``service * (1 + slowdown * n)``.
+
+    Returns
+    -------
+    departure : float array
+        When each admitted request that entered leaves (its arrival otherwise).
+    rejected : bool array
+        Requests that found ``limit`` requests inside.
+
+    Ties between a departure and an arrival at one instant are resolved
+    departure first.
+    """
+    n = arrival.size
+    departure = arrival.copy()
+    rejected = np.zeros(n, dtype=bool)
+    if n == 0:
+        return departure, rejected
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    ends = np.r_[starts[1:], n]
+    q = starts.size
+    cap = np.iinfo(np.int64).max if limit is None else int(limit)
+    nxt_arrival = starts.copy()             # next request to arrive, per queue
+    busy_until = np.full((q, servers), np.inf)
+    serving = np.full((q, servers), -1, dtype=np.int64)
+    inside = np.zeros(q, dtype=np.int64)
+    waiting = np.zeros(q, dtype=np.int64)
+    head = np.full(q, -1, dtype=np.int64)   # first waiting request
+    tail = np.full(q, -1, dtype=np.int64)   # last waiting request
+    link = np.full(n, -1, dtype=np.int64)   # the next waiting request behind each
+    rows = np.arange(q)
+    active = rows
+    while active.size:
+        a = nxt_arrival[active]
+        more = a < ends[active]
+        t_arr = np.where(more, arrival[np.minimum(a, n - 1)], np.inf)
+        k = np.argmin(busy_until[active], axis=1)
+        t_dep = busy_until[active, k]
+        done = ~more & ~np.isfinite(t_dep)
+        if done.any():
+            active = active[~done]
+            continue
+        dep = t_dep <= t_arr
+        # -- departures: free the server; the first waiting request starts now
+        if dep.any():
+            g, kk, t = active[dep], k[dep], t_dep[dep]
+            departure[serving[g, kk]] = t
+            inside[g] -= 1
+            busy_until[g, kk] = np.inf
+            serving[g, kk] = -1
+            start = waiting[g] > 0
+            if start.any():
+                g, kk, t = g[start], kk[start], t[start]
+                i = head[g]
+                head[g] = link[i]
+                waiting[g] -= 1
+                tail[g] = np.where(waiting[g] == 0, -1, tail[g])
+                _begin(i, g, kk, t, busy_until, serving, waiting, service, slowdown)
+        # -- arrivals: admitted unless the agent is full; enter service, the queue, or leave
+        arr = ~dep
+        if arr.any():
+            g, i, t = active[arr], a[arr], t_arr[arr]
+            nxt_arrival[g] += 1
+            full = inside[g] >= cap
+            rejected[i[full]] = True
+            keep = ~full & enters[i]
+            g, i, t = g[keep], i[keep], t[keep]
+            inside[g] += 1
+            free = busy_until[g] == np.inf
+            idle = free.any(axis=1)
+            if idle.any():
+                gi = g[idle]
+                _begin(i[idle], gi, np.argmax(free[idle], axis=1), t[idle], busy_until, serving,
+                       waiting, service, slowdown)
+            queue = ~idle
+            if queue.any():
+                gq, iq = g[queue], i[queue]
+                has = tail[gq] >= 0
+                link[tail[gq][has]] = iq[has]
+                head[gq[~has]] = iq[~has]
+                tail[gq] = iq
+                waiting[gq] += 1
+    return departure, rejected
+
+
+def _begin(i: np.ndarray, g: np.ndarray, k: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
+           serving: np.ndarray, waiting: np.ndarray, service: np.ndarray, slowdown: float) -> None:
+    """Request ``i`` starts service on server ``k`` of queue ``g`` at ``t``."""
+    s = service[i]
+    if slowdown:
+        others = (busy_until[g] != np.inf).sum(axis=1) + waiting[g]
+        s = s * (1.0 + slowdown * others)
+    busy_until[g, k] = t + s
+    serving[g, k] = i
