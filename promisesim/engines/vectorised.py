@@ -52,6 +52,7 @@ import numpy as np
 from ..dists import Uniform
 from ..model.promises import Condition, Latency
 from ..model.spec import CallCondition, CallNode, ModelSpec
+from .._renewal import renewal_counts as _renewal_counts
 from .._renewal import renewal_instants as _renewal_instants
 from .._timeline import _last_at_or_before
 from ..random import Streams
@@ -163,14 +164,30 @@ def _agent_order(spec: ModelSpec) -> tuple[list[int], list[str]]:
 
 # -- ragged lookups ------------------------------------------------------------------------
 
-@dataclass
 class _States:
-    """One agent's up/down changes in a batch, sorted by (replication, time)."""
+    """One agent's up/down changes in a batch, sorted by (replication, time).
 
-    rep: np.ndarray
-    time: np.ndarray
-    up: np.ndarray
-    cause: np.ndarray
+    ``rep`` (replication of each change) and ``counts`` (changes per replication) say the
+    same thing; either is computed from the other when first needed.
+    """
+
+    def __init__(self, time: np.ndarray, up: np.ndarray, cause: np.ndarray, n_reps: int, *,
+                 rep: np.ndarray | None = None, counts: np.ndarray | None = None) -> None:
+        self.time, self.up, self.cause, self.n_reps = time, up, cause, n_reps
+        self._rep, self._counts = rep, counts
+
+    @property
+    def rep(self) -> np.ndarray:
+        if self._rep is None:
+            assert self._counts is not None
+            self._rep = np.repeat(np.arange(self.n_reps), self._counts)
+        return self._rep
+
+    @property
+    def counts(self) -> np.ndarray:
+        if self._counts is None:
+            self._counts = np.bincount(self.rep, minlength=self.n_reps)
+        return self._counts
 
     def up_at(self, q_rep: np.ndarray, q_time: np.ndarray) -> np.ndarray:
         last = _last_at_or_before(self.rep, self.time, q_rep, q_time)
@@ -271,6 +288,9 @@ class _Batch:
         Rows are (agent, replication) pairs, ``row = agent * n_reps + replication``.
         """
         spec, horizon, n_rep = self.spec, self.horizon, self.reps.size
+        fast = self._failures_only()
+        if fast is not None:
+            return fast
         parts_row, parts_time, parts_fail, parts_delta = [], [], [], []
         groups: dict[tuple, list[int]] = {}
         for a, agent in enumerate(spec.agents):
@@ -303,8 +323,8 @@ class _Batch:
         n_agents = len(spec.agents)
         if not parts_row:
             empty = np.empty(0)
-            return [_States(empty.astype(np.int64), empty, empty.astype(bool), empty.astype(np.int8))
-                    for _ in range(n_agents)]
+            return [_States(empty, empty.astype(bool), empty.astype(np.int8), n_rep,
+                            rep=empty.astype(np.int64)) for _ in range(n_agents)]
         row = np.concatenate(parts_row)
         time = np.concatenate(parts_time)
         fail = np.concatenate(parts_fail)
@@ -343,12 +363,53 @@ class _Batch:
         cause = np.where(g_failed != prev_failed, _FAILURE, _OUTAGE).astype(np.int8)
         return self._split(g_row[change], g_time[change], g_up[change], cause[change])
 
+    def _failure_groups(self) -> dict[tuple, list[int]]:
+        """Agents with random failures (no maintenance), grouped by their two distributions."""
+        groups: dict[tuple, list[int]] = {}
+        for a, agent in enumerate(self.spec.agents):
+            if agent.failures is not None:
+                groups.setdefault((agent.failures.time_to_failure, agent.failures.time_to_repair),
+                                  []).append(a)
+        return groups
+
+    def _failures_only(self) -> list[_States] | None:
+        """Agent states when random failures are the only changes and no two fall on one
+        instant (then every instant is a change): per-agent slices of the renewal instants,
+        no sorting. None when that does not apply."""
+        spec, n_rep = self.spec, self.reps.size
+        if spec.outages or any(a.failures is not None and a.failures.maintenance is not None
+                               for a in spec.agents):
+            return None
+        empty = np.empty(0)
+        states = [_States(empty, empty.astype(bool), empty.astype(np.int8), n_rep,
+                          counts=np.zeros(n_rep, dtype=np.int64)) for _ in spec.agents]
+        flat = []
+        for (ttf, ttr), members in self._failure_groups().items():
+            names = [spec.agents[a].name for a in members]
+            keys = [self.streams.keys_many(self.reps, purpose, names)
+                    for purpose in ("time_to_failure", "time_to_repair")]
+            counts, time, phase = _renewal_counts(keys, [ttf, ttr], self.horizon)
+            if time.size > 1 and bool((time[1:] == time[:-1]).any()):
+                return None   # two changes at one instant (zero durations): the general path
+            up = phase != 0   # phase 0: a time to failure ends
+            cause = np.full(time.size, _FAILURE, dtype=np.int8)
+            counts = counts.reshape(len(members), n_rep)
+            bounds = np.zeros(len(members) + 1, dtype=np.int64)
+            np.cumsum(counts.sum(axis=1), out=bounds[1:])
+            for i, a in enumerate(members):
+                lo, hi = bounds[i], bounds[i + 1]
+                states[a] = _States(time[lo:hi], up[lo:hi], cause[lo:hi], n_rep, counts=counts[i])
+            flat.append((members, counts, time, up, cause))
+        if len(flat) == 1 and flat[0][0] == sorted(flat[0][0]):
+            self._flat_changes = flat[0]   # already in (agent, replication, time) order
+        return states
+
     def _split(self, row: np.ndarray, time: np.ndarray, up: np.ndarray, cause: np.ndarray
                ) -> list[_States]:
         """Changes of (agent, replication) rows, sorted by row, as one _States per agent."""
         n_rep = self.reps.size
         bounds = np.searchsorted(row, np.arange(len(self.spec.agents) + 1) * n_rep)
-        return [_States(row[lo:hi] % n_rep, time[lo:hi], up[lo:hi], cause[lo:hi])
+        return [_States(time[lo:hi], up[lo:hi], cause[lo:hi], n_rep, rep=row[lo:hi] % n_rep)
                 for lo, hi in zip(bounds[:-1], bounds[1:])]
 
     def _maintained(self, a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -414,17 +475,22 @@ class _Batch:
         return row[order], time[order], phase[order]
 
     def _change_columns(self) -> dict[str, np.ndarray]:
-        parts = []
-        for a, st in enumerate(self.states):
-            parts.append({
-                "replication": self.reps[st.rep].astype(np.int32),
-                "time": st.time,
-                "agent": np.full(st.time.size, a, dtype=np.int32),
-                "up": st.up,
-                "cause": st.cause,
-            })
-        return {k: np.concatenate([p[k] for p in parts]).astype(t) if parts else np.empty(0, dtype=t)
-                for k, t in AGENT_CHANGE_COLUMNS.items()}
+        n_agents, n_rep = len(self.states), self.reps.size
+        reps = np.tile(self.reps.astype(np.int32), n_agents)
+        flat = getattr(self, "_flat_changes", None)
+        if flat is not None:   # one group of agents: its arrays are the columns
+            members, counts, time, up, cause = flat
+            return {"replication": np.repeat(reps[:len(members) * n_rep], counts.ravel()),
+                    "time": time,
+                    "agent": np.repeat(np.asarray(members, dtype=np.int32), counts.sum(axis=1)),
+                    "up": up, "cause": cause}
+        counts = np.concatenate([st.counts for st in self.states])
+        sizes = [st.time.size for st in self.states]
+        return {"replication": np.repeat(reps, counts),
+                "time": np.concatenate([st.time for st in self.states]),
+                "agent": np.repeat(np.arange(n_agents, dtype=np.int32), sizes),
+                "up": np.concatenate([st.up for st in self.states]).astype(np.bool_),
+                "cause": np.concatenate([st.cause for st in self.states]).astype(np.int8)}
 
     # -- standing of promises at instants ----------------------------------------------------
     def _standing(self, promise: int, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
