@@ -162,6 +162,11 @@ def _agent_order(spec: ModelSpec) -> tuple[list[int], list[str]]:
     return order, []
 
 
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate``, without a copy for a single part."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 # -- ragged lookups ------------------------------------------------------------------------
 
 class _States:
@@ -208,31 +213,47 @@ class _States:
 
 # -- renewal processes ---------------------------------------------------------------------
 
+#: Segments at least this long are accumulated one at a time, in place: no padding.
+_LONG_SEGMENT = 2048
+
+
 def _segmented_accumulate(ufunc: np.ufunc, values: np.ndarray, starts: np.ndarray,
                           fill: float) -> np.ndarray:
     """``ufunc.accumulate`` restarted at every ``starts`` position, computed sequentially
     within each segment (so sums are bit-identical to a running total in a loop).
 
-    Segments are padded into 2-D blocks by length class (powers of two), so the Python
-    loop runs once per length class, not once per segment or element.
+    Long segments are accumulated one by one. Shorter ones are padded into 2-D blocks by
+    length class (powers of two), one column per segment, so each step of the running
+    total advances every segment of the class at once and the Python loop runs once per
+    length class, not once per segment or element.
     """
     n = values.size
     if n == 0:
         return values.copy()
     seg_start = np.flatnonzero(starts)
-    seg_id = np.cumsum(starts) - 1
-    lengths = np.diff(np.append(seg_start, n))
-    pos = np.arange(n) - seg_start[seg_id]
-    width = 1 << np.ceil(np.log2(lengths)).astype(np.int64)
-    elem_width = width[seg_id]
+    lengths = np.diff(seg_start, append=n)
     out = np.empty(n)
-    for w in np.unique(width):
-        segs = np.flatnonzero(width == w)
-        mask = elem_width == w
-        rows = np.searchsorted(segs, seg_id[mask])
-        grid = np.full((segs.size, int(w)), fill)
-        grid[rows, pos[mask]] = values[mask]
-        out[mask] = ufunc.accumulate(grid, axis=1)[rows, pos[mask]]
+    long_ = lengths >= _LONG_SEGMENT
+    for lo, length in zip(seg_start[long_].tolist(), lengths[long_].tolist()):
+        ufunc.accumulate(values[lo:lo + length], out=out[lo:lo + length])
+    single = lengths == 1
+    out[seg_start[single]] = values[seg_start[single]]
+    short = ~(long_ | single)
+    if not short.any():
+        return out
+    seg_start, lengths = seg_start[short], lengths[short]
+    width = np.ones(lengths.size, dtype=np.int64) << np.ceil(np.log2(lengths)).astype(np.int64)
+    for w in np.unique(width).tolist():
+        segs = width == w
+        first, length = seg_start[segs], lengths[segs]
+        steps = np.arange(w)[:, None]
+        index = first[None, :] + steps                       # (position, segment)
+        valid = steps < length[None, :]
+        np.minimum(index, n - 1, out=index)
+        grid = values[index]
+        grid[~valid] = fill
+        ufunc.accumulate(grid, axis=0, out=grid)
+        out[index[valid]] = grid[valid]
     return out
 
 
@@ -257,6 +278,7 @@ class _NodeRun:
     reach: np.ndarray                       # indices into the workload's arrivals
     arrival: np.ndarray = field(default=None)  # type: ignore[assignment] # per reach: arrival here
     called: np.ndarray = field(default=None)  # type: ignore[assignment] # reach where the promiser is up
+    called_pos: np.ndarray = field(default=None)  # type: ignore[assignment] # their positions in reach
     choice: dict[int, np.ndarray] = field(default_factory=dict)  # id(any-condition) -> item chosen
     ok: np.ndarray = field(default=None)      # type: ignore[assignment] # per reach: kept
     done: np.ndarray = field(default=None)    # type: ignore[assignment] # per reach: instant resolved
@@ -550,7 +572,8 @@ class _Batch:
         self.by_node[id(node)] = run
         arr = self.arrivals[w]
         up = self.states[self.promiser[node.promise]].up_at(arr.rep[reach], arrival)
-        run.called = reach[up]
+        run.called_pos = np.flatnonzero(up)
+        run.called = reach[run.called_pos]
         if node.condition is not None:
             self._reach_condition(node.condition, w, run.called, run, arrival[up])
 
@@ -585,9 +608,12 @@ class _Batch:
             if not item.is_request:
                 return self._standing(item.promise, arr.rep[called], t), t.copy()
             child = self.by_node[id(item)]
-            pos = np.searchsorted(child.reach, called)
-            done = child.done[pos] + item.delay_back if item.delay_back else child.done[pos]
-            return child.ok[pos], done
+            if child.reach.size == called.size and np.array_equal(child.reach, called):
+                ok, done = child.ok, child.done     # the same requests, in the same order
+            else:
+                pos = np.searchsorted(child.reach, called)
+                ok, done = child.ok[pos], child.done[pos]
+            return ok, done + item.delay_back if item.delay_back else done
         if item.rule == "any":
             choice = run.choice[id(item)]
             ok = np.zeros(called.size, dtype=bool)
@@ -618,7 +644,7 @@ class _Batch:
             run.done = run.arrival.copy()
             run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
             run.latency = np.full(m, np.nan)
-            pos = np.searchsorted(run.reach, run.called)
+            pos = run.called_pos
             rep, t = arr.rep[run.called], run.arrival[pos]
             crash = states.next_change_after(rep, t)   # the promiser is up at t: the next change is a crash
             if run.node.condition is not None:
@@ -650,30 +676,36 @@ class _Batch:
             return
         servers = self.spec.agents[agent].servers
         dist = self.spec.agents[agent].service_time
-        rep = np.concatenate([e[2] for e in entries])
-        ready = np.concatenate([e[3] for e in entries])
-        crash = np.concatenate([e[4] for e in entries])
-        which = np.concatenate([np.full(e[1].size, i) for i, e in enumerate(entries)])
-        node_order = np.concatenate([np.full(e[1].size, e[0].order) for e in entries])
-        local = np.concatenate([e[1] for e in entries])
-        index = np.concatenate([self.arrivals[e[0].workload].index[e[0].reach[e[1]]] for e in entries])
+        bounds = np.cumsum([0] + [e[1].size for e in entries])
+        rep = _concat([e[2] for e in entries])
+        ready = _concat([e[3] for e in entries])
+        crash = _concat([e[4] for e in entries])
+        index = _concat([self.arrivals[e[0].workload].index[e[0].reach[e[1]]] for e in entries])
         service = np.empty(rep.size)
-        for i, (run, *_rest) in enumerate(entries):
-            sel = which == i
+        for (run, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
             k0, k1 = self.streams.keys(self.reps, "service", run.node.path)
-            service[sel] = Streams.draw_at(dist, k0[rep[sel]], k1[rep[sel]],
-                                           index[sel].astype(np.uint64))
-        order = np.lexsort((index, node_order, ready, rep))
-        done_sorted = _fifo(rep[order], ready[order], service[order], crash[order], servers,
-                            self.reps.size)
-        done = np.empty(rep.size)
-        done[order] = done_sorted
+            r = rep[lo:hi]
+            service[lo:hi] = Streams.draw_at(dist, k0[r], k1[r], index[lo:hi].astype(np.uint64))
+        if len(entries) == 1:
+            # One node's requests come sorted by (replication, arrival index): sort by ready
+            # instant within each replication, keeping that order on ties.
+            inverted = (rep[1:] == rep[:-1]) & (ready[1:] < ready[:-1])
+            order = np.lexsort((ready, rep)) if inverted.any() else None
+        else:
+            node_order = _concat([np.full(e[1].size, e[0].order) for e in entries])
+            order = np.lexsort((index, node_order, ready, rep))
+        if order is None:
+            done = _fifo(rep, ready, service, crash, servers, self.reps.size)
+        else:
+            done = np.empty(rep.size)
+            done[order] = _fifo(rep[order], ready[order], service[order], crash[order], servers,
+                                self.reps.size)
         lost = done >= crash
-        for i, (run, *_rest) in enumerate(entries):
-            sel = which == i
-            pos = local[sel]
-            run.outcome[pos] = np.where(lost[sel], LOST, KEPT)  # KEPT: answered; sorted out later
-            run.done[pos] = np.where(lost[sel], crash[sel], done[sel])
+        done = np.where(lost, crash, done)
+        outcome = np.where(lost, LOST, KEPT).astype(np.int8)   # KEPT: answered; sorted out later
+        for (run, pos, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
+            run.outcome[pos] = outcome[lo:hi]
+            run.done[pos] = done[lo:hi]
 
     def _records(self) -> dict[str, np.ndarray]:
         cols: dict[str, list[np.ndarray]] = {k: [] for k in REQUEST_COLUMNS}
