@@ -57,8 +57,8 @@ from .._renewal import renewal_instants as _renewal_instants
 from .._timeline import _last_at_or_before
 from ..random import Streams
 from .base import (
-    AGENT_CHANGE_COLUMNS, CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REQUEST_COLUMNS,
-    UNFINISHED, Trace,
+    AGENT_CHANGE_COLUMNS, CONDITION_FAILED, COUNT_COLUMNS, KEPT, LATE, LOST, OUTCOMES, PROMISER_DOWN,
+    REQUEST_COLUMNS, UNFINISHED, Trace, count_requests,
 )
 
 __all__ = ["VectorEngine"]
@@ -100,12 +100,38 @@ class VectorEngine:
             rate = 1.0 / workload.gaps.mean
             per_replication += rate * horizon * _tree_size(tree)
         batch = max(1, int(_BATCH_RECORDS // per_replication))
-        traces = []
+        changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}
+        requests: dict[str, list[np.ndarray]] = {k: [] for k in REQUEST_COLUMNS}
+        counts: dict[str, list[np.ndarray]] = {k: [] for k in COUNT_COLUMNS}
         for i in range(0, reps.size, batch):
-            trace = _Batch(spec, horizon, streams, reps[i:i + batch]).run()
+            b = _Batch(spec, horizon, streams, reps[i:i + batch])
+            for k, v in b.run().items():
+                changes[k].append(v)
+            if not spec.workloads:
+                continue
             # without records, memory holds one batch's requests at a time
-            traces.append(trace if record_requests else trace.without_requests())
-        return Trace.concat(traces)
+            for k, v in (b.records() if record_requests else b.counts()).items():
+                (requests if record_requests else counts)[k].extend(v)
+            del b
+        if not spec.workloads:
+            no_requests = {k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
+            return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), no_requests if record_requests else None,
+                         None if record_requests else _columns(counts, COUNT_COLUMNS))
+        if record_requests:
+            return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), _columns(requests, REQUEST_COLUMNS))
+        return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), None, _columns(counts, COUNT_COLUMNS))
+
+
+def _columns(parts: dict[str, list[np.ndarray]], schema: dict[str, type]) -> dict[str, np.ndarray]:
+    """One array per column from its parts, releasing each column's parts once joined (so
+    the peak holds the result and one column's parts, not two copies of everything)."""
+    out = {}
+    for k, dtype in schema.items():
+        chunks = parts[k]
+        out[k] = chunks[0].astype(dtype, copy=False) if len(chunks) == 1 else \
+            np.concatenate(chunks, dtype=dtype) if chunks else np.empty(0, dtype=dtype)
+        parts[k] = []
+    return out
 
 
 # -- structure of the model ----------------------------------------------------------------
@@ -300,12 +326,14 @@ class _Batch:
         self.deadline = np.array([p.body.deadline if isinstance(p.body, Latency) else np.inf
                                   for p in spec.promises])
 
-    def run(self) -> Trace:
+    def run(self) -> dict[str, np.ndarray]:
+        """Agent states and requests; returns the agent changes (then see :meth:`records`
+        and :meth:`counts`)."""
         self.states = self._agent_states()
         changes = self._change_columns()
-        requests = self._requests() if self.spec.workloads else {
-            k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
-        return Trace(changes, requests)
+        if self.spec.workloads:
+            self._requests()
+        return changes
 
     # -- agent states ------------------------------------------------------------------
     def _agent_states(self) -> list[_States]:
@@ -553,7 +581,7 @@ class _Batch:
         index = np.arange(rep.size) - starts[rep]
         return _Requests(rep, index, time)
 
-    def _requests(self) -> dict[str, np.ndarray]:
+    def _requests(self) -> None:
         spec = self.spec
         self.arrivals = [self._arrivals(w) for w in range(len(spec.workloads))]
         self.runs: list[_NodeRun] = []
@@ -565,7 +593,6 @@ class _Batch:
             runs = [r for r in self.runs if self.promiser[r.node.promise] == agent]
             if runs:
                 self._serve(agent, runs)
-        return self._records()
 
     def _reach(self, node: CallNode, w: int, reach: np.ndarray, arrival: np.ndarray) -> None:
         """Top down: which requests reach ``node`` (arriving at ``arrival``), and where the
@@ -711,22 +738,48 @@ class _Batch:
             run.outcome[pos] = outcome[lo:hi]
             run.done[pos] = done[lo:hi]
 
-    def _records(self) -> dict[str, np.ndarray]:
+    def records(self) -> dict[str, list[np.ndarray]]:
+        """Request records, as parts of each column (one part per call-tree node)."""
         cols: dict[str, list[np.ndarray]] = {k: [] for k in REQUEST_COLUMNS}
+        reps = self.reps.astype(np.int32)
         for run in self.runs:
             arr = self.arrivals[run.workload]
-            n = run.reach.size
-            cols["replication"].append(self.reps[arr.rep[run.reach]])
-            cols["promise"].append(np.full(n, run.node.promise))
-            cols["workload"].append(np.full(n, run.workload))
-            cols["index"].append(arr.index[run.reach])
-            cols["arrival"].append(run.arrival)
-            cols["latency"].append(run.latency)
-            cols["outcome"].append(run.outcome)
-        out = {k: np.concatenate(v).astype(REQUEST_COLUMNS[k]) for k, v in cols.items()}
-        # a call still in flight at the horizon never arrived: no record, as in an event loop
-        arrived = out["arrival"] < self.horizon
-        return out if arrived.all() else {k: v[arrived] for k, v in out.items()}
+            # a call still in flight at the horizon never arrived: no record, as in an event loop
+            arrived = run.arrival < self.horizon
+            reach, arrival, latency, outcome = run.reach, run.arrival, run.latency, run.outcome
+            if not arrived.all():
+                reach, arrival, latency, outcome = (x[arrived] for x in (reach, arrival, latency, outcome))
+            n = reach.size
+            cols["replication"].append(reps[arr.rep[reach]])
+            cols["promise"].append(np.full(n, run.node.promise, dtype=np.int32))
+            cols["workload"].append(np.full(n, run.workload, dtype=np.int32))
+            cols["index"].append(arr.index[reach])
+            cols["arrival"].append(arrival)
+            cols["latency"].append(latency)
+            cols["outcome"].append(outcome)
+        return cols
+
+    def counts(self) -> dict[str, list[np.ndarray]]:
+        """Requests per (replication, promise, outcome), zero counts left out, sorted (as
+        :func:`~promisesim.engines.base.count_requests` gives them), without building records."""
+        n_rep, n_promises, n_outcomes = self.reps.size, len(self.spec.promises), len(OUTCOMES)
+        if np.unique(self.reps).size != n_rep:
+            records = {k: _concat(v) for k, v in self.records().items()}
+            return {k: [v] for k, v in count_requests(records).items()}
+        table = np.zeros((n_rep, n_promises, n_outcomes), dtype=np.int64)
+        for run in self.runs:
+            arrived = run.arrival < self.horizon
+            rep = self.arrivals[run.workload].rep[run.reach]
+            key = rep * n_outcomes + run.outcome
+            if not arrived.all():
+                key = key[arrived]
+            table[:, run.node.promise, :] += np.bincount(
+                key, minlength=n_rep * n_outcomes).reshape(n_rep, n_outcomes)
+        table = table[np.argsort(self.reps)]
+        r, p, o = np.nonzero(table)
+        return {"replication": [np.sort(self.reps)[r].astype(np.int32)],
+                "promise": [p.astype(np.int32)], "outcome": [o.astype(np.int8)],
+                "count": [table[r, p, o]]}
 
 
 def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
@@ -750,13 +803,19 @@ def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
     previous[0] = -np.inf
     previous[1:] = estimate[:-1]
     starts = group | (ready > previous)
+    values = np.where(starts, ready + service, service)
+    done = _segmented_accumulate(np.add, values, starts, 0.0)
     for _ in range(8):
-        values = np.where(starts, ready + service, service)
-        done = _segmented_accumulate(np.add, values, starts, 0.0)
         previous[1:] = done[:-1]
         checked = group | (ready > previous)
-        if np.array_equal(checked, starts):
+        changed = checked != starts
+        if not changed.any():
             return done
+        # busy periods are independent: recompute only those that changed
+        sub = _periods_to_redo(checked, changed)
+        s_sub = checked[sub]
+        values = np.where(s_sub, ready[sub] + service[sub], service[sub])
+        done[sub] = _segmented_accumulate(np.add, values, s_sub, 0.0)
         starts = checked
     return None
 
@@ -809,13 +868,26 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
         return group | (ready >= before)
 
     starts = idle_at_arrival(bound)
+    done = _busy_periods(starts, ready, service, servers)
     for _ in range(16):
-        done = _busy_periods(starts, ready, service, servers)
         checked = idle_at_arrival(done)
-        if np.array_equal(checked, starts):
+        changed = checked != starts
+        if not changed.any():
             return done
+        # busy periods are independent: recompute only those that changed
+        sub = _periods_to_redo(checked, changed)
+        done[sub] = _busy_periods(checked[sub], ready[sub], service[sub], servers)
         starts = checked
     return None
+
+
+def _periods_to_redo(starts: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """Positions of the periods (each from a ``starts`` position to the next) that hold a
+    ``changed`` position."""
+    period = np.cumsum(starts) - 1
+    flag = np.zeros(int(period[-1]) + 1, dtype=bool)
+    flag[period[changed]] = True
+    return np.flatnonzero(flag[period])
 
 
 def _busy_periods(starts: np.ndarray, ready: np.ndarray, service: np.ndarray,
