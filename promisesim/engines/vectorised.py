@@ -671,35 +671,46 @@ class _Batch:
         for run in runs:
             arr = self.arrivals[run.workload]
             m = run.reach.size
-            run.ok = np.zeros(m, dtype=bool)
-            run.done = run.arrival.copy()
-            run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
-            run.latency = np.full(m, np.nan)
             pos = run.called_pos
-            rep, t = arr.rep[run.called], run.arrival[pos]
-            crash = states.next_change_after(rep, t)   # the promiser is up at t: the next change is a crash
+            everyone = pos.size == m     # the promiser was up for every request
+            at = slice(None) if everyone else pos
+            rep, t = arr.rep[run.called], run.arrival if everyone else run.arrival[pos]
             if run.node.condition is not None:
                 cond_ok, ready = self._resolve(run.node.condition, run.workload, run.called, run, t)
             else:
-                cond_ok, ready = np.ones(t.size, dtype=bool), t.copy()
-            lost = crash <= ready
-            run.outcome[pos] = np.where(lost, LOST, CONDITION_FAILED)
-            run.done[pos] = np.where(lost, crash, ready)
-            enter = cond_ok & ~lost
-            entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter]))
+                cond_ok, ready = np.ones(t.size, dtype=bool), t
+            run.done = run.arrival.copy()
+            run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
+            if states.time.size:
+                crash = states.next_change_after(rep, t)   # the promiser is up at t: the next change is a crash
+                lost = crash <= ready
+                run.outcome[at] = np.where(lost, LOST, CONDITION_FAILED)
+                run.done[at] = np.where(lost, crash, ready)
+                enter = cond_ok & ~lost
+            else:   # the promiser never goes down
+                crash = np.full(t.size, np.inf)
+                run.outcome[at] = CONDITION_FAILED
+                run.done[at] = ready
+                enter = cond_ok
+            if enter.all():
+                entries.append((run, pos, rep, ready, crash))
+            else:
+                entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter]))
         self._queue(agent, entries)
         for run in runs:
             t = run.arrival
-            answered = (run.outcome == KEPT) | (run.outcome == LATE)
-            run.latency[answered] = run.done[answered] - t[answered]
             deadline = self.deadline[run.node.promise]
-            kept = answered & (run.latency <= deadline)
-            run.outcome[answered & ~kept] = LATE
-            run.outcome[kept] = KEPT
+            answered = run.outcome <= LATE       # KEPT or LATE: answered
+            latency = run.done - t
+            latency[~answered] = np.nan
+            kept = latency <= deadline           # never for NaN
+            run.outcome = np.where(kept, np.int8(KEPT), np.where(answered, np.int8(LATE), run.outcome))
             run.ok = kept
             still_inside = run.done >= horizon
-            run.outcome[still_inside] = np.where(t[still_inside] + deadline < horizon, LATE, UNFINISHED)
-            run.latency[still_inside] = np.nan
+            if still_inside.any():
+                run.outcome[still_inside] = np.where(t[still_inside] + deadline < horizon, LATE, UNFINISHED)
+                latency[still_inside] = np.nan
+            run.latency = latency
 
     def _queue(self, agent: int, entries: list) -> None:  # type: ignore[type-arg]
         """FIFO service on the agent's servers; a crash empties the queue."""
