@@ -658,8 +658,8 @@ class _Batch:
         oks = np.stack([r[0] for r in results])
         dones = np.stack([r[1] for r in results])
         n, k = len(item.items), item.k
-        kept_at = np.partition(np.where(oks, dones, np.inf), k - 1, axis=0)[k - 1]
-        failed_at = np.partition(np.where(oks, np.inf, dones), n - k, axis=0)[n - k]
+        kept_at = _kth_smallest(np.where(oks, dones, np.inf), k - 1)
+        failed_at = _kth_smallest(np.where(oks, np.inf, dones), n - k)
         success = kept_at <= failed_at   # on a tie the kept answers count first
         return success, np.where(success, kept_at, failed_at)
 
@@ -728,14 +728,11 @@ class _Batch:
             k0, k1 = self.streams.keys(self.reps, "service", run.node.path)
             r = rep[lo:hi]
             service[lo:hi] = Streams.draw_at(dist, k0[r], k1[r], index[lo:hi].astype(np.uint64))
-        if len(entries) == 1:
-            # One node's requests come sorted by (replication, arrival index): sort by ready
-            # instant within each replication, keeping that order on ties.
-            inverted = (rep[1:] == rep[:-1]) & (ready[1:] < ready[:-1])
-            order = np.lexsort((ready, rep)) if inverted.any() else None
-        else:
-            node_order = _concat([np.full(e[1].size, e[0].order) for e in entries])
-            order = np.lexsort((index, node_order, ready, rep))
+        # Each node's requests come sorted by (replication, arrival index), and entries in
+        # node order: the queue's order is by (replication, ready, node, arrival index).
+        order = None if len(entries) == 1 else np.argsort(rep, kind="stable")
+        order = _sort_within_replications(rep if order is None else rep[order],
+                                          ready if order is None else ready[order], order)
         if order is None:
             done = _fifo(rep, ready, service, crash, servers, self.reps.size)
         else:
@@ -791,6 +788,44 @@ class _Batch:
         return {"replication": [np.sort(self.reps)[r].astype(np.int32)],
                 "promise": [p.astype(np.int32)], "outcome": [o.astype(np.int8)],
                 "count": [table[r, p, o]]}
+
+
+def _kth_smallest(rows: np.ndarray, k: int) -> np.ndarray:
+    """The ``k``-th smallest (from 0) of each column of ``rows`` (no NaN): the minimum, the
+    maximum, a compare-exchange sorting network for a few rows, else ``np.partition``."""
+    n = rows.shape[0]
+    if k == 0:
+        return rows.min(axis=0)
+    if k == n - 1:
+        return rows.max(axis=0)
+    if n > 6:
+        return np.partition(rows, k, axis=0)[k]
+    a = list(rows)
+    for r in range(n):   # odd-even transposition: n rounds sort n rows
+        for i in range(r % 2, n - 1, 2):
+            a[i], a[i + 1] = np.minimum(a[i], a[i + 1]), np.maximum(a[i], a[i + 1])
+    return a[k]
+
+
+def _sort_within_replications(rep: np.ndarray, ready: np.ndarray, order: np.ndarray | None
+                              ) -> np.ndarray | None:
+    """``order`` (None: the identity) refined to sort ``ready`` within each replication,
+    stably; ``rep`` and ``ready`` are already in ``order``, with ``rep`` sorted. Returns None
+    for the identity. Only replications out of order are sorted, each on its own (a stable
+    sort of nearly sorted instants is fast)."""
+    inverted = np.flatnonzero((rep[1:] == rep[:-1]) & (ready[1:] < ready[:-1]))
+    if inverted.size == 0:
+        return order
+    unsorted = np.unique(rep[inverted])
+    if unsorted.size > 256:
+        within = np.lexsort((ready, rep))
+        return within if order is None else order[within]
+    out = np.arange(rep.size) if order is None else order.copy()
+    lo = np.searchsorted(rep, unsorted, side="left").tolist()
+    hi = np.searchsorted(rep, unsorted, side="right").tolist()
+    for a, b in zip(lo, hi):
+        out[a:b] = out[a:b][np.argsort(ready[a:b], kind="stable")]
+    return out
 
 
 def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
