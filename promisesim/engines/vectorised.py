@@ -14,13 +14,15 @@ loop over individual events:
   requests reaching each node is computed top down with boolean masks. Then
   agents are processed callees first: a node's calls are resolved from its
   children's outcomes (the k-th fastest kept answer against the
-  (n-k+1)-th failure, with ``np.partition``), and every request that enters an
-  agent's FIFO queue is served by a multi-server recursion whose loop advances
-  all replications of the batch at once (one iteration per queue position,
-  not per event). A crash empties the queue: requests whose answer would
-  come at or after it are lost.
+  (n-k+1)-th failure, by min/max), and every request that enters an agent's
+  FIFO queue is served by a recursion advanced for many busy periods (or, with
+  many replications, all replications) at once: one iteration per position in
+  a busy period, not per event. A crash empties the queue: requests whose
+  answer would come at or after it are lost.
 * Agent states at query instants (is it up, when does it next go down) are
-  found by merging query and change instants with one ``lexsort``.
+  found by a binary search in each replication's change instants.
+* Work is done in cache-sized blocks where it can be (renewal draws), and
+  replications in batches of a bounded number of records.
 
 Features: every feature of the reference engine except models where a
 request can call back into an agent it came through (an agent-level call
