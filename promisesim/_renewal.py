@@ -6,9 +6,13 @@ import math
 
 import numpy as np
 
-from .random import Streams
+from .random import Streams, _ONE, _S11, _TWO_POW_M53, _U_GOLDEN, _mix_inplace
 
-__all__ = ["renewal_instants"]
+__all__ = ["renewal_instants", "renewal_counts"]
+
+#: Elements of one working block (streams x draws): small enough to stay in the CPU's cache,
+#: large enough that numpy's per-call overhead is small.
+_BLOCK_ELEMENTS = 1 << 16
 
 
 def renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, horizon: float,
@@ -19,43 +23,112 @@ def renewal_instants(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, hor
     row per replication, or per agent and replication). Returns flat ``(row, instant,
     phase)`` for every instant below the horizon, sorted by row then time; ``phase`` is the
     index of the duration that *ends* at the instant. Instants are cumulative sums in draw
-    order: the same floating-point additions as a sequential event loop. Durations are
-    drawn in blocks, and only rows still short of the horizon get more. The first
+    order: the same floating-point additions as a sequential event loop. The first
     duration starts at ``start``.
+    """
+    counts, time, phase = renewal_counts(keys, dists, horizon, start)
+    row = np.repeat(np.arange(counts.size), counts)
+    return row, time, phase
+
+
+def renewal_counts(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, horizon: float,
+                   start: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`renewal_instants`, with the instants per row (``counts``) in place of ``row``.
+
+    Rows are computed in small groups, and each group's durations in blocks of draws (about
+    the expected count plus one standard deviation, at most a cache-sized block): only rows
+    still short of the horizon get more. ``phase`` is int8.
     """
     n_parts = len(dists)
     n_rows = keys[0][0].size
-    expected = max(horizon - start, 0.0) / sum(dist.mean for dist in dists)
-    # About the expected count plus one standard deviation: the few streams that need more
-    # are topped up; drawing far more than needed would cost more than the extra rounds.
-    block = int(expected + math.sqrt(expected) + 2)
-    rows = np.arange(n_rows)
-    carry = np.full(n_rows, float(start))
+    cycle_mean = sum(dist.mean for dist in dists)
+    expected = max(horizon - start, 0.0) / cycle_mean
+    first = int(expected + math.sqrt(expected) + 2)
+    # Rows per group: enough for the first block of draws to fill a working block.
+    per_group = max(1, _BLOCK_ELEMENTS // max(1, first * n_parts))
+    counts = np.zeros(n_rows, dtype=np.int64)
+    times, phases = [], []
+    for lo in range(0, n_rows, per_group):
+        hi = min(n_rows, lo + per_group)
+        c, t, p = _group(keys, dists, horizon, lo, hi, n_parts, cycle_mean, start)
+        counts[lo:hi] = c
+        times.append(t)
+        phases.append(p)
+    if len(times) == 1:
+        return counts, times[0], phases[0]
+    return counts, np.concatenate(times), np.concatenate(phases)
+
+
+def _durations(dist, k0: np.ndarray, k1: np.ndarray, start: int, width: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Draws ``start .. start + width`` of streams ``(k0, k1)``: shape ``(streams, width)``.
+
+    The same operations as :meth:`Streams.draw_at`, done in place on one buffer.
+    """
+    if dist.n_uniforms != 1:
+        idx = np.arange(start, start + width, dtype=np.uint64)[None, :]
+        return Streams.draw_at(dist, k0[:, None], k1[:, None], idx)
+    x = np.arange(start, start + width, dtype=np.uint64)
+    x *= _U_GOLDEN
+    w = x[None, :] + k0[:, None]
+    _mix_inplace(w)
+    w ^= k1[:, None]
+    _mix_inplace(w)
+    w >>= _S11
+    w += _ONE
+    u = w.astype(np.float64)
+    u *= _TWO_POW_M53
+    return dist.from_uniforms(u.reshape(1, -1)).reshape(u.shape)
+
+
+def _group(keys, dists, horizon: float, lo: int, hi: int, n_parts: int,  # type: ignore[no-untyped-def]
+           cycle_mean: float, origin: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Instants of rows ``lo .. hi``: counts per row, instants and phases sorted by row."""
+    n = hi - lo
+    rows = np.arange(n)
+    carry = np.full(n, float(origin))
     start = 0
-    out_row, out_time, out_phase = [], [], []
+    rounds = []   # (rows, counts, instants, phases) of each block of draws
+    remaining = max(horizon - origin, 0.0)
     while rows.size:
-        # Draw index runs down the first axis, streams across: the running sum over axis 0
-        # adds whole contiguous rows at a time, and is still x[i-1] + x[i] per stream.
-        idx = np.arange(start, start + block, dtype=np.uint64)[:, None]
-        durations = np.empty((block * n_parts, rows.size))
+        rem = remaining / cycle_mean
+        block = int(rem + math.sqrt(rem) + 2)
+        block = max(4, min(block, _BLOCK_ELEMENTS // (rows.size * n_parts)))
+        width = block * n_parts
+        # Streams down the first axis, draws across: the running sum along a row is
+        # x[i-1] + x[i] per stream, as in a sequential event loop.
+        durations = np.empty((rows.size, width))
         for j, (dist, (k0, k1)) in enumerate(zip(dists, keys)):
-            durations[j::n_parts] = Streams.draw_at(dist, k0[None, rows], k1[None, rows], idx)
-        durations[0] += carry[rows]
-        instants = np.cumsum(durations, axis=0)
-        inside = instants < horizon
-        c, r = np.nonzero(inside)
-        out_row.append(rows[r])
-        out_time.append(instants[inside])   # the same (c-major) order as nonzero
-        out_phase.append(c % n_parts)
-        more = inside[-1]  # streams whose last instant is still inside need more draws
-        carry[rows[more]] = instants[-1, more]
+            g = rows + lo
+            durations[:, j::n_parts] = _durations(dist, k0[g], k1[g], start, block)
+        durations[:, 0] += carry[rows]
+        instants = np.cumsum(durations, axis=1, out=durations)
+        inside = instants < horizon   # a prefix of each row: durations are not negative
+        count = np.count_nonzero(inside, axis=1)
+        pattern = (np.arange(width) % n_parts).astype(np.int8)
+        rounds.append((rows, count, instants[inside], np.broadcast_to(pattern, inside.shape)[inside]))
+        more = count == width  # streams whose last instant is still inside need more draws
+        last = instants[more, -1]
+        carry[rows[more]] = last
         rows = rows[more]
+        if rows.size:
+            remaining = horizon - float(last.min())
         start += block
-        block = max(4, block // 2)
-    row = np.concatenate(out_row)
-    time = np.concatenate(out_time)
-    phase = np.concatenate(out_phase)
-    # Within a stream, later rounds and later draws are later instants: a stable sort by
-    # stream is enough.
-    order = np.argsort(row, kind="stable")
-    return row[order], time[order], phase[order]
+    if len(rounds) == 1:
+        _, count, t, p = rounds[0]
+        return count, t, p
+    counts = np.zeros(n, dtype=np.int64)
+    for rows_r, count_r, _, _ in rounds:
+        counts[rows_r] += count_r
+    offset = np.zeros(n, dtype=np.int64)   # where each row's next instants go
+    offset[1:] = np.cumsum(counts)[:-1]
+    total = int(counts.sum())
+    time = np.empty(total)
+    phase = np.empty(total, dtype=np.int8)
+    for rows_r, count_r, t_r, p_r in rounds:
+        # position of each instant: its row's offset plus its rank within the round
+        seg_start = np.cumsum(count_r) - count_r
+        pos = np.repeat(offset[rows_r] - seg_start, count_r) + np.arange(t_r.size)
+        time[pos] = t_r
+        phase[pos] = p_r
+        offset[rows_r] += count_r
+    return counts, time, phase

@@ -151,6 +151,10 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
     q_time = np.asarray(q_time, dtype=np.float64).ravel()
     if n == 0:
         return np.full(q_time.size, -1, dtype=np.int64)
+    if q_rep.size and bool((q_rep[1:] >= q_rep[:-1]).all()):
+        first, last = int(q_rep[0]), int(q_rep[-1])
+        if last - first <= max(64, q_rep.size >> 8):
+            return _last_by_replication(ch_rep, ch_time, q_rep, q_time, first, last)
     rep = np.concatenate([ch_rep, q_rep])
     t = np.concatenate([ch_time, q_time])
     is_query = np.zeros(rep.size, dtype=bool)
@@ -163,4 +167,28 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
     valid = out >= 0
     valid[valid] = ch_rep[out[valid]] == q_rep[valid]
     out[~valid] = -1
+    return out
+
+
+def _last_by_replication(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
+                         q_time: np.ndarray, first: int, last: int) -> np.ndarray:
+    """:func:`_last_at_or_before` for queries sorted by replication, few replications: one
+    binary search of each replication's queries in its own (sorted) change instants."""
+    reps = np.arange(first, last + 2)
+    q_bounds = np.searchsorted(q_rep, reps).tolist()
+    c_bounds = np.searchsorted(ch_rep, reps).tolist()
+    out = np.empty(q_time.size, dtype=np.int64)
+    for i in range(reps.size - 1):
+        a, b = q_bounds[i], q_bounds[i + 1]
+        if a == b:
+            continue
+        c, d = c_bounds[i], c_bounds[i + 1]
+        if c == d:
+            out[a:b] = -1
+            continue
+        # a change at the query instant counts as before it
+        k = np.searchsorted(ch_time[c:d], q_time[a:b], side="right")
+        k += c - 1
+        k[k < c] = -1
+        out[a:b] = k
     return out

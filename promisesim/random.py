@@ -29,6 +29,7 @@ cryptographic generator.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -85,6 +86,7 @@ def _mix_inplace(x: np.ndarray) -> np.ndarray:
     return x
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def entity_key(name: str) -> int:
     """A stable 64-bit key for an entity name (BLAKE2b of its UTF-8 bytes)."""
     digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()

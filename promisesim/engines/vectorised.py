@@ -14,13 +14,15 @@ loop over individual events:
   requests reaching each node is computed top down with boolean masks. Then
   agents are processed callees first: a node's calls are resolved from its
   children's outcomes (the k-th fastest kept answer against the
-  (n-k+1)-th failure, with ``np.partition``), and every request that enters an
-  agent's FIFO queue is served by a multi-server recursion whose loop advances
-  all replications of the batch at once (one iteration per queue position,
-  not per event). A crash empties the queue: requests whose answer would
-  come at or after it are lost.
+  (n-k+1)-th failure, by min/max), and every request that enters an agent's
+  FIFO queue is served by a recursion advanced for many busy periods (or, with
+  many replications, all replications) at once: one iteration per position in
+  a busy period, not per event. A crash empties the queue: requests whose
+  answer would come at or after it are lost.
 * Agent states at query instants (is it up, when does it next go down) are
-  found by merging query and change instants with one ``lexsort``.
+  found by a binary search in each replication's change instants.
+* Work is done in cache-sized blocks where it can be (renewal draws), and
+  replications in batches of a bounded number of records.
 
 Choices (first or random, with a detection delay), version splits and
 random hops are fixed at a request's arrival too, by the same keyed draws;
@@ -69,20 +71,24 @@ import numpy as np
 from ..dists import Uniform
 from ..model.promises import Condition, Latency
 from ..model.spec import CallCondition, CallNode, ModelSpec
+from .._renewal import renewal_counts as _renewal_counts
 from .._renewal import renewal_instants as _renewal_instants
 from ._events import event_queue
 from .._timeline import _last_at_or_before
 from ..random import Streams
 from .base import (
-    AGENT_CHANGE_COLUMNS, CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REJECTED, REQUEST_COLUMNS,
-    UNFINISHED, Trace,
+    AGENT_CHANGE_COLUMNS, CONDITION_FAILED, COUNT_COLUMNS, KEPT, LATE, LOST, OUTCOMES, PROMISER_DOWN,
+    REJECTED, REQUEST_COLUMNS, UNFINISHED, Trace, count_requests,
 )
 
 __all__ = ["VectorEngine"]
 
 _FAILURE, _OUTAGE = 0, 1
-#: Below this many replications in a batch, multi-server queues recurse within busy periods.
-_LOCKSTEP_MIN_REPLICATIONS = 10
+#: From this many replications in a batch, multi-server queues use the lockstep recursion
+#: (one step per queue position for all replications) rather than recursing within busy
+#: periods. Measured on the quorum benchmark (16 replications a batch): busy periods 1.3x
+#: faster; their loop's trip count is the longest busy period, not the longest history.
+_LOCKSTEP_MIN_REPLICATIONS = 256
 #: Draws of this distribution are uniform on [0, 1): success of a maintenance run.
 _UNIT = Uniform(0.0, 1.0)
 #: Target number of request records and state changes per batch of replications (bounds memory).
@@ -126,12 +132,38 @@ class VectorEngine:
             rate = 1.0 / workload.gaps.mean
             per_replication += rate * horizon * _tree_size(tree)
         batch = max(1, int(_BATCH_RECORDS // per_replication))
-        traces = []
+        changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}
+        requests: dict[str, list[np.ndarray]] = {k: [] for k in REQUEST_COLUMNS}
+        counts: dict[str, list[np.ndarray]] = {k: [] for k in COUNT_COLUMNS}
         for i in range(0, reps.size, batch):
-            trace = _Batch(spec, horizon, streams, reps[i:i + batch]).run()
+            b = _Batch(spec, horizon, streams, reps[i:i + batch])
+            for k, v in b.run().items():
+                changes[k].append(v)
+            if not spec.workloads:
+                continue
             # without records, memory holds one batch's requests at a time
-            traces.append(trace if record_requests else trace.without_requests())
-        return Trace.concat(traces)
+            for k, v in (b.records() if record_requests else b.counts()).items():
+                (requests if record_requests else counts)[k].extend(v)
+            del b
+        if not spec.workloads:
+            no_requests = {k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
+            return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), no_requests if record_requests else None,
+                         None if record_requests else _columns(counts, COUNT_COLUMNS))
+        if record_requests:
+            return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), _columns(requests, REQUEST_COLUMNS))
+        return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), None, _columns(counts, COUNT_COLUMNS))
+
+
+def _columns(parts: dict[str, list[np.ndarray]], schema: dict[str, type]) -> dict[str, np.ndarray]:
+    """One array per column from its parts, releasing each column's parts once joined (so
+    the peak holds the result and one column's parts, not two copies of everything)."""
+    out = {}
+    for k, dtype in schema.items():
+        chunks = parts[k]
+        out[k] = chunks[0].astype(dtype, copy=False) if len(chunks) == 1 else \
+            np.concatenate(chunks, dtype=dtype) if chunks else np.empty(0, dtype=dtype)
+        parts[k] = []
+    return out
 
 
 # -- structure of the model ----------------------------------------------------------------
@@ -210,16 +242,37 @@ def _agent_order(spec: ModelSpec) -> tuple[list[int], list[str]]:
     return order, []
 
 
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate``, without a copy for a single part."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 # -- ragged lookups ------------------------------------------------------------------------
 
-@dataclass
 class _States:
-    """One agent's up/down changes in a batch, sorted by (replication, time)."""
+    """One agent's up/down changes in a batch, sorted by (replication, time).
 
-    rep: np.ndarray
-    time: np.ndarray
-    up: np.ndarray
-    cause: np.ndarray
+    ``rep`` (replication of each change) and ``counts`` (changes per replication) say the
+    same thing; either is computed from the other when first needed.
+    """
+
+    def __init__(self, time: np.ndarray, up: np.ndarray, cause: np.ndarray, n_reps: int, *,
+                 rep: np.ndarray | None = None, counts: np.ndarray | None = None) -> None:
+        self.time, self.up, self.cause, self.n_reps = time, up, cause, n_reps
+        self._rep, self._counts = rep, counts
+
+    @property
+    def rep(self) -> np.ndarray:
+        if self._rep is None:
+            assert self._counts is not None
+            self._rep = np.repeat(np.arange(self.n_reps), self._counts)
+        return self._rep
+
+    @property
+    def counts(self) -> np.ndarray:
+        if self._counts is None:
+            self._counts = np.bincount(self.rep, minlength=self.n_reps)
+        return self._counts
 
     def up_at(self, q_rep: np.ndarray, q_time: np.ndarray) -> np.ndarray:
         last = _last_at_or_before(self.rep, self.time, q_rep, q_time)
@@ -290,31 +343,48 @@ def _push_bindings(believed: np.ndarray, rep: np.ndarray, times: np.ndarray) -> 
 
 # -- renewal processes ---------------------------------------------------------------------
 
+#: Segments at least this long are accumulated one at a time, in place: no padding.
+_LONG_SEGMENT = 2048
+
+
 def _segmented_accumulate(ufunc: np.ufunc, values: np.ndarray, starts: np.ndarray,
                           fill: float) -> np.ndarray:
     """``ufunc.accumulate`` restarted at every ``starts`` position, computed sequentially
     within each segment (so sums are bit-identical to a running total in a loop).
 
-    Segments are padded into 2-D blocks by length class (powers of two), so the Python
-    loop runs once per length class, not once per segment or element.
+    Long segments are accumulated one by one. Shorter ones are padded into 2-D blocks by
+    length class (powers of two), one column per segment, so each step of the running
+    total advances every segment of the class at once and the Python loop runs once per
+    length class, not once per segment or element.
     """
     n = values.size
     if n == 0:
         return values.copy()
     seg_start = np.flatnonzero(starts)
-    seg_id = np.cumsum(starts) - 1
-    lengths = np.diff(np.append(seg_start, n))
-    pos = np.arange(n) - seg_start[seg_id]
-    width = 1 << np.ceil(np.log2(lengths)).astype(np.int64)
-    elem_width = width[seg_id]
+    lengths = np.diff(seg_start, append=n)
     out = np.empty(n)
-    for w in np.unique(width):
-        segs = np.flatnonzero(width == w)
-        mask = elem_width == w
-        rows = np.searchsorted(segs, seg_id[mask])
-        grid = np.full((segs.size, int(w)), fill)
-        grid[rows, pos[mask]] = values[mask]
-        out[mask] = ufunc.accumulate(grid, axis=1)[rows, pos[mask]]
+    long_ = lengths >= _LONG_SEGMENT
+    for lo, length in zip(seg_start[long_].tolist(), lengths[long_].tolist()):
+        ufunc.accumulate(values[lo:lo + length], out=out[lo:lo + length])
+    single = lengths == 1
+    out[seg_start[single]] = values[seg_start[single]]
+    short = ~(long_ | single)
+    if not short.any():
+        return out
+    seg_start, lengths = seg_start[short], lengths[short]
+    exponent = np.ceil(np.log2(lengths)).astype(np.int64)
+    for e in np.flatnonzero(np.bincount(exponent)).tolist():
+        w = 1 << e
+        segs = exponent == e
+        first, length = seg_start[segs], lengths[segs]
+        steps = np.arange(w)[:, None]
+        index = first[None, :] + steps                       # (position, segment)
+        valid = steps < length[None, :]
+        np.minimum(index, n - 1, out=index)
+        grid = values[index]
+        grid[~valid] = fill
+        ufunc.accumulate(grid, axis=0, out=grid)
+        out[index[valid]] = grid[valid]
     return out
 
 
@@ -339,6 +409,7 @@ class _NodeRun:
     reach: np.ndarray                       # indices into the workload's arrivals
     arrival: np.ndarray = field(default=None)  # type: ignore[assignment] # per reach: arrival here
     called: np.ndarray = field(default=None)  # type: ignore[assignment] # reach where the promiser is up
+    called_pos: np.ndarray = field(default=None)  # type: ignore[assignment] # their positions in reach
     choice: dict[int, np.ndarray] = field(default_factory=dict)  # id(any-condition) -> item chosen
     ok: np.ndarray = field(default=None)      # type: ignore[assignment] # per reach: kept
     done: np.ndarray = field(default=None)    # type: ignore[assignment] # per reach: instant resolved
@@ -356,16 +427,18 @@ class _Batch:
         self.deadline = np.array([p.body.deadline if isinstance(p.body, Latency) else np.inf
                                   for p in spec.promises])
 
-    def run(self) -> Trace:
+    def run(self) -> dict[str, np.ndarray]:
+        """Agent states and requests; returns the agent changes (then see :meth:`records`
+        and :meth:`counts`)."""
         self.states = self._agent_states()
         # Draining outages stop new requests but lose none: crashes come from the states
         # without them.
         self.alive = self._agent_states(drains=False) if any(
             o.drain for o in self.spec.outages) else self.states
         changes = self._change_columns()
-        requests = self._requests() if self.spec.workloads else {
-            k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
-        return Trace(changes, requests)
+        if self.spec.workloads:
+            self._requests()
+        return changes
 
     # -- agent states ------------------------------------------------------------------
     def _agent_states(self, drains: bool = True) -> list[_States]:
@@ -375,6 +448,9 @@ class _Batch:
         With ``drains=False``, draining outages are left out (the agent is alive).
         """
         spec, horizon, n_rep = self.spec, self.horizon, self.reps.size
+        fast = self._failures_only()
+        if fast is not None:
+            return fast
         parts_row, parts_time, parts_fail, parts_delta = [], [], [], []
         groups: dict[tuple, list[int]] = {}
         for a, agent in enumerate(spec.agents):
@@ -424,8 +500,8 @@ class _Batch:
         n_agents = len(spec.agents)
         if not parts_row:
             empty = np.empty(0)
-            return [_States(empty.astype(np.int64), empty, empty.astype(bool), empty.astype(np.int8))
-                    for _ in range(n_agents)]
+            return [_States(empty, empty.astype(bool), empty.astype(np.int8), n_rep,
+                            rep=empty.astype(np.int64)) for _ in range(n_agents)]
         row = np.concatenate(parts_row)
         time = np.concatenate(parts_time)
         fail = np.concatenate(parts_fail)
@@ -464,12 +540,53 @@ class _Batch:
         cause = np.where(g_failed != prev_failed, _FAILURE, _OUTAGE).astype(np.int8)
         return self._split(g_row[change], g_time[change], g_up[change], cause[change])
 
+    def _failure_groups(self) -> dict[tuple, list[int]]:
+        """Agents with random failures (no maintenance), grouped by their two distributions."""
+        groups: dict[tuple, list[int]] = {}
+        for a, agent in enumerate(self.spec.agents):
+            if agent.failures is not None:
+                groups.setdefault((agent.failures.time_to_failure, agent.failures.time_to_repair),
+                                  []).append(a)
+        return groups
+
+    def _failures_only(self) -> list[_States] | None:
+        """Agent states when random failures are the only changes and no two fall on one
+        instant (then every instant is a change): per-agent slices of the renewal instants,
+        no sorting. None when that does not apply."""
+        spec, n_rep = self.spec, self.reps.size
+        if spec.outages or spec.startups or any(
+                a.failures is not None and a.failures.maintenance is not None for a in spec.agents):
+            return None
+        empty = np.empty(0)
+        states = [_States(empty, empty.astype(bool), empty.astype(np.int8), n_rep,
+                          counts=np.zeros(n_rep, dtype=np.int64)) for _ in spec.agents]
+        flat = []
+        for (ttf, ttr), members in self._failure_groups().items():
+            names = [spec.agents[a].name for a in members]
+            keys = [self.streams.keys_many(self.reps, purpose, names)
+                    for purpose in ("time_to_failure", "time_to_repair")]
+            counts, time, phase = _renewal_counts(keys, [ttf, ttr], self.horizon)
+            if time.size > 1 and bool((time[1:] == time[:-1]).any()):
+                return None   # two changes at one instant (zero durations): the general path
+            up = phase != 0   # phase 0: a time to failure ends
+            cause = np.full(time.size, _FAILURE, dtype=np.int8)
+            counts = counts.reshape(len(members), n_rep)
+            bounds = np.zeros(len(members) + 1, dtype=np.int64)
+            np.cumsum(counts.sum(axis=1), out=bounds[1:])
+            for i, a in enumerate(members):
+                lo, hi = bounds[i], bounds[i + 1]
+                states[a] = _States(time[lo:hi], up[lo:hi], cause[lo:hi], n_rep, counts=counts[i])
+            flat.append((members, counts, time, up, cause))
+        if len(flat) == 1 and flat[0][0] == sorted(flat[0][0]):
+            self._flat_changes = flat[0]   # already in (agent, replication, time) order
+        return states
+
     def _split(self, row: np.ndarray, time: np.ndarray, up: np.ndarray, cause: np.ndarray
                ) -> list[_States]:
         """Changes of (agent, replication) rows, sorted by row, as one _States per agent."""
         n_rep = self.reps.size
         bounds = np.searchsorted(row, np.arange(len(self.spec.agents) + 1) * n_rep)
-        return [_States(row[lo:hi] % n_rep, time[lo:hi], up[lo:hi], cause[lo:hi])
+        return [_States(time[lo:hi], up[lo:hi], cause[lo:hi], n_rep, rep=row[lo:hi] % n_rep)
                 for lo, hi in zip(bounds[:-1], bounds[1:])]
 
     def _maintained(self, a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -535,17 +652,22 @@ class _Batch:
         return row[order], time[order], phase[order]
 
     def _change_columns(self) -> dict[str, np.ndarray]:
-        parts = []
-        for a, st in enumerate(self.states):
-            parts.append({
-                "replication": self.reps[st.rep].astype(np.int32),
-                "time": st.time,
-                "agent": np.full(st.time.size, a, dtype=np.int32),
-                "up": st.up,
-                "cause": st.cause,
-            })
-        return {k: np.concatenate([p[k] for p in parts]).astype(t) if parts else np.empty(0, dtype=t)
-                for k, t in AGENT_CHANGE_COLUMNS.items()}
+        n_agents, n_rep = len(self.states), self.reps.size
+        reps = np.tile(self.reps.astype(np.int32), n_agents)
+        flat = getattr(self, "_flat_changes", None)
+        if flat is not None:   # one group of agents: its arrays are the columns
+            members, counts, time, up, cause = flat
+            return {"replication": np.repeat(reps[:len(members) * n_rep], counts.ravel()),
+                    "time": time,
+                    "agent": np.repeat(np.asarray(members, dtype=np.int32), counts.sum(axis=1)),
+                    "up": up, "cause": cause}
+        counts = np.concatenate([st.counts for st in self.states])
+        sizes = [st.time.size for st in self.states]
+        return {"replication": np.repeat(reps, counts),
+                "time": np.concatenate([st.time for st in self.states]),
+                "agent": np.repeat(np.arange(n_agents, dtype=np.int32), sizes),
+                "up": np.concatenate([st.up for st in self.states]).astype(np.bool_),
+                "cause": np.concatenate([st.cause for st in self.states]).astype(np.int8)}
 
     # -- standing of promises at instants ----------------------------------------------------
     def _standing(self, promise: int, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -595,7 +717,7 @@ class _Batch:
         index = np.arange(rep.size) - starts[rep]
         return _Requests(rep, index, time)
 
-    def _requests(self) -> dict[str, np.ndarray]:
+    def _requests(self) -> None:
         spec = self.spec
         self.arrivals = [self._arrivals(w) for w in range(len(spec.workloads))]
         self.runs: list[_NodeRun] = []
@@ -607,7 +729,6 @@ class _Batch:
             runs = [r for r in self.runs if self.promiser[r.node.promise] == agent]
             if runs:
                 self._serve(agent, runs)
-        return self._records()
 
     def _reach(self, node: CallNode, w: int, reach: np.ndarray, arrival: np.ndarray) -> None:
         """Top down: which requests reach ``node`` (arriving at ``arrival``), and where the
@@ -618,7 +739,8 @@ class _Batch:
         self.by_node[id(node)] = run
         arr = self.arrivals[w]
         up = self.states[self.promiser[node.promise]].up_at(arr.rep[reach], arrival)
-        run.called = reach[up]
+        run.called_pos = np.flatnonzero(up)
+        run.called = reach[run.called_pos]
         if node.condition is not None:
             self._reach_condition(node.condition, w, run.called, run, arrival[up])
 
@@ -697,15 +819,17 @@ class _Batch:
             if not item.is_request:
                 return self._standing(item.promise, arr.rep[called], t), t.copy()
             child = self.by_node[id(item)]
-            pos = np.searchsorted(child.reach, called)
+            if child.reach.size == called.size and np.array_equal(child.reach, called):
+                ok, done = child.ok, child.done     # the same requests, in the same order
+            else:
+                pos = np.searchsorted(child.reach, called)
+                ok, done = child.ok[pos], child.done[pos]
             back = item.delay_back
-            if item.hop is not None:
+            if item.hop is not None:   # the answer's way back takes a draw of the hop too
                 back = back + self._draws("hop", item.path + "/answer", item.hop, arr.rep[called],
                                           arr.index[called])
-                done = np.where(back != 0, child.done[pos] + back, child.done[pos])
-            else:
-                done = child.done[pos] + back if back else child.done[pos]
-            return child.ok[pos], done
+                return ok, np.where(back != 0, done + back, done)
+            return ok, done + back if back else done
         if item.rule in ("any", "split"):
             choice = run.choice[id(item)]
             ok = np.zeros(called.size, dtype=bool)
@@ -719,8 +843,8 @@ class _Batch:
         oks = np.stack([r[0] for r in results])
         dones = np.stack([r[1] for r in results])
         n, k = len(item.items), item.k
-        kept_at = np.partition(np.where(oks, dones, np.inf), k - 1, axis=0)[k - 1]
-        failed_at = np.partition(np.where(oks, np.inf, dones), n - k, axis=0)[n - k]
+        kept_at = _kth_smallest(np.where(oks, dones, np.inf), k - 1)
+        failed_at = _kth_smallest(np.where(oks, np.inf, dones), n - k)
         success = kept_at <= failed_at   # on a tie the kept answers count first
         return success, np.where(success, kept_at, failed_at)
 
@@ -733,39 +857,50 @@ class _Batch:
         for run in runs:
             arr = self.arrivals[run.workload]
             m = run.reach.size
-            run.ok = np.zeros(m, dtype=bool)
-            run.done = run.arrival.copy()
-            run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
-            run.latency = np.full(m, np.nan)
-            pos = np.searchsorted(run.reach, run.called)
-            rep, t = arr.rep[run.called], run.arrival[pos]
-            # the promiser is up (so alive) at t: the next change of alive is a crash
-            crash = self.alive[agent].next_change_after(rep, t)
+            pos = run.called_pos
+            everyone = pos.size == m     # the promiser was up for every request
+            at = slice(None) if everyone else pos
+            rep, t = arr.rep[run.called], run.arrival if everyone else run.arrival[pos]
             if run.node.condition is not None:
                 cond_ok, ready = self._resolve(run.node.condition, run.workload, run.called, run, t)
             else:
-                cond_ok, ready = np.ones(t.size, dtype=bool), t.copy()
-            lost = crash <= ready
-            run.outcome[pos] = np.where(lost, LOST, CONDITION_FAILED)
-            run.done[pos] = np.where(lost, crash, ready)
-            enter = cond_ok & ~lost
+                cond_ok, ready = np.ones(t.size, dtype=bool), t
+            run.done = run.arrival.copy()
+            run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
+            alive = self.alive[agent]
+            if alive.time.size:
+                # the promiser is up (so alive) at t: the next change of alive is a crash
+                crash = alive.next_change_after(rep, t)
+                lost = crash <= ready
+                run.outcome[at] = np.where(lost, LOST, CONDITION_FAILED)
+                run.done[at] = np.where(lost, crash, ready)
+                enter = cond_ok & ~lost
+            else:   # the promiser never goes down
+                crash = np.full(t.size, np.inf)
+                run.outcome[at] = CONDITION_FAILED
+                run.done[at] = ready
+                enter = cond_ok
             if limited:   # every request counts against the limit, even one that fails its checks
                 entries.append((run, pos, rep, ready, crash, enter))
+            elif enter.all():
+                entries.append((run, pos, rep, ready, crash))
             else:
                 entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter]))
         self._queue(agent, entries)
         for run in runs:
             t = run.arrival
-            answered = (run.outcome == KEPT) | (run.outcome == LATE)
-            run.latency[answered] = run.done[answered] - t[answered]
             deadline = self.deadline[run.node.promise]
-            kept = answered & (run.latency <= deadline)
-            run.outcome[answered & ~kept] = LATE
-            run.outcome[kept] = KEPT
+            answered = run.outcome <= LATE       # KEPT or LATE: answered
+            latency = run.done - t
+            latency[~answered] = np.nan
+            kept = latency <= deadline           # never for NaN
+            run.outcome = np.where(kept, np.int8(KEPT), np.where(answered, np.int8(LATE), run.outcome))
             run.ok = kept
             still_inside = run.done >= horizon
-            run.outcome[still_inside] = np.where(t[still_inside] + deadline < horizon, LATE, UNFINISHED)
-            run.latency[still_inside] = np.nan
+            if still_inside.any():
+                run.outcome[still_inside] = np.where(t[still_inside] + deadline < horizon, LATE, UNFINISHED)
+                latency[still_inside] = np.nan
+            run.latency = latency
 
     def _queue(self, agent: int, entries: list) -> None:  # type: ignore[type-arg]
         """FIFO service on the agent's servers; a crash empties the queue."""
@@ -773,62 +908,133 @@ class _Batch:
             return
         servers = self.spec.agents[agent].servers
         dist = self.spec.agents[agent].service_time
-        rep = np.concatenate([e[2] for e in entries])
-        ready = np.concatenate([e[3] for e in entries])
-        crash = np.concatenate([e[4] for e in entries])
-        which = np.concatenate([np.full(e[1].size, i) for i, e in enumerate(entries)])
-        node_order = np.concatenate([np.full(e[1].size, e[0].order) for e in entries])
-        local = np.concatenate([e[1] for e in entries])
-        index = np.concatenate([self.arrivals[e[0].workload].index[e[0].reach[e[1]]] for e in entries])
+        bounds = np.cumsum([0] + [e[1].size for e in entries])
+        rep = _concat([e[2] for e in entries])
+        ready = _concat([e[3] for e in entries])
+        crash = _concat([e[4] for e in entries])
+        index = _concat([self.arrivals[e[0].workload].index[e[0].reach[e[1]]] for e in entries])
         service = np.empty(rep.size)
-        for i, (run, *_rest) in enumerate(entries):
-            sel = which == i
+        for (run, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
             k0, k1 = self.streams.keys(self.reps, "service", run.node.path)
-            service[sel] = Streams.draw_at(dist, k0[rep[sel]], k1[rep[sel]],
-                                           index[sel].astype(np.uint64))
-        order = np.lexsort((index, node_order, ready, rep))
-        agent_spec = self.spec.agents[agent]
-        done = np.empty(rep.size)
-        if len(entries[0]) > 5:   # a capacity limit or slowdown: an event loop in lockstep
-            enters = np.concatenate([e[5] for e in entries])
-            r, c = rep[order], crash[order]
+            r = rep[lo:hi]
+            service[lo:hi] = Streams.draw_at(dist, k0[r], k1[r], index[lo:hi].astype(np.uint64))
+        # Each node's requests come sorted by (replication, arrival index), and entries in
+        # node order: the queue's order is by (replication, ready, node, arrival index).
+        order = None if len(entries) == 1 else np.argsort(rep, kind="stable")
+        order = _sort_within_replications(rep if order is None else rep[order],
+                                          ready if order is None else ready[order], order)
+        limited = len(entries[0]) > 5
+        if limited:   # a capacity limit or slowdown: an event loop in lockstep
+            agent_spec = self.spec.agents[agent]
+            enters = _concat([e[5] for e in entries])
+            o = np.arange(rep.size) if order is None else order
+            r, c = rep[o], crash[o]
             segment = np.cumsum(np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])])
-            done_sorted, rejected_sorted = event_queue(
-                segment, ready[order], service[order], enters[order], servers,
-                agent_spec.limit, agent_spec.slowdown)
+            departure, turned_away = event_queue(segment, ready[o], service[o], enters[o],
+                                                 servers, agent_spec.limit, agent_spec.slowdown)
+            done = np.empty(rep.size)
+            done[o] = departure
             rejected = np.empty(rep.size, dtype=bool)
-            rejected[order] = rejected_sorted
+            rejected[o] = turned_away
+        elif order is None:
+            done = _fifo(rep, ready, service, crash, servers, self.reps.size)
         else:
-            done_sorted = _fifo(rep[order], ready[order], service[order], crash[order], servers,
+            done = np.empty(rep.size)
+            done[order] = _fifo(rep[order], ready[order], service[order], crash[order], servers,
                                 self.reps.size)
-            rejected, enters = np.zeros(rep.size, dtype=bool), np.ones(rep.size, dtype=bool)
-        done[order] = done_sorted
         lost = done >= crash
-        for i, (run, *_rest) in enumerate(entries):
-            sel = which == i
-            pos = local[sel]
-            served = enters[sel] & ~rejected[sel]
-            run.outcome[pos[served]] = np.where(lost[sel][served], LOST, KEPT)  # KEPT: answered
-            run.done[pos[served]] = np.where(lost[sel][served], crash[sel][served],
-                                             done[sel][served])
-            run.outcome[pos[rejected[sel]]] = REJECTED
+        done = np.where(lost, crash, done)
+        outcome = np.where(lost, LOST, KEPT).astype(np.int8)   # KEPT: answered; sorted out later
+        for (run, pos, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
+            if limited:
+                served = enters[lo:hi] & ~rejected[lo:hi]
+                run.outcome[pos[served]] = outcome[lo:hi][served]
+                run.done[pos[served]] = done[lo:hi][served]
+                run.outcome[pos[rejected[lo:hi]]] = REJECTED
+            else:
+                run.outcome[pos] = outcome[lo:hi]
+                run.done[pos] = done[lo:hi]
 
-    def _records(self) -> dict[str, np.ndarray]:
+    def records(self) -> dict[str, list[np.ndarray]]:
+        """Request records, as parts of each column (one part per call-tree node)."""
         cols: dict[str, list[np.ndarray]] = {k: [] for k in REQUEST_COLUMNS}
+        reps = self.reps.astype(np.int32)
         for run in self.runs:
             arr = self.arrivals[run.workload]
-            n = run.reach.size
-            cols["replication"].append(self.reps[arr.rep[run.reach]])
-            cols["promise"].append(np.full(n, run.node.promise))
-            cols["workload"].append(np.full(n, run.workload))
-            cols["index"].append(arr.index[run.reach])
-            cols["arrival"].append(run.arrival)
-            cols["latency"].append(run.latency)
-            cols["outcome"].append(run.outcome)
-        out = {k: np.concatenate(v).astype(REQUEST_COLUMNS[k]) for k, v in cols.items()}
-        # a call still in flight at the horizon never arrived: no record, as in an event loop
-        arrived = out["arrival"] < self.horizon
-        return out if arrived.all() else {k: v[arrived] for k, v in out.items()}
+            # a call still in flight at the horizon never arrived: no record, as in an event loop
+            arrived = run.arrival < self.horizon
+            reach, arrival, latency, outcome = run.reach, run.arrival, run.latency, run.outcome
+            if not arrived.all():
+                reach, arrival, latency, outcome = (x[arrived] for x in (reach, arrival, latency, outcome))
+            n = reach.size
+            cols["replication"].append(reps[arr.rep[reach]])
+            cols["promise"].append(np.full(n, run.node.promise, dtype=np.int32))
+            cols["workload"].append(np.full(n, run.workload, dtype=np.int32))
+            cols["index"].append(arr.index[reach])
+            cols["arrival"].append(arrival)
+            cols["latency"].append(latency)
+            cols["outcome"].append(outcome)
+        return cols
+
+    def counts(self) -> dict[str, list[np.ndarray]]:
+        """Requests per (replication, promise, outcome), zero counts left out, sorted (as
+        :func:`~promisesim.engines.base.count_requests` gives them), without building records."""
+        n_rep, n_promises, n_outcomes = self.reps.size, len(self.spec.promises), len(OUTCOMES)
+        if np.unique(self.reps).size != n_rep:
+            records = {k: _concat(v) for k, v in self.records().items()}
+            return {k: [v] for k, v in count_requests(records).items()}
+        table = np.zeros((n_rep, n_promises, n_outcomes), dtype=np.int64)
+        for run in self.runs:
+            arrived = run.arrival < self.horizon
+            rep = self.arrivals[run.workload].rep[run.reach]
+            key = rep * n_outcomes + run.outcome
+            if not arrived.all():
+                key = key[arrived]
+            table[:, run.node.promise, :] += np.bincount(
+                key, minlength=n_rep * n_outcomes).reshape(n_rep, n_outcomes)
+        table = table[np.argsort(self.reps)]
+        r, p, o = np.nonzero(table)
+        return {"replication": [np.sort(self.reps)[r].astype(np.int32)],
+                "promise": [p.astype(np.int32)], "outcome": [o.astype(np.int8)],
+                "count": [table[r, p, o]]}
+
+
+def _kth_smallest(rows: np.ndarray, k: int) -> np.ndarray:
+    """The ``k``-th smallest (from 0) of each column of ``rows`` (no NaN): the minimum, the
+    maximum, a compare-exchange sorting network for a few rows, else ``np.partition``."""
+    n = rows.shape[0]
+    if k == 0:
+        return rows.min(axis=0)
+    if k == n - 1:
+        return rows.max(axis=0)
+    if n > 6:
+        return np.partition(rows, k, axis=0)[k]
+    a = list(rows)
+    for r in range(n):   # odd-even transposition: n rounds sort n rows
+        for i in range(r % 2, n - 1, 2):
+            a[i], a[i + 1] = np.minimum(a[i], a[i + 1]), np.maximum(a[i], a[i + 1])
+    return a[k]
+
+
+def _sort_within_replications(rep: np.ndarray, ready: np.ndarray, order: np.ndarray | None
+                              ) -> np.ndarray | None:
+    """``order`` (None: the identity) refined to sort ``ready`` within each replication,
+    stably; ``rep`` and ``ready`` are already in ``order``, with ``rep`` sorted. Returns None
+    for the identity. Only replications out of order are sorted, each on its own (a stable
+    sort of nearly sorted instants is fast)."""
+    inverted = np.flatnonzero((rep[1:] == rep[:-1]) & (ready[1:] < ready[:-1]))
+    if inverted.size == 0:
+        return order
+    unsorted = np.unique(rep[inverted])
+    if unsorted.size > 256:
+        within = np.lexsort((ready, rep))
+        return within if order is None else order[within]
+    out = np.arange(rep.size) if order is None else order.copy()
+    lo = np.searchsorted(rep, unsorted, side="left").tolist()
+    hi = np.searchsorted(rep, unsorted, side="right").tolist()
+    for a, b in zip(lo, hi):
+        out[a:b] = out[a:b][np.argsort(ready[a:b], kind="stable")]
+    return out
 
 
 def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
@@ -852,13 +1058,19 @@ def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
     previous[0] = -np.inf
     previous[1:] = estimate[:-1]
     starts = group | (ready > previous)
+    values = np.where(starts, ready + service, service)
+    done = _segmented_accumulate(np.add, values, starts, 0.0)
     for _ in range(8):
-        values = np.where(starts, ready + service, service)
-        done = _segmented_accumulate(np.add, values, starts, 0.0)
         previous[1:] = done[:-1]
         checked = group | (ready > previous)
-        if np.array_equal(checked, starts):
+        changed = checked != starts
+        if not changed.any():
             return done
+        # busy periods are independent: recompute only those that changed
+        sub = _periods_to_redo(checked, changed)
+        s_sub = checked[sub]
+        values = np.where(s_sub, ready[sub] + service[sub], service[sub])
+        done[sub] = _segmented_accumulate(np.add, values, s_sub, 0.0)
         starts = checked
     return None
 
@@ -878,9 +1090,8 @@ def _fifo(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.n
         done = _single_server(rep, ready, service, segment)
         if done is not None:
             return done
-    # Few replications: the lockstep loop would take one step per request for little work,
-    # so recurse within busy periods instead (measured: 3x faster at 2 replications, 1.4x
-    # slower at 20, on the quorum benchmark).
+    # Below many replications the lockstep loop would take one step per request for little
+    # work, so recurse within busy periods instead (see _LOCKSTEP_MIN_REPLICATIONS).
     if servers > 1 and n and n_reps < _LOCKSTEP_MIN_REPLICATIONS:
         done = _multi_server(rep, ready, service, segment, servers)
         if done is not None:
@@ -912,13 +1123,26 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
         return group | (ready >= before)
 
     starts = idle_at_arrival(bound)
+    done = _busy_periods(starts, ready, service, servers)
     for _ in range(16):
-        done = _busy_periods(starts, ready, service, servers)
         checked = idle_at_arrival(done)
-        if np.array_equal(checked, starts):
+        changed = checked != starts
+        if not changed.any():
             return done
+        # busy periods are independent: recompute only those that changed
+        sub = _periods_to_redo(checked, changed)
+        done[sub] = _busy_periods(checked[sub], ready[sub], service[sub], servers)
         starts = checked
     return None
+
+
+def _periods_to_redo(starts: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """Positions of the periods (each from a ``starts`` position to the next) that hold a
+    ``changed`` position."""
+    period = np.cumsum(starts) - 1
+    flag = np.zeros(int(period[-1]) + 1, dtype=bool)
+    flag[period[changed]] = True
+    return np.flatnonzero(flag[period])
 
 
 def _busy_periods(starts: np.ndarray, ready: np.ndarray, service: np.ndarray,
@@ -930,26 +1154,36 @@ def _busy_periods(starts: np.ndarray, ready: np.ndarray, service: np.ndarray,
     """
     n = ready.size
     first = np.flatnonzero(starts)
-    lengths = np.diff(np.append(first, n))
-    width = 1 << np.ceil(np.log2(lengths)).astype(np.int64)
-    done = np.empty(n)
-    for w in np.unique(width):
-        periods = np.flatnonzero(width == w)
-        steps = np.arange(int(w))[:, None]
-        index = first[periods][None, :] + steps            # (position, busy period)
-        valid = steps < lengths[periods][None, :]
-        index = np.where(valid, index, 0)
-        grid_ready = np.where(valid, ready[index], np.inf)
-        grid_service = np.where(valid, service[index], 0.0)
-        free = np.full((periods.size, servers), -np.inf)
-        finish_grid = np.empty(grid_ready.shape)
-        for j in range(int(w)):
-            finish = np.maximum(grid_ready[j], free[:, 0])
+    lengths = np.diff(first, append=n)
+    # The first `servers` requests of a busy period find a server free: max(ready, -inf)
+    # + service in the recursion, that is ready + service.
+    done = ready + service
+    long_ = lengths > servers
+    if not long_.any():
+        return done
+    first, lengths = first[long_], lengths[long_]
+    exponent = np.ceil(np.log2(lengths)).astype(np.int64)
+    for e in np.flatnonzero(np.bincount(exponent)).tolist():
+        w = 1 << e
+        sel = exponent == e
+        steps = np.arange(w)[:, None]
+        index = first[sel][None, :] + steps             # (position, busy period)
+        valid = steps < lengths[sel][None, :]
+        np.minimum(index, n - 1, out=index)
+        grid_ready = ready[index]
+        grid_ready[~valid] = np.inf
+        grid_service = service[index]
+        grid_service[~valid] = 0.0
+        # after its first `servers` requests, a busy period's servers free at their finishes
+        free = np.sort(done[index[:servers]], axis=0)
+        finish_grid = np.empty((w - servers, index.shape[1]))
+        for j in range(servers, w):
+            finish = finish_grid[j - servers]
+            np.maximum(grid_ready[j], free[0], out=finish)
             finish += grid_service[j]
-            free[:, 0] = finish
-            free.sort(axis=1)
-            finish_grid[j] = finish
-        done[index[valid]] = finish_grid[valid]
+            _take_first_server(free, finish)
+        later = valid[servers:]
+        done[index[servers:][later]] = finish_grid[later]
     return done
 
 
@@ -974,15 +1208,29 @@ def _lockstep(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: 
     reset[1:] = grid_segment[1:] != grid_segment[:-1]
     reset &= valid                     # padding after a replication's last entry resets nothing
     reset_any = reset.any(axis=1)
-    # free[:, 0] is the server that frees first: the rows are kept sorted.
-    free = np.full((n_reps, servers), -np.inf)
+    # free[0] is the server that frees first: the columns are kept sorted.
+    free = np.full((servers, n_reps), -np.inf)
     done = np.empty((width, n_reps))
     for j in range(width):
         if reset_any[j]:
-            free[reset[j]] = -np.inf
-        finish = np.maximum(grid_ready[j], free[:, 0])
+            free[:, reset[j]] = -np.inf
+        finish = done[j]
+        np.maximum(grid_ready[j], free[0], out=finish)
         finish += grid_service[j]
-        free[:, 0] = finish
-        free.sort(axis=1)
-        done[j] = finish
+        _take_first_server(free, finish)
     return done[position, rep]
+
+
+def _take_first_server(free: np.ndarray, finish: np.ndarray) -> None:
+    """The server that frees first (``free[0]``; columns sorted) takes a request finishing
+    at ``finish``: drop ``free[0]`` and insert ``finish`` among the others, in place."""
+    servers = free.shape[0]
+    if servers == 1:
+        free[0] = finish
+        return
+    carry = finish
+    for k in range(1, servers):
+        low = np.minimum(free[k], carry)
+        carry = np.maximum(free[k], carry)
+        free[k - 1] = low
+    free[servers - 1] = carry

@@ -206,8 +206,11 @@ def test_runs_without_request_records_give_the_same_metrics(engine):
 
 
 @pytest.mark.parametrize("replications", [2, 12])
-def test_multi_server_queues_agree_with_either_recursion(replications):
-    """Few replications use busy periods, many the lockstep recursion: both exact."""
+@pytest.mark.parametrize("lockstep_from", [1, 10**9], ids=["lockstep", "busy-periods"])
+def test_multi_server_queues_agree_with_either_recursion(replications, lockstep_from, monkeypatch):
+    """Multi-server queues by busy periods or by the lockstep recursion: both exact."""
+    from promisesim.engines import vectorised
+    monkeypatch.setattr(vectorised, "_LOCKSTEP_MIN_REPLICATIONS", lockstep_from)
     m = ps.Model("busy")
     u = m.agent("u")
     s = m.agent("s", service_time=Exponential(0.5), servers=3,
