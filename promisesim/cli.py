@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--horizon", type=float, help="simulated time per replication (overrides the file)")
     run.add_argument("--seed", type=int, help="root seed (overrides the file)")
     run.add_argument("--engine", help="reference, vector or auto (overrides the file)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="processes to share the replications among (same results)")
     run.add_argument("--no-requests", action="store_true",
                      help="keep request counts only, not one record per request (less memory)")
     run.add_argument("--out", type=Path, help="folder for the tables (CSV) and plots (PNG)")
@@ -237,6 +239,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed if args.seed is not None else scenario.seed,
             engine=args.engine if args.engine is not None else scenario.engine,
             record_requests=not args.no_requests,
+            workers=args.workers,
         )
     except (ScenarioError, EngineError) as exc:
         print(f"promisesim: error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .engines.base import Engine
+from .engines.base import Engine, Trace
 from .engines.reference import ReferenceEngine
 from .engines.vectorised import VectorEngine
 from .errors import EngineError, ScenarioError
@@ -63,6 +63,13 @@ def _check_horizon(horizon: object) -> float:
     return h
 
 
+def _run_block(task: tuple) -> Trace:
+    """Run one block of replications in a worker process."""
+    name, spec, horizon, streams, block, record = task
+    return get_engine(name, spec).run(spec, horizon=horizon, streams=streams, replications=block,
+                                      record_requests=record)
+
+
 def simulate(
     model: Model | ModelSpec,
     *,
@@ -71,6 +78,7 @@ def simulate(
     seed: int | np.random.SeedSequence | None = None,
     engine: str = "auto",
     record_requests: bool = True,
+    workers: int = 1,
 ) -> Result:
     """Run independent replications of a model and return tidy results.
 
@@ -96,6 +104,11 @@ def simulate(
         Keep one record per request (``Result.requests``). ``False`` keeps only
         counts per (replication, promise, outcome), so memory does not grow
         with the traffic; every metric of ``Result.promises`` is still there.
+    workers : int
+        Processes to share the replications among (default 1: this process). The
+        results are the same whatever the number: replication ``r`` draws only from
+        its own streams. Scripts that use more than one need the usual
+        ``if __name__ == "__main__":`` guard (processes start with ``forkserver``).
 
     Returns
     -------
@@ -126,10 +139,28 @@ def simulate(
     horizon = _check_horizon(horizon)
     if isinstance(replications, bool) or not isinstance(replications, (int, np.integer)) or replications < 1:
         raise ScenarioError(f"replications={replications!r} must be a whole number of at least 1")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ScenarioError(f"workers={workers!r} must be a whole number of at least 1")
     streams = Streams(seed)
     chosen = get_engine(engine, spec)
-    trace = chosen.run(spec, horizon=horizon, streams=streams, replications=range(int(replications)),
-                       record_requests=bool(record_requests))
+    n, workers = int(replications), min(int(workers), int(replications))
+    if workers == 1:
+        trace = chosen.run(spec, horizon=horizon, streams=streams, replications=range(n),
+                           record_requests=bool(record_requests))
+    else:
+        import concurrent.futures
+
+        from .sweep import _process_context
+
+        # contiguous blocks of replications, in order, so the concatenated trace is the one
+        # a single process makes
+        bounds = np.linspace(0, n, workers + 1).round().astype(int)
+        blocks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers,
+                                                    mp_context=_process_context()) as pool:
+            parts = list(pool.map(_run_block, [(chosen.name, spec, horizon, streams, block,
+                                                bool(record_requests)) for block in blocks]))
+        trace = Trace.concat(parts)
     return Result(spec, trace, horizon=horizon, replications=int(replications),
                   engine=chosen.name, entropy=streams.entropy,
                   spawn_key=tuple(streams.seed_sequence.spawn_key),

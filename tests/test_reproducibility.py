@@ -77,3 +77,21 @@ def test_spawned_seed_sequence_is_recorded_and_reproduces():
     again = np.random.SeedSequence(a.entropy, spawn_key=a.spawn_key)
     b = ps.simulate(web(), horizon=100.0, replications=2, seed=again)
     pd.testing.assert_frame_equal(a.requests, b.requests)
+
+
+def test_worker_processes_give_the_same_results():
+    m = ps.Model("workers")
+    s = m.agent("s", service_time=ps.Exponential(0.2),
+                failures=ps.Failures(ps.Exponential(50.0), ps.Exponential(5.0)))
+    p = m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=0.5), name="p")
+    m.workload(p, rate=2.0)
+    one = ps.simulate(m, horizon=200.0, replications=5, seed=3)
+    two = ps.simulate(m, horizon=200.0, replications=5, seed=3, workers=2)
+    for table in ("promises", "intervals", "requests"):
+        pd.testing.assert_frame_equal(getattr(one, table), getattr(two, table), check_exact=True)
+    counts = ps.simulate(m, horizon=200.0, replications=5, seed=3, workers=3,
+                         record_requests=False, engine="reference")
+    pd.testing.assert_frame_equal(one.promises, counts.promises, check_exact=True,
+                                  check_flags=False)
+    with pytest.raises(ps.ScenarioError, match="workers=0"):
+        ps.simulate(m, horizon=1.0, workers=0)
