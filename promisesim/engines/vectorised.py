@@ -112,7 +112,7 @@ class VectorEngine:
             if not spec.workloads:
                 continue
             if record_requests:
-                b.write_records(requests)
+                b.write_records(requests, reps.size / b.reps.size)
             else:   # without records, memory holds one batch's requests at a time
                 for k, v in b.counts().items():
                     counts[k].extend(v)
@@ -127,28 +127,33 @@ class VectorEngine:
 
 
 class _GrowingColumns:
-    """Columns written batch by batch into arrays that grow in place (``ndarray.resize``
-    reallocates, and the C library remaps large blocks rather than copying them), so
-    records are written once, into their final arrays."""
+    """Columns written batch by batch into their final arrays, so records are written
+    once. The first batch sizes the arrays for all (``expected``: its rows scaled to the
+    whole run, plus a margin); if that falls short they grow by half, and the end trims
+    them (``ndarray.resize`` shrinks in place)."""
 
     def __init__(self, schema: dict[str, type]) -> None:
         self.arrays = {k: np.empty(0, dtype=t) for k, t in schema.items()}
         self.size = 0
 
-    def append(self, n: int) -> dict[str, np.ndarray]:
+    def append(self, n: int, expected: float) -> dict[str, np.ndarray]:
         """Room for ``n`` more rows: views of it, to be filled before the next call."""
         need = self.size + n
         capacity = self.arrays["arrival"].size
         if need > capacity:
-            for a in self.arrays.values():
-                a.resize(max(need, capacity + capacity // 4), refcheck=False)
+            capacity = max(need, int(expected) if capacity == 0 else capacity + capacity // 2)
+            for k, a in self.arrays.items():
+                grown = np.empty(capacity, dtype=a.dtype)
+                grown[:self.size] = a[:self.size]
+                self.arrays[k] = grown
         views = {k: a[self.size:need] for k, a in self.arrays.items()}
         self.size = need
         return views
 
     def finish(self) -> dict[str, np.ndarray]:
         for a in self.arrays.values():
-            a.resize(self.size, refcheck=False)
+            if a.size > self.size:
+                a.resize(self.size, refcheck=False)
         return self.arrays
 
 
@@ -776,15 +781,17 @@ class _Batch:
             run.outcome[pos] = outcome[lo:hi]
             run.done[pos] = done[lo:hi]
 
-    def write_records(self, columns: _GrowingColumns) -> None:
-        """Append the batch's request records (node by node) to ``columns``."""
+    def write_records(self, columns: _GrowingColumns, scale: float = 1.0) -> None:
+        """Append the batch's request records (node by node) to ``columns``; ``scale``: the
+        whole run's replications over this batch's (to size the columns)."""
         reps = self.reps.astype(np.int32)
         arrived = [run.arrival < self.horizon for run in self.runs]
         # a call still in flight at the horizon never arrived: no record, as in an event loop
         every = [bool(a.all()) for a in arrived]
         sizes = [run.reach.size if e else int(np.count_nonzero(a))
                  for run, a, e in zip(self.runs, arrived, every)]
-        views = columns.append(sum(sizes))
+        total = sum(sizes)
+        views = columns.append(total, total * scale * 1.05 + 1024)
         lo = 0
         for run, a, e, n in zip(self.runs, arrived, every, sizes):
             arr = self.arrivals[run.workload]
@@ -792,10 +799,10 @@ class _Batch:
             if not e:
                 reach, arrival, latency, outcome = (x[a] for x in (reach, arrival, latency, outcome))
             at = slice(lo, lo + n)
-            np.take(reps, arr.rep[reach], out=views["replication"][at])
+            np.take(reps, arr.rep[reach], out=views["replication"][at], mode="clip")
             views["promise"][at] = run.node.promise
             views["workload"][at] = run.workload
-            np.take(arr.index, reach, out=views["index"][at])
+            np.take(arr.index, reach, out=views["index"][at], mode="clip")
             views["arrival"][at] = arrival
             views["latency"][at] = latency
             views["outcome"][at] = outcome
