@@ -133,7 +133,7 @@ class VectorEngine:
             per_replication += rate * horizon * _tree_size(tree)
         batch = max(1, int(_BATCH_RECORDS // per_replication))
         changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}
-        requests: dict[str, list[np.ndarray]] = {k: [] for k in REQUEST_COLUMNS}
+        requests = _GrowingColumns(REQUEST_COLUMNS)
         counts: dict[str, list[np.ndarray]] = {k: [] for k in COUNT_COLUMNS}
         for i in range(0, reps.size, batch):
             b = _Batch(spec, horizon, streams, reps[i:i + batch])
@@ -141,17 +141,50 @@ class VectorEngine:
                 changes[k].append(v)
             if not spec.workloads:
                 continue
-            # without records, memory holds one batch's requests at a time
-            for k, v in (b.records() if record_requests else b.counts()).items():
-                (requests if record_requests else counts)[k].extend(v)
+            if record_requests:
+                b.write_records(requests, reps.size / b.reps.size)
+            else:   # without records, memory holds one batch's requests at a time
+                for k, v in b.counts().items():
+                    counts[k].extend(v)
             del b
         if not spec.workloads:
             no_requests = {k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
             return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), no_requests if record_requests else None,
                          None if record_requests else _columns(counts, COUNT_COLUMNS))
         if record_requests:
-            return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), _columns(requests, REQUEST_COLUMNS))
+            return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), requests.finish())
         return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), None, _columns(counts, COUNT_COLUMNS))
+
+
+class _GrowingColumns:
+    """Columns written batch by batch into their final arrays, so records are written
+    once. The first batch sizes the arrays for all (``expected``: its rows scaled to the
+    whole run, plus a margin); if that falls short they grow by half, and the end trims
+    them (``ndarray.resize`` shrinks in place)."""
+
+    def __init__(self, schema: dict[str, type]) -> None:
+        self.arrays = {k: np.empty(0, dtype=t) for k, t in schema.items()}
+        self.size = 0
+
+    def append(self, n: int, expected: float) -> dict[str, np.ndarray]:
+        """Room for ``n`` more rows: views of it, to be filled before the next call."""
+        need = self.size + n
+        capacity = self.arrays["arrival"].size
+        if need > capacity:
+            capacity = max(need, int(expected) if capacity == 0 else capacity + capacity // 2)
+            for k, a in self.arrays.items():
+                grown = np.empty(capacity, dtype=a.dtype)
+                grown[:self.size] = a[:self.size]
+                self.arrays[k] = grown
+        views = {k: a[self.size:need] for k, a in self.arrays.items()}
+        self.size = need
+        return views
+
+    def finish(self) -> dict[str, np.ndarray]:
+        for a in self.arrays.values():
+            if a.size > self.size:
+                a.resize(self.size, refcheck=False)
+        return self.arrays
 
 
 def _columns(parts: dict[str, list[np.ndarray]], schema: dict[str, type]) -> dict[str, np.ndarray]:
@@ -955,34 +988,41 @@ class _Batch:
                 run.outcome[pos] = outcome[lo:hi]
                 run.done[pos] = done[lo:hi]
 
-    def records(self) -> dict[str, list[np.ndarray]]:
-        """Request records, as parts of each column (one part per call-tree node)."""
-        cols: dict[str, list[np.ndarray]] = {k: [] for k in REQUEST_COLUMNS}
+    def write_records(self, columns: _GrowingColumns, scale: float = 1.0) -> None:
+        """Append the batch's request records (node by node) to ``columns``; ``scale``: the
+        whole run's replications over this batch's (to size the columns)."""
         reps = self.reps.astype(np.int32)
-        for run in self.runs:
+        arrived = [run.arrival < self.horizon for run in self.runs]
+        # a call still in flight at the horizon never arrived: no record, as in an event loop
+        every = [bool(a.all()) for a in arrived]
+        sizes = [run.reach.size if e else int(np.count_nonzero(a))
+                 for run, a, e in zip(self.runs, arrived, every)]
+        total = sum(sizes)
+        views = columns.append(total, total * scale * 1.05 + 1024)
+        lo = 0
+        for run, a, e, n in zip(self.runs, arrived, every, sizes):
             arr = self.arrivals[run.workload]
-            # a call still in flight at the horizon never arrived: no record, as in an event loop
-            arrived = run.arrival < self.horizon
             reach, arrival, latency, outcome = run.reach, run.arrival, run.latency, run.outcome
-            if not arrived.all():
-                reach, arrival, latency, outcome = (x[arrived] for x in (reach, arrival, latency, outcome))
-            n = reach.size
-            cols["replication"].append(reps[arr.rep[reach]])
-            cols["promise"].append(np.full(n, run.node.promise, dtype=np.int32))
-            cols["workload"].append(np.full(n, run.workload, dtype=np.int32))
-            cols["index"].append(arr.index[reach])
-            cols["arrival"].append(arrival)
-            cols["latency"].append(latency)
-            cols["outcome"].append(outcome)
-        return cols
+            if not e:
+                reach, arrival, latency, outcome = (x[a] for x in (reach, arrival, latency, outcome))
+            at = slice(lo, lo + n)
+            np.take(reps, arr.rep[reach], out=views["replication"][at], mode="clip")
+            views["promise"][at] = run.node.promise
+            views["workload"][at] = run.workload
+            np.take(arr.index, reach, out=views["index"][at], mode="clip")
+            views["arrival"][at] = arrival
+            views["latency"][at] = latency
+            views["outcome"][at] = outcome
+            lo += n
 
     def counts(self) -> dict[str, list[np.ndarray]]:
         """Requests per (replication, promise, outcome), zero counts left out, sorted (as
         :func:`~promisesim.engines.base.count_requests` gives them), without building records."""
         n_rep, n_promises, n_outcomes = self.reps.size, len(self.spec.promises), len(OUTCOMES)
         if np.unique(self.reps).size != n_rep:
-            records = {k: _concat(v) for k, v in self.records().items()}
-            return {k: [v] for k, v in count_requests(records).items()}
+            records = _GrowingColumns(REQUEST_COLUMNS)
+            self.write_records(records)
+            return {k: [v] for k, v in count_requests(records.finish()).items()}
         table = np.zeros((n_rep, n_promises, n_outcomes), dtype=np.int64)
         for run in self.runs:
             arrived = run.arrival < self.horizon

@@ -39,3 +39,19 @@ def test_segmented_accumulate_is_a_running_total_per_segment(long_segment, monke
         for i, x in enumerate(values):
             expected[i] = x if starts[i] else ufunc(expected[i - 1], x)
         assert np.array_equal(v._segmented_accumulate(ufunc, values, starts, fill), expected)
+
+
+def test_growing_columns_keep_every_row_when_the_first_guess_is_short():
+    from promisesim.engines.base import REQUEST_COLUMNS
+    cols = v._GrowingColumns(REQUEST_COLUMNS)
+    written = []
+    for n in (3, 10, 1, 40, 0):
+        views = cols.append(n, expected=5)
+        values = np.arange(len(written), len(written) + n, dtype=float)
+        for k in REQUEST_COLUMNS:
+            views[k][:] = values
+        written.extend(values)
+    out = cols.finish()
+    for k, dtype in REQUEST_COLUMNS.items():
+        assert out[k].dtype == dtype
+        assert np.array_equal(out[k], np.asarray(written).astype(dtype))
