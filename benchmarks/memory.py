@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.memory SCENARIO [HORIZON_FACTOR]`` prints the peak
 resident set size (MiB) of a process that imports promisesim, builds the
-scenario and runs the vector engine once without request records (with a
+scenario and runs the vector engine once keeping only per-promise metrics (no request
+records, no changes of state: ``record_requests=False, record_changes=False``; with a
 factor of 0 it only builds the scenario: the baseline).
 """
 
@@ -23,7 +24,8 @@ def main() -> None:
     spec = model.spec()
     if factor > 0:
         get_engine("vector", spec).run(spec, horizon=horizon * factor, streams=Streams(1),
-                                       replications=range(replications), record_requests=False)
+                                       replications=range(replications), record_requests=False,
+                                       record_changes=False)
     print(_high_water_mib())
 
 

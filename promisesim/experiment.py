@@ -65,9 +65,9 @@ def _check_horizon(horizon: object) -> float:
 
 def _run_block(task: tuple) -> Trace:
     """Run one block of replications in a worker process."""
-    name, spec, horizon, streams, block, record = task
+    name, spec, horizon, streams, block, record, changes = task
     return get_engine(name, spec).run(spec, horizon=horizon, streams=streams, replications=block,
-                                      record_requests=record)
+                                      record_requests=record, record_changes=changes)
 
 
 def simulate(
@@ -78,6 +78,7 @@ def simulate(
     seed: int | np.random.SeedSequence | None = None,
     engine: str = "auto",
     record_requests: bool = True,
+    record_changes: bool = True,
     workers: int = 1,
 ) -> Result:
     """Run independent replications of a model and return tidy results.
@@ -104,6 +105,12 @@ def simulate(
         Keep one record per request (``Result.requests``). ``False`` keeps only
         counts per (replication, promise, outcome), so memory does not grow
         with the traffic; every metric of ``Result.promises`` is still there.
+    record_changes : bool
+        Keep every change of state (needed by ``Result.intervals``, ``.events``,
+        ``.causes``, ``.absorbed`` and ``.observations``). ``False`` keeps only the
+        per-promise metrics, computed batch by batch as the run goes: with
+        ``record_requests=False`` as well, memory does not grow with the horizon
+        (``Result.promises`` and ``.summary()`` are identical either way).
     workers : int
         Processes to share the replications among (default 1: this process). The
         results are the same whatever the number: replication ``r`` draws only from
@@ -146,7 +153,8 @@ def simulate(
     n, workers = int(replications), min(int(workers), int(replications))
     if workers == 1:
         trace = chosen.run(spec, horizon=horizon, streams=streams, replications=range(n),
-                           record_requests=bool(record_requests))
+                           record_requests=bool(record_requests),
+                           record_changes=bool(record_changes))
     else:
         import concurrent.futures
 
@@ -159,7 +167,8 @@ def simulate(
         with concurrent.futures.ProcessPoolExecutor(max_workers=workers,
                                                     mp_context=_process_context()) as pool:
             parts = list(pool.map(_run_block, [(chosen.name, spec, horizon, streams, block,
-                                                bool(record_requests)) for block in blocks]))
+                                                bool(record_requests), bool(record_changes))
+                                               for block in blocks]))
         trace = Trace.concat(parts)
     return Result(spec, trace, horizon=horizon, replications=int(replications),
                   engine=chosen.name, entropy=streams.entropy,

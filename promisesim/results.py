@@ -39,12 +39,12 @@ import pandas as pd
 from ._renewal import renewal_instants
 from ._timeline import Timelines, _last_at_or_before, at_least
 from .analytic import t_quantile
-from .engines.base import CAUSES, KEPT, OUTCOMES, UNFINISHED, Trace
+from .engines.base import CAUSES, KEPT, OUTCOMES, TIMELINE_COLUMNS, UNFINISHED, Trace
 from .model.promises import Condition, Latency
 from .model.spec import CallCondition, CallNode, ModelSpec
 from .random import Streams
 
-__all__ = ["Result", "PROMISE_METRICS"]
+__all__ = ["Result", "PROMISE_METRICS", "summarise"]
 
 PROMISE_METRICS = (
     "kept_fraction",
@@ -58,6 +58,40 @@ PROMISE_METRICS = (
     "requests_unfinished",
     "delivered_fraction",
 )
+
+
+#: Metrics of a promise's standing timeline (the rest of PROMISE_METRICS come from requests).
+_TIMELINE_METRICS = tuple(k for k in TIMELINE_COLUMNS if k not in ("replication", "promise"))
+
+
+def summarise(spec: ModelSpec, trace: Trace, replications: np.ndarray | list[int],
+              horizon: float) -> Trace:
+    """``trace`` with its changes of state replaced by the promises' timeline metrics.
+
+    ``replications`` are the (ascending) indices of the replications in ``trace``. The
+    metrics are those of :attr:`Result.promises`, computed exactly as it computes them (a
+    replication's metrics depend only on its own changes), so an engine can summarise
+    batch by batch and keep memory independent of the horizon.
+    """
+    reps = np.asarray(replications, dtype=np.int64)
+    if reps.size > 1 and bool((np.diff(reps) <= 0).any()):
+        raise ValueError("replications must be ascending and distinct")
+    assert trace.agent_changes is not None
+    changes = dict(trace.agent_changes)
+    changes["replication"] = np.searchsorted(reps, changes["replication"]).astype(np.int32)
+    local = Result(spec, Trace(changes, None, _NO_COUNTS), horizon=horizon,
+                   replications=reps.size, engine="", entropy=0)
+    columns = local._timeline_columns()
+    n_p = len(spec.promises)
+    metrics = {"replication": np.repeat(reps.astype(np.int32), n_p),
+               "promise": np.tile(np.arange(n_p, dtype=np.int32), reps.size)}
+    metrics.update({k: columns[k].astype(TIMELINE_COLUMNS[k]) for k in _TIMELINE_METRICS})
+    return Trace(None, trace.requests, trace.request_counts if trace.requests is None else None,
+                 metrics)
+
+
+_NO_COUNTS = {"replication": np.empty(0, np.int32), "promise": np.empty(0, np.int32),
+              "outcome": np.empty(0, np.int8), "count": np.empty(0, np.int64)}
 
 
 def _changes_up_to(timeline: Timelines, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -156,9 +190,18 @@ class Result:
         return frame
 
     # -- timelines ----------------------------------------------------------------
+    def _changes(self, table: str) -> dict[str, np.ndarray]:
+        """The trace's changes of state, or a clear error naming ``table`` when the run kept
+        only per-promise metrics."""
+        if self.trace.agent_changes is None:
+            raise ValueError(f"Result.{table} needs every change of state, but this run kept only "
+                             "per-promise metrics (record_changes=False); run again with "
+                             "record_changes=True for it")
+        return self.trace.agent_changes
+
     @cached_property
     def _agent_timelines(self) -> list[Timelines]:
-        ch = self.trace.agent_changes
+        ch = self._changes("intervals (and .events, .causes, .absorbed, .observations)")
         n_agents = len(self.spec.agents)
         order = np.argsort(ch["agent"], kind="stable")
         bounds = np.searchsorted(ch["agent"][order], np.arange(n_agents + 1))
@@ -187,6 +230,7 @@ class Result:
         for p in spec.promises:  # dependency order: conditions come first
             own = agents[spec.agent_index[p.promiser]]
             standing.append(own if p.conditions is None else at_least([own, condition(p.conditions)], 2))
+        del condition   # it refers to itself: without this, a reference cycle keeps self alive
         return standing
 
     def _idle_timeline(self, c: Condition, j: int) -> Timelines:
@@ -202,14 +246,9 @@ class Result:
     @cached_property
     def promises(self) -> pd.DataFrame:
         """Per (replication, promise) metrics; see the module docstring."""
-        spec, horizon, n_r = self.spec, self.horizon, self.replications
+        spec, n_r = self.spec, self.replications
         n_p = len(spec.promises)
-        # columns are built promise-major, then reordered replication-major
-        per_promise = [t.metrics(horizon) for t in self._promise_timelines]
-        columns: dict[str, np.ndarray] = {}
-        for metric in ("kept_fraction", "broken_time", "breaks", "longest_break", "mean_time_to_restore"):
-            stacked = np.stack([m[metric] for m in per_promise]) if n_p else np.empty((0, n_r))
-            columns[metric] = stacked.T.ravel()
+        columns = self._timeline_columns()
         counts = self._request_counts()
         total = counts[:, :, :UNFINISHED].sum(axis=2).ravel()
         kept_requests = counts[:, :, KEPT].ravel()
@@ -248,6 +287,25 @@ class Result:
         frame.update({m: columns[m].astype(np.int64 if m in integer else np.float64)
                       for m in PROMISE_METRICS})
         return self._frame(frame)
+
+    def _timeline_columns(self) -> dict[str, np.ndarray]:
+        """Timeline metrics, replication-major (from the trace's summary when it has one)."""
+        n_r, n_p = self.replications, len(self.spec.promises)
+        kept = self.trace.promise_metrics
+        if kept is not None:
+            key = kept["replication"].astype(np.int64) * n_p + kept["promise"]
+            if key.size != n_r * n_p or not np.array_equal(np.sort(key), np.arange(n_r * n_p)):
+                raise ValueError("the trace's promise metrics do not cover every (replication, "
+                                 "promise) exactly once")
+            order = np.argsort(key, kind="stable")
+            return {m: kept[m][order] for m in _TIMELINE_METRICS}
+        # built promise-major, then reordered replication-major
+        per_promise = [t.metrics(self.horizon) for t in self._promise_timelines]
+        columns: dict[str, np.ndarray] = {}
+        for metric in _TIMELINE_METRICS:
+            stacked = np.stack([m[metric] for m in per_promise]) if n_p else np.empty((0, n_r))
+            columns[metric] = stacked.T.ravel()
+        return columns
 
     def _request_counts(self) -> np.ndarray:
         counts = self.trace.counts()
@@ -290,7 +348,7 @@ class Result:
         first) and entity (in model order)."""
         spec = self.spec
         n_a = len(spec.agents)
-        ch = self.trace.agent_changes
+        ch = self._changes("events")
         rep = [ch["replication"].astype(np.int64)]
         time = [ch["time"]]
         entity = [ch["agent"].astype(np.int64)]

@@ -10,7 +10,7 @@ import numpy as np
 from ..model.spec import ModelSpec
 from ..random import Streams
 
-__all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "count_requests"]
+__all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "TIMELINE_COLUMNS", "count_requests"]
 
 #: Request outcomes, by code. ``kept``: answered within the deadline;
 #: ``late``: answered after it (or still unanswered when the horizon came
@@ -50,6 +50,17 @@ def _empty(columns: dict[str, type]) -> dict[str, np.ndarray]:
 
 
 COUNT_COLUMNS = {"replication": np.int32, "promise": np.int32, "outcome": np.int8, "count": np.int64}
+#: Per (replication, promise) metrics of a promise's standing timeline, kept in place of the
+#: changes of state when a run does not record them (see :func:`promisesim.results.summarise`).
+TIMELINE_COLUMNS = {
+    "replication": np.int32,
+    "promise": np.int32,
+    "kept_fraction": np.float64,
+    "broken_time": np.float64,
+    "breaks": np.int64,
+    "longest_break": np.float64,
+    "mean_time_to_restore": np.float64,
+}
 
 
 @dataclass
@@ -62,6 +73,7 @@ class Trace:
         One row per change of an agent's up/down state (columns
         :data:`AGENT_CHANGE_COLUMNS`), in time order within each replication.
         Every agent is up at time 0 unless a row at time 0 says otherwise.
+        None when the run kept only ``promise_metrics``.
     requests : dict of str to numpy.ndarray, or None
         One row per request that arrived before the horizon, at any promise
         (columns :data:`REQUEST_COLUMNS`); ``latency`` is NaN unless answered.
@@ -70,11 +82,17 @@ class Trace:
         Requests per (replication, promise, outcome) (columns
         :data:`COUNT_COLUMNS`). Engines that do not record every request
         fill it in; otherwise it is computed from ``requests``.
+    promise_metrics : dict of str to numpy.ndarray, or None
+        Per (replication, promise) metrics of the promises' standing timelines
+        (columns :data:`TIMELINE_COLUMNS`), for a run that did not keep
+        ``agent_changes``; None otherwise.
     """
 
-    agent_changes: dict[str, np.ndarray] = field(default_factory=lambda: _empty(AGENT_CHANGE_COLUMNS))
+    agent_changes: dict[str, np.ndarray] | None = field(
+        default_factory=lambda: _empty(AGENT_CHANGE_COLUMNS))
     requests: dict[str, np.ndarray] | None = field(default_factory=lambda: _empty(REQUEST_COLUMNS))
     request_counts: dict[str, np.ndarray] | None = None
+    promise_metrics: dict[str, np.ndarray] | None = None
 
     def counts(self) -> dict[str, np.ndarray]:
         """Requests per (replication, promise, outcome), rows with a zero count left out."""
@@ -85,7 +103,7 @@ class Trace:
 
     def without_requests(self) -> "Trace":
         """The same trace keeping only the request counts (memory no longer grows with traffic)."""
-        return Trace(self.agent_changes, None, self.counts())
+        return Trace(self.agent_changes, None, self.counts(), self.promise_metrics)
 
     @staticmethod
     def from_lists(agent_changes: dict[str, list], requests: dict[str, list]) -> "Trace":
@@ -101,12 +119,19 @@ class Trace:
         if not traces:
             return Trace()
         recorded = all(t.requests is not None for t in traces)
+        changes = all(t.agent_changes is not None for t in traces)
+        if not changes and any(t.promise_metrics is None for t in traces):
+            raise ValueError("cannot stack traces with changes of state and traces without")
         return Trace(
-            {k: np.concatenate([t.agent_changes[k] for t in traces]) for k in AGENT_CHANGE_COLUMNS},
+            {k: np.concatenate([t.agent_changes[k] for t in traces])  # type: ignore[index]
+             for k in AGENT_CHANGE_COLUMNS} if changes else None,
             {k: np.concatenate([t.requests[k] for t in traces]) for k in REQUEST_COLUMNS}  # type: ignore[index]
             if recorded else None,
             None if recorded else
             {k: np.concatenate([t.counts()[k] for t in traces]) for k in COUNT_COLUMNS},
+            None if changes else
+            {k: np.concatenate([t.promise_metrics[k] for t in traces])  # type: ignore[index]
+             for k in TIMELINE_COLUMNS},
         )
 
 
@@ -131,8 +156,11 @@ class Engine(Protocol):
         ...
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
-            replications: Sequence[int], record_requests: bool = True) -> Trace:
-        """Simulate ``replications`` (their indices) of ``spec`` over ``[0, horizon)``.
+            replications: Sequence[int], record_requests: bool = True,
+            record_changes: bool = True) -> Trace:
+        """Simulate ``replications`` (their indices, ascending) of ``spec`` over ``[0, horizon)``.
 
-        With ``record_requests=False`` the trace keeps only request counts."""
+        With ``record_requests=False`` the trace keeps only request counts; with
+        ``record_changes=False`` it keeps the promises' timeline metrics in place of the
+        changes of state (:func:`promisesim.results.summarise`)."""
         ...

@@ -97,11 +97,18 @@ class ReferenceEngine:
         return []
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
-            replications: Sequence[int], record_requests: bool = True) -> Trace:
+            replications: Sequence[int], record_requests: bool = True,
+            record_changes: bool = True) -> Trace:
+        from ..results import summarise
+
         traces = []
         for r in replications:
             trace = _Replication(spec, horizon, streams, int(r)).run()
-            traces.append(trace if record_requests else trace.without_requests())
+            if not record_requests:
+                trace = trace.without_requests()
+            if not record_changes:
+                trace = summarise(spec, trace, [int(r)], horizon)
+            traces.append(trace)
         return Trace.concat(traces)
 
 

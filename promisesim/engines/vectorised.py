@@ -76,9 +76,10 @@ from .._renewal import renewal_instants as _renewal_instants
 from ._events import event_queue
 from .._timeline import _last_at_or_before
 from ..random import Streams
+from ..results import summarise
 from .base import (
     AGENT_CHANGE_COLUMNS, CONDITION_FAILED, COUNT_COLUMNS, KEPT, LATE, LOST, OUTCOMES, PROMISER_DOWN,
-    REJECTED, REQUEST_COLUMNS, UNFINISHED, Trace, count_requests,
+    REJECTED, REQUEST_COLUMNS, TIMELINE_COLUMNS, UNFINISHED, Trace, count_requests,
 )
 
 __all__ = ["VectorEngine"]
@@ -119,7 +120,8 @@ class VectorEngine:
         return missing
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
-            replications: Sequence[int], record_requests: bool = True) -> Trace:
+            replications: Sequence[int], record_requests: bool = True,
+            record_changes: bool = True) -> Trace:
         reps = np.asarray(list(replications), dtype=np.int64)
         per_replication = 1.0
         for agent in spec.agents:   # state changes: two per failure cycle
@@ -133,12 +135,20 @@ class VectorEngine:
             per_replication += rate * horizon * _tree_size(tree)
         batch = max(1, int(_BATCH_RECORDS // per_replication))
         changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}
+        metrics: dict[str, list[np.ndarray]] = {k: [] for k in TIMELINE_COLUMNS}
         requests = _GrowingColumns(REQUEST_COLUMNS)
         counts: dict[str, list[np.ndarray]] = {k: [] for k in COUNT_COLUMNS}
         for i in range(0, reps.size, batch):
             b = _Batch(spec, horizon, streams, reps[i:i + batch])
-            for k, v in b.run().items():
-                changes[k].append(v)
+            batch_changes = b.run()
+            if record_changes:
+                for k, v in batch_changes.items():
+                    changes[k].append(v)
+            else:   # the batch's timeline metrics, computed now: memory stays one batch's
+                summary = summarise(spec, Trace(batch_changes, None, None), np.sort(b.reps), horizon)
+                for k, v in summary.promise_metrics.items():  # type: ignore[union-attr]
+                    metrics[k].append(v)
+            del batch_changes
             if not spec.workloads:
                 continue
             if record_requests:
@@ -147,13 +157,15 @@ class VectorEngine:
                 for k, v in b.counts().items():
                     counts[k].extend(v)
             del b
+        kept_changes = _columns(changes, AGENT_CHANGE_COLUMNS) if record_changes else None
+        kept_metrics = None if record_changes else _columns(metrics, TIMELINE_COLUMNS)
         if not spec.workloads:
             no_requests = {k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
-            return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), no_requests if record_requests else None,
-                         None if record_requests else _columns(counts, COUNT_COLUMNS))
+            return Trace(kept_changes, no_requests if record_requests else None,
+                         None if record_requests else _columns(counts, COUNT_COLUMNS), kept_metrics)
         if record_requests:
-            return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), requests.finish())
-        return Trace(_columns(changes, AGENT_CHANGE_COLUMNS), None, _columns(counts, COUNT_COLUMNS))
+            return Trace(kept_changes, requests.finish(), None, kept_metrics)
+        return Trace(kept_changes, None, _columns(counts, COUNT_COLUMNS), kept_metrics)
 
 
 class _GrowingColumns:

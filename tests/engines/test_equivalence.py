@@ -205,6 +205,31 @@ def test_runs_without_request_records_give_the_same_metrics(engine):
         lean.requests
 
 
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_runs_without_changes_of_state_give_the_same_metrics(engine):
+    """``record_changes=False`` summarises each batch as it goes: the same table, exactly."""
+    scenario = ps.load_scenario(EXAMPLES[0])
+    full = ps.simulate(scenario.model, horizon=20_000.0, replications=3, seed=2, engine=engine)
+    lean = ps.simulate(scenario.model, horizon=20_000.0, replications=3, seed=2, engine=engine,
+                       record_requests=False, record_changes=False)
+    assert lean.trace.agent_changes is None and lean.trace.requests is None
+    pd.testing.assert_frame_equal(full.promises, lean.promises, check_exact=True, check_flags=False)
+    pd.testing.assert_frame_equal(full.summary(), lean.summary(), check_exact=True,
+                                  check_flags=False)
+    for table in ("intervals", "events", "causes"):
+        with pytest.raises(ValueError, match="record_changes=True"):
+            getattr(lean, table)
+
+
+def test_summarised_runs_are_the_same_on_several_processes():
+    scenario = ps.load_scenario(EXAMPLES[0])
+    one = ps.simulate(scenario.model, horizon=5_000.0, replications=5, seed=4,
+                      record_changes=False)
+    two = ps.simulate(scenario.model, horizon=5_000.0, replications=5, seed=4,
+                      record_changes=False, workers=2)
+    pd.testing.assert_frame_equal(one.promises, two.promises, check_exact=True, check_flags=False)
+
+
 @pytest.mark.parametrize("replications", [2, 12])
 @pytest.mark.parametrize("lockstep_from", [1, 10**9], ids=["lockstep", "busy-periods"])
 def test_multi_server_queues_agree_with_either_recursion(replications, lockstep_from, monkeypatch):
