@@ -11,8 +11,9 @@ seed, alternately, ``--repeat`` times; the table reports medians, the
 vector/reference speed ratio (median of the per-repeat ratios, each measured
 side by side), events per second, whether the per-promise results agree
 exactly, and the peak memory (RSS, MiB) of a fresh process running the vector
-engine once without request records, at the scenario's horizon and at ten
-times it (``baseline_mib``: the same process without the run). An event is a change of an
+engine once keeping only per-promise metrics (``record_requests=False,
+record_changes=False``), at the scenario's horizon and at ten times it
+(``baseline_mib``: the same process without the run). An event is a change of an
 agent's state, or a request's arrival or answer (two per request record).
 """
 
@@ -49,7 +50,8 @@ def _run(spec, engine: str, horizon: float, replications: int, seed: int):  # ty
 
 def _peak_mib(name: str, factor: float) -> float:
     """Peak resident memory (MiB) of a fresh process that runs the scenario once with the
-    vector engine, without request records; ``factor`` multiplies the horizon (0: build only)."""
+    vector engine, keeping only per-promise metrics; ``factor`` multiplies the horizon (0:
+    build only)."""
     out = subprocess.run([sys.executable, "-m", "benchmarks.memory", name, str(factor)],
                          check=True, capture_output=True, text=True)
     return float(out.stdout.strip())

@@ -23,6 +23,13 @@ loop over individual events:
   found by a binary search in each replication's change instants.
 * Work is done in cache-sized blocks where it can be (renewal draws), and
   replications in batches of a bounded number of records.
+* Memory: without request records, a replication with many requests is
+  computed in windows of arrival time, carrying each queue's state (its
+  servers' free instants) and the requests not yet final from window to
+  window (:meth:`_Batch.count_windows`); without changes of state, each
+  batch is reduced to the promises' metrics before the next
+  (:func:`promisesim.results.summarise`). Peak memory then does not grow with
+  the horizon.
 
 Choices (first or random, with a detection delay), version splits and
 random hops are fixed at a request's arrival too, by the same keyed draws;
@@ -63,6 +70,7 @@ How the results differ from the reference engine's:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -94,6 +102,9 @@ _LOCKSTEP_MIN_REPLICATIONS = 256
 _UNIT = Uniform(0.0, 1.0)
 #: Target number of request records and state changes per batch of replications (bounds memory).
 _BATCH_RECORDS = 2_000_000
+#: Without request records, a replication with more than this many is computed in windows
+#: of time of about this many records each (memory then does not grow with the horizon).
+_WINDOW_RECORDS = 1 << 19
 
 
 #: Model features (:attr:`ModelSpec.features`) this engine does not run yet: each needs
@@ -130,10 +141,19 @@ class VectorEngine:
                 cycle = f.time_to_failure.mean + (f.time_to_repair.mean if f.time_to_repair is not None
                                                   else f.maintenance.interval.mean)  # type: ignore[union-attr]
                 per_replication += 4.0 * horizon / cycle   # the instants and their sorting copies
+        records = 0.0   # request records per replication
         for workload, tree in zip(spec.workloads, spec.call_trees):
             rate = 1.0 / workload.gaps.mean
-            per_replication += rate * horizon * _tree_size(tree)
+            end = horizon if workload.end is None else min(workload.end, horizon)
+            records += rate * max(end - workload.start, 0.0) * _tree_size(tree)
+        per_replication += records
         batch = max(1, int(_BATCH_RECORDS // per_replication))
+        # Without records, a replication with more requests than a window holds is computed
+        # in windows of time, so memory does not grow with the horizon (see _Batch.count_windows).
+        window = None
+        if not record_requests and records > _WINDOW_RECORDS and _can_window(spec):
+            batch = 1
+            window = horizon * _WINDOW_RECORDS / records
         changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}
         metrics: dict[str, list[np.ndarray]] = {k: [] for k in TIMELINE_COLUMNS}
         requests = _GrowingColumns(REQUEST_COLUMNS)
@@ -154,7 +174,7 @@ class VectorEngine:
             if record_requests:
                 b.write_records(requests, reps.size / b.reps.size)
             else:   # without records, memory holds one batch's requests at a time
-                for k, v in b.counts().items():
+                for k, v in b.counts(window).items():
                     counts[k].extend(v)
             del b
         kept_changes = _columns(changes, AGENT_CHANGE_COLUMNS) if record_changes else None
@@ -471,19 +491,19 @@ class _Batch:
         self.promiser = [spec.agent_index[p.promiser] for p in spec.promises]
         self.deadline = np.array([p.body.deadline if isinstance(p.body, Latency) else np.inf
                                   for p in spec.promises])
+        self.windowed = False
+        self.ghosts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.queue_log: dict[int, _QueueLog] = {}
 
     def run(self) -> dict[str, np.ndarray]:
-        """Agent states and requests; returns the agent changes (then see :meth:`records`
-        and :meth:`counts`)."""
+        """Agent states; returns the agent changes (then see :meth:`write_records` and
+        :meth:`counts`, which compute the requests)."""
         self.states = self._agent_states()
         # Draining outages stop new requests but lose none: crashes come from the states
         # without them.
         self.alive = self._agent_states(drains=False) if any(
             o.drain for o in self.spec.outages) else self.states
-        changes = self._change_columns()
-        if self.spec.workloads:
-            self._requests()
-        return changes
+        return self._change_columns()
 
     # -- agent states ------------------------------------------------------------------
     def _agent_states(self, drains: bool = True) -> list[_States]:
@@ -762,9 +782,12 @@ class _Batch:
         index = np.arange(rep.size) - starts[rep]
         return _Requests(rep, index, time)
 
-    def _requests(self) -> None:
+    def _requests(self, arrivals: list[_Requests] | None = None) -> None:
+        """Every request's path and outcome, for ``arrivals`` (default: every arrival)."""
         spec = self.spec
-        self.arrivals = [self._arrivals(w) for w in range(len(spec.workloads))]
+        self.arrivals = arrivals if arrivals is not None else \
+            [self._arrivals(w) for w in range(len(spec.workloads))]
+        self.queue_log = {}
         self.runs: list[_NodeRun] = []
         self.by_node: dict[int, _NodeRun] = {}
         for w, tree in enumerate(spec.call_trees):
@@ -948,24 +971,36 @@ class _Batch:
             run.latency = latency
 
     def _queue(self, agent: int, entries: list) -> None:  # type: ignore[type-arg]
-        """FIFO service on the agent's servers; a crash empties the queue."""
+        """FIFO service on the agent's servers; a crash empties the queue.
+
+        In a time window (:meth:`count_windows`), the queue starts with the servers busy
+        until the instants carried from the window before (``self.ghosts``): each is an
+        entry ready at 0 whose service ends at that instant (0 + f is f exactly), so the
+        recursions run unchanged; the entries are logged (``self.queue_log``) to choose
+        the next cut.
+        """
         if not entries or sum(e[1].size for e in entries) == 0:
             return
         servers = self.spec.agents[agent].servers
         dist = self.spec.agents[agent].service_time
-        bounds = np.cumsum([0] + [e[1].size for e in entries])
-        rep = _concat([e[2] for e in entries])
-        ready = _concat([e[3] for e in entries])
-        crash = _concat([e[4] for e in entries])
-        index = _concat([self.arrivals[e[0].workload].index[e[0].reach[e[1]]] for e in entries])
+        ghosts = self.ghosts.get(agent) if self.windowed else None
+        n_g = 0 if ghosts is None else ghosts[0].size
+        bounds = np.cumsum([n_g] + [e[1].size for e in entries])
+        rep = _concat(([ghosts[0]] if n_g else []) + [e[2] for e in entries])
+        ready = _concat(([np.zeros(n_g)] if n_g else []) + [e[3] for e in entries])
+        crash = _concat(([ghosts[2]] if n_g else []) + [e[4] for e in entries])
+        index = _concat(([np.zeros(n_g, dtype=np.int64)] if n_g else []) +
+                        [self.arrivals[e[0].workload].index[e[0].reach[e[1]]] for e in entries])
         service = np.empty(rep.size)
+        if n_g:
+            service[:n_g] = ghosts[1]
         for (run, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
             k0, k1 = self.streams.keys(self.reps, "service", run.node.path)
             r = rep[lo:hi]
             service[lo:hi] = Streams.draw_at(dist, k0[r], k1[r], index[lo:hi].astype(np.uint64))
         # Each node's requests come sorted by (replication, arrival index), and entries in
         # node order: the queue's order is by (replication, ready, node, arrival index).
-        order = None if len(entries) == 1 else np.argsort(rep, kind="stable")
+        order = None if len(entries) == 1 and not n_g else np.argsort(rep, kind="stable")
         order = _sort_within_replications(rep if order is None else rep[order],
                                           ready if order is None else ready[order], order)
         limited = len(entries[0]) > 5
@@ -987,6 +1022,9 @@ class _Batch:
             done = np.empty(rep.size)
             done[order] = _fifo(rep[order], ready[order], service[order], crash[order], servers,
                                 self.reps.size)
+        if self.windowed:
+            self._log_queue(agent, entries, bounds, rep, ready, done, crash, n_g,
+                            (enters, rejected) if limited else None)
         lost = done >= crash
         done = np.where(lost, crash, done)
         outcome = np.where(lost, LOST, KEPT).astype(np.int8)   # KEPT: answered; sorted out later
@@ -1003,6 +1041,7 @@ class _Batch:
     def write_records(self, columns: _GrowingColumns, scale: float = 1.0) -> None:
         """Append the batch's request records (node by node) to ``columns``; ``scale``: the
         whole run's replications over this batch's (to size the columns)."""
+        self._requests()
         reps = self.reps.astype(np.int32)
         arrived = [run.arrival < self.horizon for run in self.runs]
         # a call still in flight at the horizon never arrived: no record, as in an event loop
@@ -1027,28 +1066,228 @@ class _Batch:
             views["outcome"][at] = outcome
             lo += n
 
-    def counts(self) -> dict[str, list[np.ndarray]]:
+    def counts(self, window: float | None = None) -> dict[str, list[np.ndarray]]:
         """Requests per (replication, promise, outcome), zero counts left out, sorted (as
-        :func:`~promisesim.engines.base.count_requests` gives them), without building records."""
-        n_rep, n_promises, n_outcomes = self.reps.size, len(self.spec.promises), len(OUTCOMES)
+        :func:`~promisesim.engines.base.count_requests` gives them), without building records;
+        with ``window``, computed in windows of that length (:meth:`count_windows`)."""
+        n_rep = self.reps.size
         if np.unique(self.reps).size != n_rep:
             records = _GrowingColumns(REQUEST_COLUMNS)
             self.write_records(records)
             return {k: [v] for k, v in count_requests(records.finish()).items()}
-        table = np.zeros((n_rep, n_promises, n_outcomes), dtype=np.int64)
-        for run in self.runs:
-            arrived = run.arrival < self.horizon
-            rep = self.arrivals[run.workload].rep[run.reach]
-            key = rep * n_outcomes + run.outcome
-            if not arrived.all():
-                key = key[arrived]
-            table[:, run.node.promise, :] += np.bincount(
-                key, minlength=n_rep * n_outcomes).reshape(n_rep, n_outcomes)
+        if window is None or window >= self.horizon:
+            self._requests()
+            table = self._count_table(None)
+        else:
+            table = self.count_windows(window)
         table = table[np.argsort(self.reps)]
         r, p, o = np.nonzero(table)
         return {"replication": [np.sort(self.reps)[r].astype(np.int32)],
                 "promise": [p.astype(np.int32)], "outcome": [o.astype(np.int8)],
                 "count": [table[r, p, o]]}
+
+
+    def _count_table(self, cut: np.ndarray | None) -> np.ndarray:
+        """Requests per (replication, promise, outcome) of the requests computed last whose
+        root arrived before ``cut`` (per replication; None: all)."""
+        n_rep, n_promises, n_outcomes = self.reps.size, len(self.spec.promises), len(OUTCOMES)
+        table = np.zeros((n_rep, n_promises, n_outcomes), dtype=np.int64)
+        for run in self.runs:
+            arrived = run.arrival < self.horizon
+            arr = self.arrivals[run.workload]
+            rep = arr.rep[run.reach]
+            if cut is not None:
+                arrived &= arr.time[run.reach] < cut[rep]
+            key = rep * n_outcomes + run.outcome
+            if not arrived.all():
+                key = key[arrived]
+            table[:, run.node.promise, :] += np.bincount(
+                key, minlength=n_rep * n_outcomes).reshape(n_rep, n_outcomes)
+        return table
+
+    # -- time windows ------------------------------------------------------------------------
+    def count_windows(self, length: float) -> np.ndarray:
+        """Request counts computed in windows of arrival time, so memory holds about one
+        window's requests whatever the horizon; the counts are those of one pass.
+
+        Each window computes the requests whose root arrives before its end ``hi``, starting
+        from the state the window before left. A request's fate depends only on the
+        requests that entered a queue before it (FIFO), so every request whose every queue
+        entry came before ``hi`` is final. The window then picks, per replication, a cut:
+        the requests whose root arrived before it are counted, and those after it are
+        computed again in the next window, with new arrivals. The cut is the earliest
+        root with an entry at or after ``hi`` (or, at a queue with a limit or slowdown,
+        still inside at ``hi``), moved earlier until at every queue the counted requests'
+        entries all precede the others' (so the next window can start from the queue's
+        state after the counted ones: its servers' free instants, carried as entries ready
+        at 0; a queue with a limit or slowdown must be empty there instead). If no request
+        can be counted, the replication's requests all carry over and the next window is
+        simply longer.
+        """
+        spec, horizon, n_rep = self.spec, self.horizon, self.reps.size
+        self.windowed = True
+        self.ghosts = {}
+        table = np.zeros((n_rep, len(spec.promises), len(OUTCOMES)), dtype=np.int64)
+        n_w = len(spec.workloads)
+        pending = [_Requests(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+                   for _ in range(n_w)]
+        # where each workload's arrival process stands: last instant, next draw
+        last = [np.full(n_rep, float(w.start)) for w in spec.workloads]
+        nxt = [np.zeros(n_rep, dtype=np.int64) for _ in spec.workloads]
+        hi = 0.0
+        while True:
+            hi = min(hi + length, horizon)
+            final = hi >= horizon
+            arrivals = []
+            for w in range(n_w):
+                new = self._window_arrivals(w, last[w], nxt[w], hi)
+                arrivals.append(_merge_requests(pending[w], new))
+            self._requests(arrivals)
+            if final:
+                table += self._count_table(None)
+                break
+            cut = self._cut(hi)
+            table += self._count_table(cut)
+            self._carry(cut)
+            pending = [_Requests(a.rep[keep], a.index[keep], a.time[keep])
+                       for a in arrivals for keep in [a.time >= cut[a.rep]]]
+            del arrivals
+        self.windowed = False
+        return table
+
+    def _window_arrivals(self, w: int, last: np.ndarray, nxt: np.ndarray, hi: float) -> _Requests:
+        """Arrivals of workload ``w`` from each replication's ``last`` instant (draw ``nxt``
+        next) up to ``hi`` (exclusive), advancing ``last`` and ``nxt`` in place: the same
+        running sums as :func:`~promisesim._renewal.renewal_instants` over the whole horizon."""
+        workload = self.spec.workloads[w]
+        end = self.horizon if workload.end is None else min(workload.end, self.horizon)
+        end = min(end, hi)
+        k0, k1 = self.streams.keys(self.reps, "arrival", workload.label)
+        rows = np.flatnonzero(last < end)
+        out_rep, out_index, out_time = [], [], []
+        expected = (end - float(last.min(initial=end))) / workload.gaps.mean if rows.size else 0.0
+        width = int(expected + 3 * math.sqrt(expected) + 16)
+        while rows.size:
+            idx = nxt[rows][:, None] + np.arange(width)[None, :]
+            gaps = Streams.draw_at(workload.gaps, k0[rows][:, None], k1[rows][:, None],
+                                   idx.astype(np.uint64))
+            gaps[:, 0] += last[rows]
+            instants = np.cumsum(gaps, axis=1, out=gaps)
+            inside = instants < end
+            count = np.count_nonzero(inside, axis=1)
+            out_rep.append(np.repeat(rows, count))
+            out_index.append(idx[inside])
+            out_time.append(instants[inside])
+            some = count > 0
+            last[rows[some]] = instants[some, count[some] - 1]
+            nxt[rows] += count
+            rows = rows[count == width]
+        if not out_rep:
+            return _Requests(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+        rep, index, time = (np.concatenate(x) for x in (out_rep, out_index, out_time))
+        order = np.lexsort((index, rep))
+        return _Requests(rep[order], index[order], time[order])
+
+    def _log_queue(self, agent: int, entries: list, bounds: np.ndarray,  # type: ignore[type-arg]
+                   rep: np.ndarray, ready: np.ndarray, done: np.ndarray, crash: np.ndarray,
+                   n_g: int, limited: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Keep what the cut and the carried state need of one queue's entries."""
+        root = np.empty(rep.size)
+        root[:n_g] = -np.inf   # the carried servers count as requests before every cut
+        for (run, pos, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
+            root[lo:hi] = self.arrivals[run.workload].time[run.reach[pos]]
+        if limited is None:
+            extent = ready
+        else:   # when it left: rejected or turned back at once, served, or lost in a crash
+            enters, rejected = limited
+            extent = np.where(enters & ~rejected, np.minimum(done, crash), ready)
+        self.queue_log[agent] = _QueueLog(rep, root, ready, extent, done, crash, limited is not None)
+
+    def _cut(self, hi: float) -> np.ndarray:
+        """Per replication, the arrival instant before which requests are final (see
+        :meth:`count_windows`)."""
+        n_rep = self.reps.size
+        cut = np.full(n_rep, np.inf)
+        logs = list(self.queue_log.values())
+        for log in logs:
+            late = log.extent >= hi
+            np.minimum.at(cut, log.rep[late], log.root[late])
+        changed = True
+        while changed:   # each pass moves some cuts to an earlier arrival: it ends
+            changed = False
+            for log in logs:
+                after = log.root >= cut[log.rep]
+                first = np.full(n_rep, np.inf)   # the earliest entry of a request computed again
+                np.minimum.at(first, log.rep[after], log.ready[after])
+                bad = ~after & (log.extent >= first[log.rep])
+                if bad.any():
+                    np.minimum.at(cut, log.rep[bad], log.root[bad])
+                    changed = True
+        return cut
+
+    def _carry(self, cut: np.ndarray) -> None:
+        """Each queue's state after the requests counted so far: its servers' free instants
+        (the largest departures in the last stretch between crashes)."""
+        for agent, log in self.queue_log.items():
+            if log.limited:
+                continue   # empty at the cut (see _cut)
+            servers = self.spec.agents[agent].servers
+            before = log.root < cut[log.rep]
+            rep, ready, done, crash = log.rep[before], log.ready[before], log.done[before], \
+                log.crash[before]
+            if rep.size == 0:
+                self.ghosts.pop(agent, None)
+                continue
+            # the crash that ends the stretch of each replication's last entry
+            order = np.lexsort((ready, rep))
+            last = np.ones(rep.size, dtype=bool)
+            last[:-1] = rep[order][1:] != rep[order][:-1]
+            stretch = np.full(self.reps.size, np.nan)
+            stretch[rep[order][last]] = crash[order][last]
+            same = crash == stretch[rep]
+            rep, done, crash = rep[same], done[same], crash[same]
+            order = np.lexsort((done, rep))
+            rep, done, crash = rep[order], done[order], crash[order]
+            # the ``servers`` largest departures of each replication
+            end = np.ones(rep.size, dtype=bool)
+            end[:-1] = rep[1:] != rep[:-1]
+            rank = np.arange(rep.size)
+            last_of = np.minimum.accumulate(np.where(end, rank, rep.size)[::-1])[::-1]
+            keep = last_of - rank < servers
+            self.ghosts[agent] = (rep[keep], done[keep], crash[keep])
+        self.queue_log = {}
+
+
+@dataclass
+class _QueueLog:
+    """One queue's entries in a time window (the carried servers first)."""
+
+    rep: np.ndarray       # batch position of the replication
+    root: np.ndarray      # arrival instant of the request's root (-inf: carried server)
+    ready: np.ndarray     # when it reached the queue
+    extent: np.ndarray    # until when it matters to the cut
+    done: np.ndarray      # its departure (before any crash)
+    crash: np.ndarray     # the crash ending its stretch
+    limited: bool
+
+
+def _merge_requests(a: _Requests, b: _Requests) -> _Requests:
+    """Two sets of one workload's arrivals (``a``'s before ``b``'s in each replication),
+    sorted by (replication, index)."""
+    if a.rep.size == 0:
+        return b
+    if b.rep.size == 0:
+        return a
+    rep = np.concatenate([a.rep, b.rep])
+    order = np.argsort(rep, kind="stable")
+    return _Requests(rep[order], np.concatenate([a.index, b.index])[order],
+                     np.concatenate([a.time, b.time])[order])
+
+
+def _can_window(spec: ModelSpec) -> bool:
+    """Whether requests can be computed in time windows: a push-mode choice carries its
+    binding from request to request, which the windows do not carry (yet)."""
+    return "push-mode choice" not in spec.features
 
 
 def _kth_smallest(rows: np.ndarray, k: int) -> np.ndarray:

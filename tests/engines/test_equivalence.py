@@ -278,3 +278,60 @@ def test_limits_and_slowdown_under_heavy_load_and_crashes_agree():
     ref, _ = assert_same(m, 1_000.0, 6, 5)
     outcomes = ref.requests["outcome"].value_counts()
     assert outcomes["rejected"] > 500 and outcomes["lost"] > 20
+
+
+def _counts(model, horizon, replications, seed):
+    spec = model.spec()
+    trace = VectorEngine().run(spec, horizon=horizon, streams=ps.random.Streams(seed),
+                               replications=range(replications), record_requests=False)
+    return pd.DataFrame(trace.counts())
+
+
+def _assert_windows_change_nothing(model, horizon, replications, seed, monkeypatch, records=50):
+    from promisesim.engines import vectorised
+
+    whole = _counts(model, horizon, replications, seed)
+    calls = []
+    original = vectorised._Batch._cut
+
+    def cut(self, hi):
+        calls.append(hi)
+        return original(self, hi)
+
+    monkeypatch.setattr(vectorised, "_WINDOW_RECORDS", records)
+    monkeypatch.setattr(vectorised._Batch, "_cut", cut)
+    windowed = _counts(model, horizon, replications, seed)
+    pd.testing.assert_frame_equal(whole, windowed, check_exact=True)
+    return calls
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(model=models(), seed=st.integers(0, 2**63))
+def test_time_windows_give_the_counts_of_one_pass(model, seed, monkeypatch):
+    """Requests computed in short windows of time, carrying queue states across: every
+    count is the one of a single pass (which agrees exactly with the reference engine)."""
+    from promisesim.engines.vectorised import _can_window, _tree_size
+
+    calls = _assert_windows_change_nothing(model, 60.0, 3, seed, monkeypatch, records=5)
+    spec = model.spec()
+    records = sum((min(w.end or 60.0, 60.0) - w.start) / w.gaps.mean * _tree_size(tree)
+                  for w, tree in zip(spec.workloads, spec.call_trees))
+    if _can_window(spec) and records > 5:
+        assert calls   # the windows were used
+
+
+@pytest.mark.parametrize("servers", [1, 3])
+def test_time_windows_carry_busy_servers_under_heavy_load(servers, monkeypatch):
+    """Near saturation, with crashes, a queue is busy at almost every window's end: the
+    carried server states must be exact."""
+    m = ps.Model("heavy")
+    u = m.agent("u")
+    db = m.agent("db", service_time=Exponential(0.19 * servers), servers=servers,
+                 failures=ps.Failures(Exponential(400.0), Exponential(5.0)))
+    api = m.agent("api", service_time=Exponential(0.05), servers=2)
+    q = m.promise(db, to=api, body=ps.Latency(deadline=2.0), name="q")
+    serve = m.promise(api, to=u, body=ps.Latency(deadline=3.0), conditions=q, name="serve")
+    m.workload(serve, rate=5.0)
+    calls = _assert_windows_change_nothing(m, 3_000.0, 2, 11, monkeypatch, records=2_000)
+    assert len(calls) > 20
