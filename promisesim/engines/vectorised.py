@@ -151,7 +151,7 @@ class VectorEngine:
         # Without records, a replication with more requests than a window holds is computed
         # in windows of time, so memory does not grow with the horizon (see _Batch.count_windows).
         window = None
-        if not record_requests and records > _WINDOW_RECORDS and _can_window(spec):
+        if not record_requests and records > _WINDOW_RECORDS:
             batch = 1
             window = horizon * _WINDOW_RECORDS / records
         changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}
@@ -358,11 +358,14 @@ class _States:
 
 # -- push-mode bindings ----------------------------------------------------------------------
 
-def _push_bindings(believed: np.ndarray, rep: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """The provider each request of a push-mode choice calls (-1: none believed up).
+def _push_bindings(believed: np.ndarray, rep: np.ndarray, times: np.ndarray,
+                   initial: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The provider each request of a push-mode choice calls (-1: none believed up), and
+    the binding after each request.
 
     ``believed`` (providers x requests) says which providers each request's promiser
-    believes up. Per replication, in arrival order, the binding starts at provider 0; a
+    believes up. Per replication, in arrival order, the binding starts at provider 0 (or
+    ``initial[rep]``); a
     request keeps it if believed up, else moves to the next believed up in cyclic order
     (and keeps it if none is). Each request is a map from the binding before it to the
     binding after it; the bindings are a prefix composition of those maps, computed by
@@ -371,7 +374,7 @@ def _push_bindings(believed: np.ndarray, rep: np.ndarray, times: np.ndarray) -> 
     n, m = believed.shape
     out = np.full(m, -1, dtype=np.int64)
     if m == 0:
-        return out
+        return out, out.copy()
     order = np.lexsort((times, rep))
     b = believed[:, order]
     # step[s, i]: the binding after request i, from binding s before it
@@ -400,10 +403,15 @@ def _push_bindings(believed: np.ndarray, rep: np.ndarray, times: np.ndarray) -> 
         # prefix[i] = prefix[i] o prefix[i - d]: first the older requests, then these
         prefix[:, i] = np.take_along_axis(prefix[:, i], prefix[:, i - d], axis=0)
         d *= 2
-    bound = prefix[0]
+    if initial is None:
+        bound = prefix[0]
+    else:
+        bound = prefix[initial[r], np.arange(m)]
     ok = b[bound, np.arange(m)]
     out[order] = np.where(ok, bound, -1)
-    return out
+    after = np.empty(m, dtype=np.int64)
+    after[order] = bound
+    return out, after
 
 
 # -- renewal processes ---------------------------------------------------------------------
@@ -494,6 +502,9 @@ class _Batch:
         self.windowed = False
         self.ghosts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.queue_log: dict[int, _QueueLog] = {}
+        # push-mode choices in time windows: the binding carried, and this window's requests
+        self.bindings: dict[int, np.ndarray] = {}
+        self.push_log: dict[int, _QueueLog] = {}
 
     def run(self) -> dict[str, np.ndarray]:
         """Agent states; returns the agent changes (then see :meth:`write_records` and
@@ -788,6 +799,7 @@ class _Batch:
         self.arrivals = arrivals if arrivals is not None else \
             [self._arrivals(w) for w in range(len(spec.workloads))]
         self.queue_log = {}
+        self.push_log = {}
         self.runs: list[_NodeRun] = []
         self.by_node: dict[int, _NodeRun] = {}
         for w, tree in enumerate(spec.call_trees):
@@ -822,7 +834,12 @@ class _Batch:
             choice = np.full(called.size, -1, dtype=np.int64)
             if cond.mode == "push":
                 believed = np.stack([self._item_standing(item, rep, seen) for item in cond.items])
-                choice = _push_bindings(believed, rep, times)
+                initial = self.bindings.get(id(cond)) if self.windowed else None
+                choice, bound = _push_bindings(believed, rep, times, initial)
+                if self.windowed:
+                    root = arr.time[called]
+                    self.push_log[id(cond)] = _QueueLog(rep, root, times, times, bound.astype(float),
+                                                        times, False)
             elif cond.choose == "first":
                 for j, item in enumerate(cond.items):
                     open_ = choice < 0
@@ -1127,6 +1144,7 @@ class _Batch:
         spec, horizon, n_rep = self.spec, self.horizon, self.reps.size
         self.windowed = True
         self.ghosts = {}
+        self.bindings = {}
         table = np.zeros((n_rep, len(spec.promises), len(OUTCOMES)), dtype=np.int64)
         n_w = len(spec.workloads)
         pending = [_Requests(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
@@ -1208,7 +1226,7 @@ class _Batch:
         :meth:`count_windows`)."""
         n_rep = self.reps.size
         cut = np.full(n_rep, np.inf)
-        logs = list(self.queue_log.values())
+        logs = list(self.queue_log.values()) + list(self.push_log.values())
         for log in logs:
             late = log.extent >= hi
             np.minimum.at(cut, log.rep[late], log.root[late])
@@ -1256,6 +1274,16 @@ class _Batch:
             keep = last_of - rank < servers
             self.ghosts[agent] = (rep[keep], done[keep], crash[keep])
         self.queue_log = {}
+        for key, log in self.push_log.items():   # the binding after the last counted request
+            before = log.root < cut[log.rep]
+            rep, times, bound = log.rep[before], log.ready[before], log.done[before]
+            binding = self.bindings.get(key, np.zeros(self.reps.size, dtype=np.int64)).copy()
+            order = np.lexsort((times, rep))
+            last = np.ones(rep.size, dtype=bool)
+            last[:-1] = rep[order][1:] != rep[order][:-1]
+            binding[rep[order][last]] = bound[order][last].astype(np.int64)
+            self.bindings[key] = binding
+        self.push_log = {}
 
 
 @dataclass
@@ -1282,12 +1310,6 @@ def _merge_requests(a: _Requests, b: _Requests) -> _Requests:
     order = np.argsort(rep, kind="stable")
     return _Requests(rep[order], np.concatenate([a.index, b.index])[order],
                      np.concatenate([a.time, b.time])[order])
-
-
-def _can_window(spec: ModelSpec) -> bool:
-    """Whether requests can be computed in time windows: a push-mode choice carries its
-    binding from request to request, which the windows do not carry (yet)."""
-    return "push-mode choice" not in spec.features
 
 
 def _kth_smallest(rows: np.ndarray, k: int) -> np.ndarray:
