@@ -2,9 +2,10 @@
 
 A request's fate at such a queue depends on the state the requests before it
 left (how many are inside, how many wait), so there is no closed form. Each
-iteration of the loop below handles the next event (an arrival or a
-departure) of *every* queue of a batch at once, so the number of iterations
-is the number of events of the busiest queue, not the total.
+iteration of the loop below handles the next event (an arrival, a request
+whose calls resolved, or a departure) of *every* queue of a batch at once,
+so the number of iterations is the number of events of the busiest queue,
+not the total.
 """
 
 from __future__ import annotations
