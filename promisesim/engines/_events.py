@@ -2,9 +2,10 @@
 
 A request's fate at such a queue depends on the state the requests before it
 left (how many are inside, how many wait), so there is no closed form. Each
-iteration of the loop below handles the next event (an arrival or a
-departure) of *every* queue of a batch at once, so the number of iterations
-is the number of events of the busiest queue, not the total.
+iteration of the loop below handles the next event (an arrival, a request
+whose calls resolved, or a departure) of *every* queue of a batch at once,
+so the number of iterations is the number of events of the busiest queue,
+not the total.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ __all__ = ["event_queue"]
 
 def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
                 enters: np.ndarray, servers: int, limit: int | None,
-                slowdown: float) -> tuple[np.ndarray, np.ndarray]:
+                slowdown: float, ready: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Departures and rejections of requests at FIFO queues that start empty.
 
     Parameters
@@ -25,16 +26,21 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
         The queue of each request (a replication's stretch between crashes: the
         agent starts empty after each), requests sorted by (segment, arrival).
     arrival : float array
-        When each request reaches the agent.
+        When each request reaches the agent: it is admitted or rejected then.
     service : float array
         Its service time at an idle agent.
     enters : bool array
         Whether it joins the queue if admitted (False: it is admitted, but its
-        conditions failed, so it leaves at once).
+        conditions failed, so it leaves at ``ready``).
     servers, limit, slowdown
         The agent's servers, capacity limit (None: none) and slowdown: a service
         starting with ``n`` other requests queued or in service takes
         ``service * (1 + slowdown * n)``.
+    ready : float array, optional
+        When each request's calls resolve (default: its arrival). From its
+        admission to ``ready`` a request counts against the limit but is not
+        queued; at ``ready`` it joins the queue or leaves. ``inf``: never (it is
+        lost at the crash that ends its segment).
 
     Returns
     -------
@@ -43,18 +49,32 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
     rejected : bool array
         Requests that found ``limit`` requests inside.
 
-    Ties between a departure and an arrival at one instant are resolved
-    departure first.
+    Ties at one instant are resolved departures first, then arrivals, then
+    requests whose calls resolve; a request whose calls resolve at its arrival
+    instant (it made none) is admitted and joins or leaves in one step.
     """
     n = arrival.size
     departure = arrival.copy()
     rejected = np.zeros(n, dtype=bool)
     if n == 0:
         return departure, rejected
-    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    first = np.r_[True, segment[1:] != segment[:-1]]
+    starts = np.flatnonzero(first)
     ends = np.r_[starts[1:], n]
     q = starts.size
     cap = np.iinfo(np.int64).max if limit is None else int(limit)
+    # Requests admitted at arrival that join (or leave) later, by queue and ready instant.
+    deferred = None if ready is None else ready > arrival
+    if deferred is not None and not deferred.any():
+        deferred = None                     # every request joins or leaves as it arrives
+    later = np.empty(0, dtype=np.int64)
+    if deferred is not None:
+        assert ready is not None
+        later = np.flatnonzero(deferred & (ready < np.inf))
+        queue_of = np.cumsum(first) - 1
+        later = later[np.lexsort((later, ready[later], queue_of[later]))]
+        nxt_ready = np.searchsorted(queue_of[later], np.arange(q))     # next to resolve
+        ready_ends = np.r_[nxt_ready[1:], later.size]
     nxt_arrival = starts.copy()             # next request to arrive, per queue
     busy_until = np.full((q, servers), np.inf)
     serving = np.full((q, servers), -1, dtype=np.int64)
@@ -63,6 +83,7 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
     head = np.full(q, -1, dtype=np.int64)   # first waiting request
     tail = np.full(q, -1, dtype=np.int64)   # last waiting request
     link = np.full(n, -1, dtype=np.int64)   # the next waiting request behind each
+    state = (busy_until, serving, waiting, head, tail, link, service, slowdown)
     rows = np.arange(q)
     active = rows
     while active.size:
@@ -71,11 +92,22 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
         t_arr = np.where(more, arrival[np.minimum(a, n - 1)], np.inf)
         k = np.argmin(busy_until[active], axis=1)
         t_dep = busy_until[active, k]
+        if later.size:
+            r = nxt_ready[active]
+            resolving = r < ready_ends[active]
+            more = more | resolving
+            t_res = np.where(resolving, ready[later[np.minimum(r, later.size - 1)]], np.inf)
         done = ~more & ~np.isfinite(t_dep)
         if done.any():
             active = active[~done]
             continue
-        dep = t_dep <= t_arr
+        if later.size:
+            dep = (t_dep <= t_arr) & (t_dep <= t_res)
+            arr = ~dep & (t_arr <= t_res)
+            res = ~dep & ~arr
+        else:
+            dep = t_dep <= t_arr
+            arr = ~dep
         # -- departures: free the server; the first waiting request starts now
         if dep.any():
             g, kk, t = active[dep], k[dep], t_dep[dep]
@@ -92,30 +124,54 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
                 tail[g] = np.where(waiting[g] == 0, -1, tail[g])
                 _begin(i, g, kk, t, busy_until, serving, waiting, service, slowdown)
         # -- arrivals: admitted unless the agent is full; enter service, the queue, or leave
-        arr = ~dep
         if arr.any():
             g, i, t = active[arr], a[arr], t_arr[arr]
             nxt_arrival[g] += 1
             full = inside[g] >= cap
             rejected[i[full]] = True
-            keep = ~full & enters[i]
-            g, i, t = g[keep], i[keep], t[keep]
-            inside[g] += 1
-            free = busy_until[g] == np.inf
-            idle = free.any(axis=1)
-            if idle.any():
-                gi = g[idle]
-                _begin(i[idle], gi, np.argmax(free[idle], axis=1), t[idle], busy_until, serving,
-                       waiting, service, slowdown)
-            queue = ~idle
-            if queue.any():
-                gq, iq = g[queue], i[queue]
-                has = tail[gq] >= 0
-                link[tail[gq][has]] = iq[has]
-                head[gq[~has]] = iq[~has]
-                tail[gq] = iq
-                waiting[gq] += 1
+            if deferred is None:
+                keep = ~full & enters[i]
+                g, i, t = g[keep], i[keep], t[keep]
+                inside[g] += 1
+                _join(i, g, t, *state)
+            else:
+                keep = ~full & (enters[i] | deferred[i])
+                g, i, t = g[keep], i[keep], t[keep]
+                inside[g] += 1
+                now = ~deferred[i]
+                _join(i[now], g[now], t[now], *state)
+        # -- calls resolved: an admitted request joins the queue, or leaves
+        if later.size and res.any():
+            g, t = active[res], t_res[res]
+            i = later[nxt_ready[g]]
+            nxt_ready[g] += 1
+            admitted = ~rejected[i]
+            g, i, t = g[admitted], i[admitted], t[admitted]
+            leaves = ~enters[i]
+            inside[g[leaves]] -= 1
+            _join(i[~leaves], g[~leaves], t[~leaves], *state)
     return departure, rejected
+
+
+def _join(i: np.ndarray, g: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
+          serving: np.ndarray, waiting: np.ndarray, head: np.ndarray, tail: np.ndarray,
+          link: np.ndarray, service: np.ndarray, slowdown: float) -> None:
+    """Requests ``i`` join queues ``g`` at ``t``: a free server starts them, else they wait."""
+    if i.size == 0:
+        return
+    free = busy_until[g] == np.inf
+    idle = free.any(axis=1)
+    if idle.any():
+        _begin(i[idle], g[idle], np.argmax(free[idle], axis=1), t[idle], busy_until, serving,
+               waiting, service, slowdown)
+    queue = ~idle
+    if queue.any():
+        gq, iq = g[queue], i[queue]
+        has = tail[gq] >= 0
+        link[tail[gq][has]] = iq[has]
+        head[gq[~has]] = iq[~has]
+        tail[gq] = iq
+        waiting[gq] += 1
 
 
 def _begin(i: np.ndarray, g: np.ndarray, k: np.ndarray, t: np.ndarray, busy_until: np.ndarray,

@@ -42,18 +42,25 @@ request maps the binding before it to the one after it, and the bindings are
 a prefix composition of those maps, computed by doubling.
 
 A queue with a capacity limit or load-dependent slowdown is an event loop
-(:mod:`promisesim.engines._events`) whose every step handles the next
-arrival or departure of every queue of the batch at once.
+(:mod:`promisesim.engines._events`) whose every step handles the next event
+of every queue of the batch at once: an arrival (admitted or rejected against
+the limit, counting requests still waiting for their calls), a request whose
+calls resolved (it joins the FIFO queue, in order of that instant, or leaves)
+or a departure. A request such an agent rejects makes no calls (and moves
+no push-mode binding), so which requests reach the agents below it depends
+on its queue: the requests are routed and served in passes, each assuming
+the rejections of the one before (at first none), until a pass rejects
+exactly the requests it assumed; each pass decides right at least up to the
+first wrong assumption, and it takes a few passes in practice
+(``_Batch._refusals_settled``).
 
 Features: every feature of the reference engine except autoscalers (their
-feedback couples every member's queue to the routing of later requests), a
-capacity limit or slowdown on an agent that calls others before queueing
-(its admission and its queue see requests in different orders), and models where a request can call
-back into an agent it came through (an agent-level call cycle, for example a
-promise of ``api`` conditioned on a promise of ``db`` that is conditioned on
-another promise of ``api``): such a model raises
-:class:`~promisesim.errors.EngineError` naming the features when this engine
-is named, and ``engine="auto"`` uses the reference engine.
+feedback couples every member's queue to the routing of later requests), and
+models where a request can call back into an agent it came through (an
+agent-level call cycle, for example a promise of ``api`` conditioned on a
+promise of ``db`` that is conditioned on another promise of ``api``): such a
+model raises :class:`~promisesim.errors.EngineError` naming the features when
+this engine is named, and ``engine="auto"`` uses the reference engine.
 
 How the results differ from the reference engine's:
 
@@ -83,6 +90,7 @@ from .._renewal import renewal_counts as _renewal_counts
 from .._renewal import renewal_instants as _renewal_instants
 from ._events import event_queue
 from .._timeline import _last_at_or_before
+from ..errors import EngineError
 from ..random import Streams
 from ..results import summarise
 from .base import (
@@ -120,10 +128,6 @@ class VectorEngine:
 
     def unsupported(self, spec: ModelSpec) -> list[str]:
         missing = sorted(spec.features & _UNSUPPORTED)
-        callers = _limited_callers(spec)
-        if callers:
-            missing.append("a capacity limit or slowdown on an agent that calls others "
-                           f"({', '.join(callers)})")
         _, cycle = _agent_order(spec)
         if cycle:
             missing.append(f"requests that call back into an agent they came through "
@@ -233,23 +237,29 @@ def _columns(parts: dict[str, list[np.ndarray]], schema: dict[str, type]) -> dic
 
 # -- structure of the model ----------------------------------------------------------------
 
-def _limited_callers(spec: ModelSpec) -> list[str]:
-    """Agents with a capacity limit or slowdown that make calls before queueing (their
-    admission and their queue see requests in different orders: not supported)."""
-    limited = {i for i, a in enumerate(spec.agents) if a.limit is not None or a.slowdown}
-    found: dict[str, None] = {}
+def _gated_nodes(spec: ModelSpec) -> set[int]:
+    """Nodes (``id``) at an agent with a capacity limit whose requests act before they queue:
+    call others, or move a push-mode choice's binding. A rejected request does neither, so
+    which requests reach the nodes below (and the bindings) depend on the agent's queue."""
+    limited = {i for i, a in enumerate(spec.agents) if a.limit is not None}
+    found: set[int] = set()
+
+    def acts(item: CallNode | CallCondition) -> bool:
+        if isinstance(item, CallNode):
+            return item.is_request
+        return (item.rule == "any" and item.mode == "push") or any(acts(i) for i in item.items)
 
     def walk(node: CallNode) -> None:
         agent = spec.agent_index[spec.promises[node.promise].promiser]
-        if agent in limited and _latency_callees(node.condition):
-            found[spec.agents[agent].name] = None
+        if agent in limited and node.condition is not None and acts(node.condition):
+            found.add(id(node))
         for child in _latency_callees(node.condition):
             walk(child)
 
     if limited:
         for tree in spec.call_trees:
             walk(tree)
-    return list(found)
+    return found
 
 
 def _tree_size(item: CallNode | CallCondition) -> int:
@@ -310,6 +320,21 @@ def _agent_order(spec: ModelSpec) -> tuple[list[int], list[str]]:
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
     """``np.concatenate``, without a copy for a single part."""
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _isin_sorted(values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """``np.isin`` for ``members`` sorted and not empty."""
+    pos = np.searchsorted(members, values)
+    return members[np.minimum(pos, members.size - 1)] == values
+
+
+def _limited_order(rep: np.ndarray, arrival: np.ndarray, several: bool) -> np.ndarray:
+    """Queue entries (sorted by replication within each of ``several`` nodes) in order of
+    (replication, arrival), stably: ties in node order, then arrival index."""
+    order = np.argsort(rep, kind="stable") if several else None
+    order = _sort_within_replications(rep if order is None else rep[order],
+                                      arrival if order is None else arrival[order], order)
+    return np.arange(rep.size) if order is None else order
 
 
 # -- ragged lookups ------------------------------------------------------------------------
@@ -798,17 +823,57 @@ class _Batch:
         spec = self.spec
         self.arrivals = arrivals if arrivals is not None else \
             [self._arrivals(w) for w in range(len(spec.workloads))]
-        self.queue_log = {}
-        self.push_log = {}
-        self.runs: list[_NodeRun] = []
-        self.by_node: dict[int, _NodeRun] = {}
-        for w, tree in enumerate(spec.call_trees):
-            self._reach(tree, w, np.arange(self.arrivals[w].time.size), self.arrivals[w].time)
-        order, _ = _agent_order(spec)
-        for agent in order:
-            runs = [r for r in self.runs if self.promiser[r.node.promise] == agent]
-            if runs:
-                self._serve(agent, runs)
+        gated = _gated_nodes(spec)
+        self.refused: dict[int, np.ndarray] = {}    # node -> requests assumed rejected
+        self.guesses: set[int] = set()
+        while True:   # one pass, unless a limited agent turns away requests that would call
+            self.queue_log = {}
+            self.push_log = {}
+            self.runs: list[_NodeRun] = []
+            self.by_node: dict[int, _NodeRun] = {}
+            for w, tree in enumerate(spec.call_trees):
+                self._reach(tree, w, np.arange(self.arrivals[w].time.size), self.arrivals[w].time)
+            order, _ = _agent_order(spec)
+            for agent in order:
+                runs = [r for r in self.runs if self.promiser[r.node.promise] == agent]
+                if runs:
+                    self._serve(agent, runs)
+            if not gated or self._refusals_settled(gated):
+                break
+
+    def _refusals_settled(self, gated: set[int]) -> bool:
+        """Whether the requests rejected at gated nodes (see :func:`_gated_nodes`) are those
+        this pass assumed; if not, the next pass assumes this pass's.
+
+        A rejected request makes no calls and moves no binding, but which requests are
+        rejected depends on when the others' calls resolve. A pass takes a guess (at
+        first: none rejected), routes the others, and serves every agent; a request it
+        assumed rejected but admits leaves at once (a placeholder: no calls, no answers).
+        Everything before the first request the guess got wrong saw the right requests,
+        so the pass decides that one right too: each pass extends the right prefix, and
+        the passes end, exactly, when a pass rejects the requests it assumed (typically a
+        few passes: the placeholders keep each wrong guess's effect local). Requests
+        arriving at or after the horizon are never assumed rejected (nothing recorded
+        depends on them). Only ties at one instant (deterministic times) could make the
+        guesses cycle: then this raises :class:`~promisesim.errors.EngineError`.
+        """
+        settled = True
+        for run in self.runs:
+            if id(run.node) not in gated:
+                continue
+            rejected = run.reach[run.outcome == REJECTED]   # (those arriving before the horizon)
+            before = self.refused.get(id(run.node))
+            if before is None or not np.array_equal(before, rejected):
+                settled &= before is None and rejected.size == 0
+                self.refused[id(run.node)] = rejected
+        if not settled:
+            guess = hash(b"".join(self.refused[k].tobytes() + b"|" for k in sorted(self.refused)))
+            if guess in self.guesses:
+                raise EngineError("the vector engine's rejections at a limited agent that calls "
+                                  "others do not settle (simultaneous events); use the "
+                                  "reference engine")
+            self.guesses.add(guess)
+        return settled
 
     def _reach(self, node: CallNode, w: int, reach: np.ndarray, arrival: np.ndarray) -> None:
         """Top down: which requests reach ``node`` (arriving at ``arrival``), and where the
@@ -822,7 +887,12 @@ class _Batch:
         run.called_pos = np.flatnonzero(up)
         run.called = reach[run.called_pos]
         if node.condition is not None:
-            self._reach_condition(node.condition, w, run.called, run, arrival[up])
+            called, times = run.called, arrival[up]
+            refused = self.refused.get(id(node))
+            if refused is not None and refused.size:   # rejected: no calls (see _serve)
+                calls = ~_isin_sorted(called, refused)
+                called, times = called[calls], times[calls]
+            self._reach_condition(node.condition, w, called, run, times)
 
     def _reach_condition(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun,
                          times: np.ndarray) -> None:
@@ -933,6 +1003,22 @@ class _Batch:
         success = kept_at <= failed_at   # on a tie the kept answers count first
         return success, np.where(success, kept_at, failed_at)
 
+    def _resolve_calls(self, run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether the condition of ``run``'s node held for each request where its promiser
+        was up (arriving at ``t``), and when that was known. Requests assumed rejected by a
+        limit made no calls: failed at once (see :meth:`_refusals_settled`)."""
+        cond = run.node.condition
+        assert cond is not None
+        refused = self.refused.get(id(run.node))
+        if refused is None or not refused.size:
+            return self._resolve(cond, run.workload, run.called, run, t)
+        calls = ~_isin_sorted(run.called, refused)
+        ok = np.zeros(t.size, dtype=bool)
+        ready = t.copy()
+        ok[calls], ready[calls] = self._resolve(cond, run.workload, run.called[calls], run,
+                                                t[calls])
+        return ok, ready
+
     def _serve(self, agent: int, runs: list[_NodeRun]) -> None:
         """Resolve the calls of every request at ``agent``, then serve those that may enter."""
         horizon = self.horizon
@@ -947,7 +1033,7 @@ class _Batch:
             at = slice(None) if everyone else pos
             rep, t = arr.rep[run.called], run.arrival if everyone else run.arrival[pos]
             if run.node.condition is not None:
-                cond_ok, ready = self._resolve(run.node.condition, run.workload, run.called, run, t)
+                cond_ok, ready = self._resolve_calls(run, t)
             else:
                 cond_ok, ready = np.ones(t.size, dtype=bool), t
             run.done = run.arrival.copy()
@@ -1024,11 +1110,16 @@ class _Batch:
         if limited:   # a capacity limit or slowdown: an event loop in lockstep
             agent_spec = self.spec.agents[agent]
             enters = _concat([e[5] for e in entries])
-            o = np.arange(rep.size) if order is None else order
-            r, c = rep[o], crash[o]
+            # admitted in order of arrival here; queued in order of ready (calls resolved)
+            arrival = _concat([e[0].arrival[e[1]] for e in entries])
+            o = _limited_order(rep, arrival, len(entries) > 1)
+            r, c, a = rep[o], crash[o], arrival[o]
             segment = np.cumsum(np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])])
-            departure, turned_away = event_queue(segment, ready[o], service[o], enters[o],
-                                                 servers, agent_spec.limit, agent_spec.slowdown)
+            resolved = ready[o]
+            resolved = np.where(c <= resolved, np.inf, resolved)   # lost: inside until the crash
+            departure, turned_away = event_queue(segment, a, service[o], enters[o], servers,
+                                                 agent_spec.limit, agent_spec.slowdown,
+                                                 ready=resolved)
             done = np.empty(rep.size)
             done[o] = departure
             rejected = np.empty(rep.size, dtype=bool)
@@ -1041,7 +1132,7 @@ class _Batch:
                                 self.reps.size)
         if self.windowed:
             self._log_queue(agent, entries, bounds, rep, ready, done, crash, n_g,
-                            (enters, rejected) if limited else None)
+                            (enters, rejected, arrival) if limited else None)
         lost = done >= crash
         done = np.where(lost, crash, done)
         outcome = np.where(lost, LOST, KEPT).astype(np.int8)   # KEPT: answered; sorted out later
@@ -1050,7 +1141,9 @@ class _Batch:
                 served = enters[lo:hi] & ~rejected[lo:hi]
                 run.outcome[pos[served]] = outcome[lo:hi][served]
                 run.done[pos[served]] = done[lo:hi][served]
-                run.outcome[pos[rejected[lo:hi]]] = REJECTED
+                turned = pos[rejected[lo:hi]]
+                run.outcome[turned] = REJECTED
+                run.done[turned] = run.arrival[turned]   # recorded on arrival
             else:
                 run.outcome[pos] = outcome[lo:hi]
                 run.done[pos] = done[lo:hi]
@@ -1208,7 +1301,7 @@ class _Batch:
 
     def _log_queue(self, agent: int, entries: list, bounds: np.ndarray,  # type: ignore[type-arg]
                    rep: np.ndarray, ready: np.ndarray, done: np.ndarray, crash: np.ndarray,
-                   n_g: int, limited: tuple[np.ndarray, np.ndarray] | None) -> None:
+                   n_g: int, limited: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
         """Keep what the cut and the carried state need of one queue's entries."""
         root = np.empty(rep.size)
         root[:n_g] = -np.inf   # the carried servers count as requests before every cut
@@ -1217,8 +1310,11 @@ class _Batch:
         if limited is None:
             extent = ready
         else:   # when it left: rejected or turned back at once, served, or lost in a crash
-            enters, rejected = limited
-            extent = np.where(enters & ~rejected, np.minimum(done, crash), ready)
+            # (inside from its arrival: a request waiting for its calls counts to the limit)
+            enters, rejected, arrival = limited
+            extent = np.where(enters & ~rejected, np.minimum(done, crash),
+                              np.where(rejected, arrival, np.minimum(ready, crash)))
+            ready = arrival
         self.queue_log[agent] = _QueueLog(rep, root, ready, extent, done, crash, limited is not None)
 
     def _cut(self, hi: float) -> np.ndarray:

@@ -76,13 +76,23 @@ def models(draw):
                               servers=draw(st.integers(1, 3)),
                               limit=draw(st.none() | st.integers(1, 4)),
                               slowdown=draw(st.sampled_from([0.0, 0.0, 0.3]))))
+    # the callers too may have a limit (counting requests waiting for their calls) or slowdown
     top = m.agent("top", service_time=draw(services), servers=draw(st.integers(1, 2)),
-                  failures=draw(st.none() | st.builds(ps.Failures, durations, durations)))
+                  failures=draw(st.none() | st.builds(ps.Failures, durations, durations)),
+                  limit=draw(st.none() | st.integers(1, 6)),
+                  slowdown=draw(st.sampled_from([0.0, 0.0, 0.3])))
+    backend = None
+    if draw(st.booleans()):   # the first provider calls a back end before it queues
+        back = m.agent("back", service_time=draw(services), servers=draw(st.integers(1, 2)),
+                       failures=draw(st.none() | st.builds(ps.Failures, durations, durations)))
+        backend = m.promise(back, to=agents[0], body=ps.Latency(deadline=draw(st.floats(0.05, 2.0))),
+                            name="back-offer")
     offers = []
     for a in agents:
         body = ps.Latency(deadline=draw(st.floats(0.05, 2.0))) if draw(st.booleans()) \
             else ps.Availability()
-        offers.append(m.promise(a, to=top, body=body, name=f"{a.name}-offer"))
+        offers.append(m.promise(a, to=top, body=body, name=f"{a.name}-offer",
+                                conditions=backend if a is agents[0] else None))
     if draw(st.booleans()):   # a super-agent with internal hops among the providers
         size = draw(st.integers(1, 4))
         rule = draw(st.sampled_from(["any", "all", "k", "all_to_all"]))
@@ -139,7 +149,8 @@ def models(draw):
         start = draw(st.floats(0.0, 50.0))
         m.workload(serve, rate=draw(st.floats(0.5, 6.0)), name="spike", start=start,
                    end=draw(st.none() | st.floats(start + 0.5, 80.0)))
-    targets = [a.name for a in agents] + ["top"] + (["grp"] if m.super_agents else [])
+    targets = [a.name for a in agents] + ["top"] + (["grp"] if m.super_agents else []) + \
+        (["back"] if backend is not None else [])
     for _ in range(draw(st.integers(0, 3))):
         m.inject(ps.Outage(draw(st.sampled_from(targets)),
                            at=draw(st.floats(0.0, 60.0)), duration=draw(st.floats(0.1, 30.0)),
@@ -348,3 +359,45 @@ def test_time_windows_carry_busy_servers_under_heavy_load(servers, gaps, monkeyp
         m.workload(serve, interarrival=gaps)
     calls = _assert_windows_change_nothing(m, 3_000.0, 2, 11, monkeypatch, records=2_000)
     assert len(calls) > 20
+
+
+def test_limited_callers_under_heavy_load_and_crashes_agree():
+    """Limits and slowdown on agents that call others (one calling another), every agent
+    failing: rejections decide which calls are made, crashes lose requests waiting for calls."""
+    m = ps.Model("limited callers")
+    crashes = ps.Failures(Exponential(60.0), Exponential(4.0))
+    db = m.agent("db", failures=crashes, service_time=Exponential(0.1))
+    s0 = m.agent("s0", failures=crashes, service_time=Exponential(0.2), limit=3, slowdown=0.3)
+    d = m.promise(db, to=s0, body=ps.Latency(deadline=0.5), name="d")
+    s1 = m.agent("s1", failures=crashes, service_time=Exponential(0.3), servers=2)
+    api = m.agent("api", failures=crashes, service_time=Exponential(0.15), servers=2, limit=4,
+                  slowdown=0.2)
+    o0 = m.promise(s0, to=api, body=ps.Latency(deadline=1.0), name="o0", conditions=d)
+    o1 = m.promise(s1, to=api, body=ps.Latency(deadline=1.0), name="o1")
+    p = m.promise(api, to=m.agent("u"), body=ps.Latency(deadline=2.0), name="p",
+                  conditions=ps.all_of(o0, o1))
+    m.workload(p, rate=3.0)
+    m.workload(o0, rate=1.0, name="direct")
+    assert not VectorEngine().unsupported(m.spec())
+    ref, _ = assert_same(m, 400.0, 4, 5)
+    rq = ref.requests
+    for promise in ("p", "o0"):
+        outcomes = rq[rq["promise"] == promise]["outcome"].value_counts()
+        assert outcomes["rejected"] > 100 and outcomes["lost"] > 10, (promise, outcomes)
+        assert outcomes["kept"] > 500 and outcomes["condition_failed"] > 100, (promise, outcomes)
+
+
+def test_push_choice_at_a_limited_agent_agrees():
+    """A rejected request moves no push-mode binding (it makes no choice)."""
+    m = ps.Model("push at a limit")
+    api = m.agent("api", service_time=Exponential(0.4), limit=2)
+    offers = []
+    for i in range(3):
+        a = m.agent(f"p{i}", failures=ps.Failures(Exponential(10.0), Exponential(3.0)))
+        offers.append(m.promise(a, to=api, body=ps.Availability(), name=f"o{i}"))
+    p = m.promise(api, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="p",
+                  conditions=ps.any_of(*offers, mode="push", detect=2.0))
+    m.workload(p, rate=3.0)
+    ref, _ = assert_same(m, 300.0, 3, 3)
+    outcomes = ref.requests["outcome"].value_counts()
+    assert outcomes["rejected"] > 500 and outcomes["condition_failed"] > 100
