@@ -451,6 +451,13 @@ class _NodeRun:
 
 
 class _Batch:
+    #: Outages that differ between replications (an autoscaler's members): ``(row, start, end,
+    #: drain)`` arrays, ``row = agent * n_reps + replication``; None: none.
+    membership: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: Agents whose served requests :meth:`_queue` logs as ``(rep, ready, end)`` (end: the
+    #: departure, or the crash that lost it); None: log nothing.
+    busy_log: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None
+
     def __init__(self, spec: ModelSpec, horizon: float, streams: Streams, reps: np.ndarray) -> None:
         self.spec = spec
         self.horizon = horizon
@@ -467,7 +474,7 @@ class _Batch:
         # Draining outages stop new requests but lose none: crashes come from the states
         # without them.
         self.alive = self._agent_states(drains=False) if any(
-            o.drain for o in self.spec.outages) else self.states
+            o.drain for o in self.spec.outages) or self.membership is not None else self.states
         changes = self._change_columns()
         if self.spec.workloads:
             self._requests()
@@ -481,7 +488,7 @@ class _Batch:
         With ``drains=False``, draining outages are left out (the agent is alive).
         """
         spec, horizon, n_rep = self.spec, self.horizon, self.reps.size
-        fast = self._failures_only()
+        fast = self._failures_only() if self.membership is None else None
         if fast is not None:
             return fast
         parts_row, parts_time, parts_fail, parts_delta = [], [], [], []
@@ -529,7 +536,16 @@ class _Batch:
                                         s.at + duration[down]], axis=1).ravel())
             parts_fail.append(np.full(2 * down.size, -1, dtype=np.int8))
             parts_delta.append(np.tile([1, -1], down.size))
+        if self.membership is not None:   # per-replication outages, drains left out if asked
+            m_row, m_start, m_end, m_drain = (x if drains else x[~self.membership[3]]
+                                              for x in self.membership)
+            parts_row.append(np.repeat(m_row, 2))
+            parts_time.append(np.stack([m_start, m_end], axis=1).ravel())
+            parts_fail.append(np.full(2 * m_row.size, -1, dtype=np.int8))
+            parts_delta.append(np.tile([1, -1], m_row.size))
         outages = outages + list(spec.startups)
+        if self.membership is not None:   # (below, only whether there are any matters)
+            outages.append(self.membership)
         n_agents = len(spec.agents)
         if not parts_row:
             empty = np.empty(0)
@@ -987,6 +1003,9 @@ class _Batch:
             else:
                 run.outcome[pos] = outcome[lo:hi]
                 run.done[pos] = done[lo:hi]
+        if self.busy_log is not None and agent in self.busy_log:   # an autoscaler observes it
+            served = enters & ~rejected if limited else slice(None)
+            self.busy_log[agent] = (rep[served], ready[served], done[served])
 
     def write_records(self, columns: _GrowingColumns, scale: float = 1.0) -> None:
         """Append the batch's request records (node by node) to ``columns``; ``scale``: the
