@@ -38,8 +38,13 @@ A queue with a capacity limit or load-dependent slowdown is an event loop
 (:mod:`promisesim.engines._events`) whose every step handles the next
 arrival or departure of every queue of the batch at once.
 
-Features: every feature of the reference engine except autoscalers (their
-feedback couples every member's queue to the routing of later requests), a
+An autoscaler's feedback (its decisions depend on its members' busy time, which
+depends on its earlier decisions) is found as a fixed point of whole runs
+(:mod:`promisesim.engines._autoscale`): guess the decisions, run the batch with
+the membership they imply (per-replication outages), recompute the decisions
+from the busy time the queues logged, and repeat until they reproduce.
+
+Features: every feature of the reference engine except a
 capacity limit or slowdown on an agent that calls others before queueing
 (its admission and its queue see requests in different orders), and models where a request can call
 back into an agent it came through (an agent-level call cycle, for example a
@@ -58,7 +63,9 @@ How the results differ from the reference engine's:
   (possible only with deterministic or empirical times), this engine serves
   them in the order (workload, position in the call tree, arrival index);
   the reference engine serves them in SimPy's event order. Counts can then
-  differ; tests of exact agreement use continuous service times.
+  differ; tests of exact agreement use continuous service times. An
+  autoscaler with no ``delay`` has one more (see
+  :mod:`promisesim.engines._autoscale`).
 """
 
 from __future__ import annotations
@@ -95,10 +102,9 @@ _UNIT = Uniform(0.0, 1.0)
 _BATCH_RECORDS = 2_000_000
 
 
-#: Model features (:attr:`ModelSpec.features`) this engine does not run yet: each needs
-#: state carried from request to request (a loop that advances every replication in
-#: lockstep, one request at a time).
-_UNSUPPORTED = frozenset({"autoscaler"})
+#: Model features (:attr:`ModelSpec.features`) this engine does not run (none now: the
+#: structural limits are found by :meth:`VectorEngine.unsupported`).
+_UNSUPPORTED: frozenset[str] = frozenset()
 
 
 class VectorEngine:
@@ -120,6 +126,10 @@ class VectorEngine:
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
             replications: Sequence[int], record_requests: bool = True) -> Trace:
+        if spec.scaled:   # autoscalers: a fixed point of whole runs (see _autoscale)
+            from ._autoscale import run_autoscaled
+            return run_autoscaled(spec, horizon=horizon, streams=streams,
+                                  replications=replications, record_requests=record_requests)
         reps = np.asarray(list(replications), dtype=np.int64)
         per_replication = 1.0
         for agent in spec.agents:   # state changes: two per failure cycle

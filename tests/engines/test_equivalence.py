@@ -37,11 +37,7 @@ def assert_same(model, horizon, replications, seed):
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_scenarios_agree_exactly(path):
     scenario = ps.load_scenario(path)
-    missing = VectorEngine().unsupported(scenario.model.spec())
-    if missing:
-        # only features whose outcome depends on state carried from request to request
-        assert set(missing) <= {"autoscaler"}, missing
-        pytest.skip(f"the vector engine does not run {', '.join(missing)} yet")
+    assert VectorEngine().unsupported(scenario.model.spec()) == []
     horizon = min(scenario.horizon or 1e9, 2 * 86_400.0)
     ref, _ = assert_same(scenario.model, horizon, 2, 7)
     if scenario.model.workloads:
