@@ -95,8 +95,18 @@ def models(draw):
                                                                         durations))))
         offers.append(m.promise(group, to=top, body=ps.Latency(deadline=draw(st.floats(0.1, 2.0))),
                                 name="grp-offer"))
-        for _ in range(draw(st.integers(0, 2))):   # grow or shrink: start-ups, draining
-            m.inject(ps.ScaleTo(group, size=draw(st.integers(1, 5)), at=draw(st.floats(0.0, 60.0))))
+        if rule == "any" and draw(st.booleans()):   # resized on observed load (delay > 0:
+            # with none, the reference applies a resize amid the events of its instant)
+            m.inject(ps.Autoscaler(group, utilisation=draw(st.floats(0.2, 0.9)),
+                                   interval=draw(st.sampled_from([4.0, 7.5, 12.0])),
+                                   delay=draw(st.sampled_from([0.5, 3.0, 9.0])),
+                                   min_size=draw(st.integers(1, size)),
+                                   max_size=draw(st.integers(size, 6)),
+                                   cooldown=draw(st.sampled_from([0.0, 10.0]))))
+        else:
+            for _ in range(draw(st.integers(0, 2))):   # grow or shrink: start-ups, draining
+                m.inject(ps.ScaleTo(group, size=draw(st.integers(1, 5)),
+                                    at=draw(st.floats(0.0, 60.0))))
     if draw(st.booleans()):   # a versioned provider with a migration
         store = m.versions("store", {"v1": ps.AgentTemplate(service_time=draw(services)),
                                      "v2": ps.AgentTemplate(service_time=draw(services))},
