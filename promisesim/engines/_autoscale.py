@@ -229,7 +229,8 @@ def _batch_size(spec: ModelSpec, horizon: float) -> int:
                                               else f.maintenance.interval.mean)  # type: ignore[union-attr]
             per_replication += 4.0 * horizon / cycle
     for workload, tree in zip(spec.workloads, spec.call_trees):
-        per_replication += horizon / workload.gaps.mean * _calls(tree)
+        end = horizon if workload.end is None else min(workload.end, horizon)
+        per_replication += max(end - workload.start, 0.0) / workload.gaps.mean * _calls(tree)
     return max(1, int(_BATCH_RECORDS // per_replication))
 
 
