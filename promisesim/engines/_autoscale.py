@@ -123,9 +123,10 @@ class _Group:
                 duration = np.where(is_warm, Streams.draw_at(g.warm, k0, k1, j.astype(np.uint64)),
                                     duration)
             starts[r, i] += 1
-            up = duration > 0              # a start-up: down (as a crash) until it is over
-            parts.append((i[up], r[up], np.full(int(up.sum()), at), at + duration[up],
-                          np.zeros(int(up.sum()), dtype=bool)))
+            starting = duration > 0        # a start-up: down (as a crash) until it is over
+            count = int(starting.sum())
+            parts.append((i[starting], r[starting], np.full(count, at), at + duration[starting],
+                          np.zeros(count, dtype=bool)))
         r, i = np.nonzero(absent)          # absent at the end: for good
         parts.append((i, r, since[r, i], np.full(r.size, np.inf), np.ones(r.size, dtype=bool)))
         member, rep, start, end, drain = (np.concatenate([p[c] for p in parts]) for c in range(5))
