@@ -54,13 +54,18 @@ exactly the requests it assumed; each pass decides right at least up to the
 first wrong assumption, and it takes a few passes in practice
 (``_Batch._refusals_settled``).
 
-Features: every feature of the reference engine except autoscalers (their
-feedback couples every member's queue to the routing of later requests), and
-models where a request can call back into an agent it came through (an
-agent-level call cycle, for example a promise of ``api`` conditioned on a
-promise of ``db`` that is conditioned on another promise of ``api``): such a
-model raises :class:`~promisesim.errors.EngineError` naming the features when
-this engine is named, and ``engine="auto"`` uses the reference engine.
+An autoscaler's feedback (its decisions depend on its members' busy time, which
+depends on its earlier decisions) is found as a fixed point of whole runs
+(:mod:`promisesim.engines._autoscale`): guess the decisions, run the batch with
+the membership they imply (per-replication outages), recompute the decisions
+from the busy time the queues logged, and repeat until they reproduce.
+
+Features: every feature of the reference engine. Only models where a request
+can call back into an agent it came through (an agent-level call cycle, for
+example a promise of ``api`` conditioned on a promise of ``db`` that is
+conditioned on another promise of ``api``) are left to the reference engine:
+naming this engine for one raises :class:`~promisesim.errors.EngineError`
+naming the cycle, and ``engine="auto"`` uses the reference engine.
 
 How the results differ from the reference engine's:
 
@@ -72,7 +77,9 @@ How the results differ from the reference engine's:
   (possible only with deterministic or empirical times), this engine serves
   them in the order (workload, position in the call tree, arrival index);
   the reference engine serves them in SimPy's event order. Counts can then
-  differ; tests of exact agreement use continuous service times.
+  differ; tests of exact agreement use continuous service times. An
+  autoscaler with no ``delay`` has one more (see
+  :mod:`promisesim.engines._autoscale`).
 """
 
 from __future__ import annotations
@@ -115,10 +122,9 @@ _BATCH_RECORDS = 2_000_000
 _WINDOW_RECORDS = 1 << 19
 
 
-#: Model features (:attr:`ModelSpec.features`) this engine does not run yet: each needs
-#: state carried from request to request (a loop that advances every replication in
-#: lockstep, one request at a time).
-_UNSUPPORTED = frozenset({"autoscaler"})
+#: Model features (:attr:`ModelSpec.features`) this engine does not run (none now: the
+#: structural limits are found by :meth:`VectorEngine.unsupported`).
+_UNSUPPORTED: frozenset[str] = frozenset()
 
 
 class VectorEngine:
@@ -137,6 +143,13 @@ class VectorEngine:
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
             replications: Sequence[int], record_requests: bool = True,
             record_changes: bool = True) -> Trace:
+        if spec.scaled:   # autoscalers: a fixed point of whole runs (see _autoscale)
+            from ._autoscale import run_autoscaled
+            trace = run_autoscaled(spec, horizon=horizon, streams=streams,
+                                   replications=replications, record_requests=record_requests)
+            if not record_changes:
+                trace = summarise(spec, trace, np.sort(np.asarray(list(replications))), horizon)
+            return trace
         reps = np.asarray(list(replications), dtype=np.int64)
         per_replication = 1.0
         for agent in spec.agents:   # state changes: two per failure cycle
@@ -516,6 +529,13 @@ class _NodeRun:
 
 
 class _Batch:
+    #: Outages that differ between replications (an autoscaler's members): ``(row, start, end,
+    #: drain)`` arrays, ``row = agent * n_reps + replication``; None: none.
+    membership: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: Agents whose served requests :meth:`_queue` logs as ``(rep, ready, end)`` (end: the
+    #: departure, or the crash that lost it); None: log nothing.
+    busy_log: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None
+
     def __init__(self, spec: ModelSpec, horizon: float, streams: Streams, reps: np.ndarray) -> None:
         self.spec = spec
         self.horizon = horizon
@@ -538,7 +558,7 @@ class _Batch:
         # Draining outages stop new requests but lose none: crashes come from the states
         # without them.
         self.alive = self._agent_states(drains=False) if any(
-            o.drain for o in self.spec.outages) else self.states
+            o.drain for o in self.spec.outages) or self.membership is not None else self.states
         return self._change_columns()
 
     # -- agent states ------------------------------------------------------------------
@@ -549,7 +569,7 @@ class _Batch:
         With ``drains=False``, draining outages are left out (the agent is alive).
         """
         spec, horizon, n_rep = self.spec, self.horizon, self.reps.size
-        fast = self._failures_only()
+        fast = self._failures_only() if self.membership is None else None
         if fast is not None:
             return fast
         parts_row, parts_time, parts_fail, parts_delta = [], [], [], []
@@ -597,7 +617,16 @@ class _Batch:
                                         s.at + duration[down]], axis=1).ravel())
             parts_fail.append(np.full(2 * down.size, -1, dtype=np.int8))
             parts_delta.append(np.tile([1, -1], down.size))
+        if self.membership is not None:   # per-replication outages, drains left out if asked
+            m_row, m_start, m_end, m_drain = (x if drains else x[~self.membership[3]]
+                                              for x in self.membership)
+            parts_row.append(np.repeat(m_row, 2))
+            parts_time.append(np.stack([m_start, m_end], axis=1).ravel())
+            parts_fail.append(np.full(2 * m_row.size, -1, dtype=np.int8))
+            parts_delta.append(np.tile([1, -1], m_row.size))
         outages = outages + list(spec.startups)
+        if self.membership is not None:   # (below, only whether there are any matters)
+            outages.append(self.membership)
         n_agents = len(spec.agents)
         if not parts_row:
             empty = np.empty(0)
@@ -821,6 +850,8 @@ class _Batch:
     def _requests(self, arrivals: list[_Requests] | None = None) -> None:
         """Every request's path and outcome, for ``arrivals`` (default: every arrival)."""
         spec = self.spec
+        if arrivals is None and getattr(self, "runs", None) is not None:
+            return   # every arrival is computed already
         self.arrivals = arrivals if arrivals is not None else \
             [self._arrivals(w) for w in range(len(spec.workloads))]
         gated = _gated_nodes(spec)
@@ -1147,6 +1178,9 @@ class _Batch:
             else:
                 run.outcome[pos] = outcome[lo:hi]
                 run.done[pos] = done[lo:hi]
+        if self.busy_log is not None and agent in self.busy_log:   # an autoscaler observes it
+            served = enters & ~rejected if limited else slice(None)
+            self.busy_log[agent] = (rep[served], ready[served], done[served])
 
     def write_records(self, columns: _GrowingColumns, scale: float = 1.0) -> None:
         """Append the batch's request records (node by node) to ``columns``; ``scale``: the

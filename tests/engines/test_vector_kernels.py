@@ -70,7 +70,6 @@ def plain_event_queue(segment, arrival, service, enters, servers, limit, slowdow
         inside, busy, waiting = 0, {}, []    # busy: server -> finish
 
         def begin(i, t):
-            nonlocal busy
             free = min(k for k in range(servers) if k not in busy)
             busy[free] = t + service[i] * (1.0 + slowdown * (len(busy) + len(waiting)))
             heapq.heappush(events, (busy[free], 0, i))
