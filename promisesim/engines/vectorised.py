@@ -1091,6 +1091,11 @@ def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
     n = rep.size
     group = np.ones(n, dtype=bool)
     group[1:] = (rep[1:] != rep[:-1]) | (segment[1:] != segment[:-1])
+    # Nobody waits (a server with no service time, or a light load): every departure is
+    # max(ready, previous departure) + service with ready the larger.
+    bound = ready + service
+    if bool((group[1:] | (ready[1:] >= bound[:-1])).all()):
+        return bound
     # Lindley estimate: d_i = S_i + max_{j <= i} (r_j - S_{j-1}) within each group
     total = _segmented_accumulate(np.add, service, group, 0.0)
     estimate = total + _segmented_accumulate(np.maximum, ready - (total - service), group, -np.inf)
@@ -1141,39 +1146,95 @@ def _fifo(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.n
 
 def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.ndarray,
                   servers: int) -> np.ndarray | None:
-    """Departures of multi-server FIFO queues, one short recursion per busy period.
+    """Departures of multi-server FIFO queues: the Kiefer-Wolfowitz recursion run on
+    fixed-length chunks of the queue history at once, each guessed to start empty, then
+    corrected where that guess was wrong.
 
-    A request that arrives after every earlier request has left finds every server free:
-    the system's busy periods are independent, and within one the Kiefer-Wolfowitz
-    recursion runs for every busy period of every replication at once, so the loop's trip
-    count is the longest busy period, not the longest queue history. Busy periods are
-    guessed from departures without waiting (a lower bound), then checked against the
-    exact departures and merged until they agree. Returns None if that does not settle.
+    ``free`` (the servers' free instants, sorted) is all the state: a request leaves at
+    ``max(ready, free[0]) + service`` and its server's instant is replaced by that. Ready
+    instants never decrease within a queue, so once a request finds every server free
+    (``ready >= free[-1]``) the older instants no longer matter: two states that agree above
+    ``ready`` give the same departures from there on. So the history is cut into chunks of
+    ``_CHUNK`` requests (a reshape, no gather) advanced together, each from an empty queue.
+    A chunk whose first request, after the previous chunk's final state, would not find
+    every server free is recomputed from that state by a lane that walks on (into later
+    chunks if need be) until its queue empties or is reset by a crash: the lanes' loop runs
+    for the longest such stretch, a busy period, not for the history. A lane started from a
+    state that a lane behind it later corrects is overwritten by that lane, position by
+    position, up to where the corrected queue empties, after which both agree.
     """
     n = rep.size
-    group = np.ones(n, dtype=bool)
+    group = np.ones(n, dtype=bool)   # a queue starts empty: each replication, after each crash
     group[1:] = (rep[1:] != rep[:-1]) | (segment[1:] != segment[:-1])
-    bound = ready + service             # departures if nobody waited: never later than exact
+    width = _chunk_length(n)
+    chunks = -(-n // width)
+    full = (chunks - 1) * width
+    tail = n - full
+    # (position in chunk, chunk): each step reads contiguous rows
+    grid_ready = np.empty((width, chunks))
+    grid_service = np.empty((width, chunks))
+    grid_ready[:, :-1] = ready[:full].reshape(chunks - 1, width).T
+    grid_service[:, :-1] = service[:full].reshape(chunks - 1, width).T
+    grid_ready[:tail, -1] = ready[full:]
+    grid_ready[tail:, -1] = np.inf
+    grid_service[:tail, -1] = service[full:]
+    grid_service[tail:, -1] = 0.0
+    # resets inside chunks (a chunk's first position starts empty anyway)
+    reset = np.flatnonzero(group)
+    offset = reset % width
+    inside = offset > 0
+    reset, offset = reset[inside] // width, offset[inside]
+    resets: dict[int, np.ndarray] = {}
+    if reset.size:
+        by_offset = np.argsort(offset, kind="stable")
+        reset, offset = reset[by_offset], offset[by_offset]
+        cut = np.flatnonzero(np.diff(offset)) + 1
+        for o, cols in zip(offset[np.r_[0, cut]].tolist(), np.split(reset, cut)):
+            resets[o] = cols
+    free = np.full((servers, chunks), -np.inf)
+    grid_done = np.empty((width, chunks))
+    for j in range(width):
+        cols = resets.get(j)
+        if cols is not None:
+            free[:, cols] = -np.inf
+        finish = grid_done[j]
+        np.maximum(grid_ready[j], free[0], out=finish)
+        finish += grid_service[j]
+        _take_first_server(free, finish)
+    done = grid_done.T.reshape(-1)[:n]   # a copy: the transpose is not contiguous
+    # chunks whose first request, after the previous chunk, would not find every server free
+    wrong = np.flatnonzero(~group[width:full + 1:width] & (grid_ready[0, 1:] < free[-1, :-1])) + 1
+    if wrong.size:
+        _correct_lanes(done, ready, service, group, free[:, wrong - 1], wrong * width)
+    return done
 
-    def idle_at_arrival(departures: np.ndarray) -> np.ndarray:
-        latest = _segmented_accumulate(np.maximum, departures, group, -np.inf)
-        before = np.empty(n)
-        before[0] = -np.inf
-        before[1:] = latest[:-1]
-        return group | (ready >= before)
 
-    starts = idle_at_arrival(bound)
-    done = _busy_periods(starts, ready, service, servers)
-    for _ in range(16):
-        checked = idle_at_arrival(done)
-        changed = checked != starts
-        if not changed.any():
-            return done
-        # busy periods are independent: recompute only those that changed
-        sub = _periods_to_redo(checked, changed)
-        done[sub] = _busy_periods(checked[sub], ready[sub], service[sub], servers)
-        starts = checked
-    return None
+def _chunk_length(n: int) -> int:
+    """Requests per chunk of :func:`_multi_server`: longer chunks mean fewer chunks to
+    correct, shorter ones fewer (per-call costly) steps. Odd: a power-of-two stride makes
+    the transposing copies into chunk-major grids thrash the cache (measured 8x slower)."""
+    return int(min(128, max(16, np.sqrt(n) / 4))) | 1
+
+
+def _correct_lanes(done: np.ndarray, ready: np.ndarray, service: np.ndarray, group: np.ndarray,
+                   free: np.ndarray, position: np.ndarray) -> None:
+    """Recompute ``done`` in place from ``position`` on, for each lane from its state
+    ``free`` (servers x lanes, sorted), until the lane's queue empties (a request finds every
+    server free), is reset (``group``), or the history ends."""
+    n = done.size
+    free = free.copy()
+    while position.size:
+        r = ready[position]
+        d = np.maximum(r, free[0])
+        d += service[position]
+        done[position] = d
+        _take_first_server(free, d)
+        position = position + 1
+        going = position < n
+        going[going] = ~group[position[going]]
+        going[going] = ready[position[going]] < free[-1, going]
+        if not going.all():
+            position, free = position[going], free[:, going]
 
 
 def _periods_to_redo(starts: np.ndarray, changed: np.ndarray) -> np.ndarray:
@@ -1183,48 +1244,6 @@ def _periods_to_redo(starts: np.ndarray, changed: np.ndarray) -> np.ndarray:
     flag = np.zeros(int(period[-1]) + 1, dtype=bool)
     flag[period[changed]] = True
     return np.flatnonzero(flag[period])
-
-
-def _busy_periods(starts: np.ndarray, ready: np.ndarray, service: np.ndarray,
-                  servers: int) -> np.ndarray:
-    """Kiefer-Wolfowitz recursion within each busy period (``starts`` marks their first
-    requests, every server free), advanced for all busy periods of a length class at once.
-
-    Classes are powers of two, so a few long busy periods do not pad many short ones.
-    """
-    n = ready.size
-    first = np.flatnonzero(starts)
-    lengths = np.diff(first, append=n)
-    # The first `servers` requests of a busy period find a server free: max(ready, -inf)
-    # + service in the recursion, that is ready + service.
-    done = ready + service
-    long_ = lengths > servers
-    if not long_.any():
-        return done
-    first, lengths = first[long_], lengths[long_]
-    exponent = np.ceil(np.log2(lengths)).astype(np.int64)
-    for e in np.flatnonzero(np.bincount(exponent)).tolist():
-        w = 1 << e
-        sel = exponent == e
-        steps = np.arange(w)[:, None]
-        index = first[sel][None, :] + steps             # (position, busy period)
-        valid = steps < lengths[sel][None, :]
-        np.minimum(index, n - 1, out=index)
-        grid_ready = ready[index]
-        grid_ready[~valid] = np.inf
-        grid_service = service[index]
-        grid_service[~valid] = 0.0
-        # after its first `servers` requests, a busy period's servers free at their finishes
-        free = np.sort(done[index[:servers]], axis=0)
-        finish_grid = np.empty((w - servers, index.shape[1]))
-        for j in range(servers, w):
-            finish = finish_grid[j - servers]
-            np.maximum(grid_ready[j], free[0], out=finish)
-            finish += grid_service[j]
-            _take_first_server(free, finish)
-        later = valid[servers:]
-        done[index[servers:][later]] = finish_grid[later]
-    return done
 
 
 def _lockstep(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.ndarray,

@@ -55,3 +55,39 @@ def test_growing_columns_keep_every_row_when_the_first_guess_is_short():
     for k, dtype in REQUEST_COLUMNS.items():
         assert out[k].dtype == dtype
         assert np.array_equal(out[k], np.asarray(written).astype(dtype))
+
+
+def _kiefer_wolfowitz(rep, ready, service, segment, servers):
+    out = np.empty(rep.size)
+    free, key = None, None
+    for i in range(rep.size):
+        if (rep[i], segment[i]) != key:   # each replication, and each crash, starts empty
+            free, key = [-np.inf] * servers, (rep[i], segment[i])
+        out[i] = max(ready[i], free[0]) + service[i]
+        free = sorted(free[1:] + [out[i]])
+    return out
+
+
+@pytest.mark.parametrize("width", [None, 1, 2, 3, 7])
+def test_fifo_is_the_kiefer_wolfowitz_recursion(width, monkeypatch):
+    if width is not None:
+        monkeypatch.setattr(v, "_chunk_length", lambda n: width)
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        servers = 1 + trial % 4
+        n = int(rng.integers(1, 1500 if width is None else 300))
+        rep = np.sort(rng.integers(0, 1 + trial % 3, n))
+        gaps = rng.exponential(1.0, n)
+        if trial % 3 == 0:
+            gaps = np.round(gaps, 1)     # ties of ready instants
+        ready = np.empty(n)
+        for r in np.unique(rep):
+            ready[rep == r] = np.cumsum(gaps[rep == r])
+        service = rng.exponential(servers * rng.choice([0.3, 0.9, 1.5, 4.0]), n)
+        if trial % 4 == 0:
+            service[rng.random(n) < 0.3] = 0.0
+        crashes = np.sort(rng.random(3)) * ready.max()
+        segment = np.append(crashes, np.inf)[np.searchsorted(crashes, ready, side="right")]
+        expected = _kiefer_wolfowitz(rep, ready, service, segment, servers)
+        got = v._fifo(rep, ready, service, segment, servers, int(rep.max()) + 1)
+        assert np.array_equal(got, expected), trial
