@@ -94,3 +94,20 @@ def test_keys_for_many_entities_equal_keys_per_entity():
     for e, name in enumerate(names):
         one0, one1 = s.keys(reps, "time_to_repair", name)
         assert (k0[e * 7:(e + 1) * 7] == one0).all() and (k1[e * 7:(e + 1) * 7] == one1).all()
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 20_000])
+@pytest.mark.parametrize("dist", [Exponential(mean=0.3), Uniform(0.5, 2.0), Deterministic(0.0),
+                                  Deterministic(1.5), LogNormal(mean=1.0, sigma=0.5)])
+def test_flat_draws_equal_word_by_word_draws(dist, n):
+    """draw_at's blocked path (flat keys and indices) against the words it is defined by."""
+    s = Streams(4)
+    k0, k1 = s.keys(np.arange(n) % 7, "service", "api")
+    index = np.arange(n, dtype=np.uint64) * np.uint64(3)
+    got = Streams.draw_at(dist, k0, k1, index)
+    m = dist.n_uniforms
+    lanes = np.arange(m, dtype=np.uint64)[:, None]
+    u = Streams.uniforms_at(k0[None, :], k1[None, :], index[None, :] * np.uint64(m) + lanes)
+    expected = dist.from_uniforms(u.reshape(m, -1))
+    assert got.shape == (n,)
+    assert np.array_equal(got, expected)
