@@ -1154,14 +1154,15 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
     ``max(ready, free[0]) + service`` and its server's instant is replaced by that. Ready
     instants never decrease within a queue, so once a request finds every server free
     (``ready >= free[-1]``) the older instants no longer matter: two states that agree above
-    ``ready`` give the same departures from there on. So the history is cut into chunks of
-    ``_CHUNK`` requests (a reshape, no gather) advanced together, each from an empty queue.
-    A chunk whose first request, after the previous chunk's final state, would not find
-    every server free is recomputed from that state by a lane that walks on (into later
-    chunks if need be) until its queue empties or is reset by a crash: the lanes' loop runs
-    for the longest such stretch, a busy period, not for the history. A lane started from a
-    state that a lane behind it later corrects is overwritten by that lane, position by
-    position, up to where the corrected queue empties, after which both agree.
+    ``ready`` give the same departures from there on. So the history is cut into chunks
+    (:func:`_chunk_length` requests; a reshape, no gather) advanced together, each from an
+    empty queue. A chunk whose first request, after the previous chunk's final state,
+    would not find every server free is recomputed from that state by a lane that walks on
+    (into later chunks if need be) until its queue empties or is reset by a crash: the
+    lanes' loop runs for the longest such stretch, a busy period, not for the history. A
+    lane started from a state that a lane behind it later corrects is overwritten by that
+    lane, position by position, up to where the corrected queue empties, after which both
+    agree (states only ever err low, and the recursion is monotone in its state).
     """
     n = rep.size
     group = np.ones(n, dtype=bool)   # a queue starts empty: each replication, after each crash
