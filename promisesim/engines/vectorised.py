@@ -763,24 +763,52 @@ class _Batch:
             if runs:
                 self._serve(agent, runs)
 
-    def _reach(self, node: CallNode, w: int, reach: np.ndarray, arrival: np.ndarray) -> None:
+    def _reach(self, node: CallNode, w: int, reach: np.ndarray, arrival: np.ndarray,
+               rep: np.ndarray | None = None, ordered: bool | None = None) -> None:
         """Top down: which requests reach ``node`` (arriving at ``arrival``), and where the
-        promiser is up, what they call."""
+        promiser is up, what they call. ``rep``: the replication of each (else looked up);
+        ``ordered``: whether ``arrival`` is in time order within each replication (the
+        workload's own arrivals are; a random hop breaks it). Arrays are shared between
+        nodes, never written in place."""
         run = _NodeRun(node, w, len(self.runs), reach)
         run.arrival = arrival
         self.runs.append(run)
         self.by_node[id(node)] = run
         arr = self.arrivals[w]
-        up = self.states[self.promiser[node.promise]].up_at(arr.rep[reach], arrival)
-        run.called_pos = np.flatnonzero(up)
-        run.called = reach[run.called_pos]
+        if rep is None:   # reach: distinct positions, sorted; all of them: the identity
+            rep = arr.rep if reach.size == arr.rep.size else arr.rep[reach]
+        if ordered is None:
+            ordered = arrival is arr.time
+        states = self.states[self.promiser[node.promise]]
+        up = None
+        if states.time.size:
+            if ordered:
+                from .._timeline import _values_at_ordered
+                bounds = np.zeros(states.n_reps + 1, dtype=np.int64)
+                np.cumsum(states.counts, out=bounds[1:])
+                up = _values_at_ordered(states.time, states.up, bounds, rep, arrival)
+            if up is None:
+                up = states.up_at(rep, arrival)
+            if up.all():
+                up = None
+        if up is None:   # the promiser is up for every request
+            run.called_pos = np.arange(reach.size)
+            run.called = reach
+        else:
+            run.called_pos = np.flatnonzero(up)
+            run.called = reach[up]
+            rep, arrival = rep[up], arrival[up]
         if node.condition is not None:
-            self._reach_condition(node.condition, w, run.called, run, arrival[up])
+            self._reach_condition(node.condition, w, run.called, run, arrival, rep, ordered)
 
     def _reach_condition(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun,
-                         times: np.ndarray) -> None:
+                         times: np.ndarray, rep: np.ndarray | None = None,
+                         ordered: bool = False) -> None:
         arr = self.arrivals[w]
-        rep, index = arr.rep[called], arr.index[called]
+        if rep is None:
+            rep = arr.rep[called]
+        index = None   # looked up only for draws
+        targets: list[np.ndarray | None]
         if cond.rule == "any":
             # the providers the promiser believes standing: the truth ``detect`` ago
             seen = times - cond.detect if cond.detect else times
@@ -799,6 +827,7 @@ class _Batch:
             else:   # one of them at random
                 believed = np.stack([self._item_standing(item, rep, seen) for item in cond.items])
                 count = believed.sum(axis=0)
+                index = arr.index[called]
                 u = self._draws("route", cond.path, _UNIT, rep, index)
                 pick = np.minimum((u * count).astype(np.int64), np.maximum(count - 1, 0))
                 nth = np.cumsum(believed, axis=0) > pick
@@ -806,19 +835,30 @@ class _Batch:
             run.choice[id(cond)] = choice
             targets = [choice == j for j in range(len(cond.items))]
         elif cond.rule == "split":
+            index = arr.index[called]
             choice = self._version_of(cond, rep, index, times)
             run.choice[id(cond)] = choice
             targets = [choice == j for j in range(len(cond.items))]
-        else:
-            targets = [np.ones(called.size, dtype=bool)] * len(cond.items)
+        else:   # every item is called
+            targets = [None] * len(cond.items)
         for item, mask in zip(cond.items, targets):
+            if mask is None:
+                sub, sub_rep, sub_times = called, rep, times
+            else:
+                sub, sub_rep, sub_times = called[mask], rep[mask], times[mask]
             if isinstance(item, CallCondition):
-                self._reach_condition(item, w, called[mask], run, times[mask])
+                self._reach_condition(item, w, sub, run, sub_times, sub_rep, ordered)
             elif item.is_request:
                 out = item.delay_out
                 if item.hop is not None:
-                    out = out + self._draws("hop", item.path, item.hop, rep[mask], index[mask])
-                self._reach(item, w, called[mask], times[mask] + out)
+                    if index is None:
+                        index = arr.index[called]
+                    out = out + self._draws("hop", item.path, item.hop, sub_rep,
+                                            index if mask is None else index[mask])
+                    self._reach(item, w, sub, sub_times + out, sub_rep, False)
+                else:   # a constant delay keeps the time order (and t + 0.0 is t: t >= 0)
+                    self._reach(item, w, sub, sub_times + out if out else sub_times, sub_rep,
+                                ordered)
 
     def _version_of(self, cond: CallCondition, rep: np.ndarray, index: np.ndarray,
                     times: np.ndarray) -> np.ndarray:

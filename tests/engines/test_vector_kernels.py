@@ -91,3 +91,31 @@ def test_fifo_is_the_kiefer_wolfowitz_recursion(width, monkeypatch):
         expected = _kiefer_wolfowitz(rep, ready, service, segment, servers)
         got = v._fifo(rep, ready, service, segment, servers, int(rep.max()) + 1)
         assert np.array_equal(got, expected), trial
+
+
+def test_values_at_ordered_queries_are_the_last_change_at_or_before():
+    from promisesim._timeline import _last_at_or_before, _values_at_ordered
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n_rep = int(rng.integers(1, 8))
+        n_ch = rng.integers(0, 6, n_rep)
+        n_q = rng.integers(0, 50, n_rep)
+        ch_rep = np.repeat(np.arange(n_rep), n_ch)
+        ch_time = np.concatenate([np.sort(np.round(rng.random(k) * 10, 1)) for k in n_ch])
+        ch_value = rng.random(ch_time.size) < 0.5    # not always alternating
+        q_rep = np.repeat(np.arange(n_rep), n_q)
+        q_time = np.concatenate([np.sort(np.round(rng.random(k) * 10, 1)) for k in n_q])  # ties
+        got = _values_with_bounds(ch_time, ch_value, n_ch, q_rep, q_time, _values_at_ordered)
+        last = _last_at_or_before(ch_rep, ch_time, q_rep, q_time)
+        expected = np.ones(q_time.size, dtype=bool)
+        expected[last >= 0] = ch_value[last[last >= 0]]
+        assert np.array_equal(got, expected), trial
+    # out of time order within a replication: not for this function
+    assert _values_at_ordered(np.array([1.0]), np.array([False]), np.array([0, 1]),
+                              np.zeros(3, dtype=np.int64), np.array([0.5, 2.0, 1.5])) is None
+
+
+def _values_with_bounds(ch_time, ch_value, n_ch, q_rep, q_time, function):
+    bounds = np.zeros(n_ch.size + 1, dtype=np.int64)
+    np.cumsum(n_ch, out=bounds[1:])
+    return function(ch_time, ch_value, bounds, q_rep, q_time)
