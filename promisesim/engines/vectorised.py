@@ -1195,59 +1195,95 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
     instants never decrease within a queue, so once a request finds every server free
     (``ready >= free[-1]``) the older instants no longer matter: two states that agree above
     ``ready`` give the same departures from there on. So the history is cut into chunks
-    (:func:`_chunk_length` requests; a reshape, no gather) advanced together, each from an
-    empty queue. A chunk whose first request, after the previous chunk's final state,
-    would not find every server free is recomputed from that state by a lane that walks on
-    (into later chunks if need be) until its queue empties or is reset by a crash: the
-    lanes' loop runs for the longest such stretch, a busy period, not for the history. A
-    lane started from a state that a lane behind it later corrects is overwritten by that
-    lane, position by position, up to where the corrected queue empties, after which both
-    agree (states only ever err low, and the recursion is monotone in its state).
+    (:func:`_chunk_length` requests) advanced together, each from an empty queue. A chunk
+    whose first request, after the previous chunk's final state, would not find every
+    server free is recomputed from that state by a lane that walks on (into later chunks if
+    need be) until its queue empties or is reset by a crash: the lanes' loop runs for the
+    longest such stretch, a busy period, not for the history. A lane started from a state
+    that a lane behind it later corrects is overwritten by that lane, position by position,
+    up to where the corrected queue empties, after which both agree (states only ever err
+    low, and the recursion is monotone in its state).
+
+    Chunks are advanced a tile at a time (at most :data:`_TILE` of them), copied into
+    small reused buffers with positions as rows: large fresh arrays would cost page
+    faults, and whole-array transposes a pass through memory each.
     """
     n = rep.size
-    group = np.ones(n, dtype=bool)   # a queue starts empty: each replication, after each crash
-    group[1:] = (rep[1:] != rep[:-1]) | (segment[1:] != segment[:-1])
+    # a queue starts empty: each replication, and after each crash
+    resets = np.flatnonzero((rep[1:] != rep[:-1]) | (segment[1:] != segment[:-1])) + 1
     width = _chunk_length(n)
     chunks = -(-n // width)
-    full = (chunks - 1) * width
-    tail = n - full
-    # (position in chunk, chunk): each step reads contiguous rows
-    grid_ready = np.empty((width, chunks))
-    grid_service = np.empty((width, chunks))
-    grid_ready[:, :-1] = ready[:full].reshape(chunks - 1, width).T
-    grid_service[:, :-1] = service[:full].reshape(chunks - 1, width).T
-    grid_ready[:tail, -1] = ready[full:]
-    grid_ready[tail:, -1] = np.inf
-    grid_service[:tail, -1] = service[full:]
-    grid_service[tail:, -1] = 0.0
-    # resets inside chunks (a chunk's first position starts empty anyway)
-    reset = np.flatnonzero(group)
-    offset = reset % width
+    tile = min(chunks, _TILE)
+    chunk_of, offset = np.divmod(resets, width)
+    starts_empty = np.zeros(chunks, dtype=bool)   # chunk starts at a reset (or is the first)
+    starts_empty[0] = True
+    starts_empty[chunk_of[offset == 0]] = True
     inside = offset > 0
-    reset, offset = reset[inside] // width, offset[inside]
-    resets: dict[int, np.ndarray] = {}
-    if reset.size:
-        by_offset = np.argsort(offset, kind="stable")
-        reset, offset = reset[by_offset], offset[by_offset]
-        cut = np.flatnonzero(np.diff(offset)) + 1
-        for o, cols in zip(offset[np.r_[0, cut]].tolist(), np.split(reset, cut)):
-            resets[o] = cols
-    free = np.full((servers, chunks), -np.inf)
-    grid_done = np.empty((width, chunks))
-    for j in range(width):
-        cols = resets.get(j)
-        if cols is not None:
-            free[:, cols] = -np.inf
-        finish = grid_done[j]
-        np.maximum(grid_ready[j], free[0], out=finish)
-        finish += grid_service[j]
-        _take_first_server(free, finish)
-    done = grid_done.T.reshape(-1)[:n]   # a copy: the transpose is not contiguous
+    chunk_of, offset = chunk_of[inside], offset[inside]
+    tile_bounds = np.searchsorted(chunk_of, np.arange(0, chunks + tile, tile)).tolist()
+    grid_ready = np.empty((width, tile))
+    grid_service = np.empty((width, tile))
+    grid_done = np.empty((width, tile))
+    free = [np.empty(tile) for _ in range(servers)]
+    spare = np.empty(tile)
+    final = np.empty((servers, chunks))   # each chunk's state after its last request
+    done = np.empty(n)
+    for t, lo in enumerate(range(0, chunks, tile)):
+        hi = min(chunks, lo + tile)
+        cols = hi - lo
+        first, last = lo * width, min(n, hi * width)
+        whole = (last - first) // width   # chunks of this tile without padding
+        cut = first + whole * width
+        r, s, d = grid_ready[:, :cols], grid_service[:, :cols], grid_done[:, :cols]
+        r[:, :whole] = ready[first:cut].reshape(whole, width).T
+        s[:, :whole] = service[first:cut].reshape(whole, width).T
+        if cut < last:   # the history's last, short chunk
+            r[:last - cut, whole] = ready[cut:last]
+            r[last - cut:, whole] = np.inf
+            s[:last - cut, whole] = service[cut:last]
+            s[last - cut:, whole] = 0.0
+        rows = [f[:cols] for f in free]
+        tmp = spare[:cols]
+        for f in rows:
+            f.fill(-np.inf)
+        a, b = tile_bounds[t], tile_bounds[t + 1]
+        reset_at: dict[int, list[int]] = {}
+        for o, c in zip(offset[a:b].tolist(), (chunk_of[a:b] - lo).tolist()):
+            reset_at.setdefault(o, []).append(c)
+        for j in range(width):
+            at = reset_at.get(j)
+            if at is not None:
+                for f in rows:
+                    f[at] = -np.inf
+            finish = d[j]
+            np.maximum(r[j], rows[0], out=finish)
+            finish += s[j]
+            # the first free server takes it: drop rows[0], insert finish among the others
+            if servers == 2:
+                np.minimum(rows[1], finish, out=rows[0])
+                np.maximum(rows[1], finish, out=rows[1])
+            else:
+                np.minimum(rows[1], finish, out=rows[0])
+                np.maximum(rows[1], finish, out=tmp)
+                for k in range(2, servers):   # (tmp, rows[k]) sorted into rows[k - 1], rows[k]
+                    np.minimum(rows[k], tmp, out=rows[k - 1])
+                    np.maximum(rows[k], tmp, out=tmp)
+                rows[-1], tmp = tmp, rows[-1]
+        done[first:cut].reshape(whole, width)[...] = d[:, :whole].T
+        if cut < last:
+            done[cut:last] = d[:last - cut, whole]
+        for k, f in enumerate(rows):
+            final[k, lo:hi] = f
     # chunks whose first request, after the previous chunk, would not find every server free
-    wrong = np.flatnonzero(~group[width:full + 1:width] & (grid_ready[0, 1:] < free[-1, :-1])) + 1
+    wrong = np.flatnonzero(~starts_empty[1:] & (ready[width:chunks * width:width] < final[-1, :-1])) + 1
     if wrong.size:
-        _correct_lanes(done, ready, service, group, free[:, wrong - 1], wrong * width)
+        _correct_lanes(done, ready, service, resets, final[:, wrong - 1], wrong * width)
     return done
+
+
+#: Most chunks :func:`_multi_server` advances at once: its buffers (three of chunk length
+#: by this many) stay in the CPU's cache.
+_TILE = 512
 
 
 def _chunk_length(n: int) -> int:
@@ -1257,12 +1293,12 @@ def _chunk_length(n: int) -> int:
     return int(min(128, max(16, np.sqrt(n) / 4))) | 1
 
 
-def _correct_lanes(done: np.ndarray, ready: np.ndarray, service: np.ndarray, group: np.ndarray,
+def _correct_lanes(done: np.ndarray, ready: np.ndarray, service: np.ndarray, resets: np.ndarray,
                    free: np.ndarray, position: np.ndarray) -> None:
     """Recompute ``done`` in place from ``position`` on, for each lane from its state
     ``free`` (servers x lanes, sorted), until the lane's queue empties (a request finds every
-    server free), is reset (``group``), or the history ends."""
-    n = done.size
+    server free), is reset (a position in ``resets``, sorted), or the history ends."""
+    end = np.append(resets, done.size)[np.searchsorted(resets, position, side="right")]
     free = free.copy()
     while position.size:
         r = ready[position]
@@ -1271,11 +1307,10 @@ def _correct_lanes(done: np.ndarray, ready: np.ndarray, service: np.ndarray, gro
         done[position] = d
         _take_first_server(free, d)
         position = position + 1
-        going = position < n
-        going[going] = ~group[position[going]]
+        going = position < end
         going[going] = ready[position[going]] < free[-1, going]
         if not going.all():
-            position, free = position[going], free[:, going]
+            position, free, end = position[going], free[:, going], end[going]
 
 
 def _periods_to_redo(starts: np.ndarray, changed: np.ndarray) -> np.ndarray:
@@ -1327,6 +1362,10 @@ def _take_first_server(free: np.ndarray, finish: np.ndarray) -> None:
     servers = free.shape[0]
     if servers == 1:
         free[0] = finish
+        return
+    if servers == 2:   # written in place: no temporaries
+        np.minimum(free[1], finish, out=free[0])
+        np.maximum(free[1], finish, out=free[1])
         return
     carry = finish
     for k in range(1, servers):

@@ -68,10 +68,16 @@ def _kiefer_wolfowitz(rep, ready, service, segment, servers):
     return out
 
 
-@pytest.mark.parametrize("width", [None, 1, 2, 3, 7])
-def test_fifo_is_the_kiefer_wolfowitz_recursion(width, monkeypatch):
-    if width is not None:
+@pytest.mark.parametrize("width, tile", [(None, None), (1, None), (2, 3), (3, 1), (7, 2), (5, None),
+                                         ("lockstep", None)])
+def test_fifo_is_the_kiefer_wolfowitz_recursion(width, tile, monkeypatch):
+    if width == "lockstep":   # every replication advanced one position per step
+        monkeypatch.setattr(v, "_LOCKSTEP_MIN_REPLICATIONS", 1)
+        width = None
+    if width is not None:   # short chunks, few at a time: many corrections, many tiles
         monkeypatch.setattr(v, "_chunk_length", lambda n: width)
+    if tile is not None:
+        monkeypatch.setattr(v, "_TILE", tile)
     rng = np.random.default_rng(3)
     for trial in range(60):
         servers = 1 + trial % 4
