@@ -892,7 +892,8 @@ class _Batch:
             if not item.is_request:
                 return self._standing(item.promise, arr.rep[called], t), t.copy()
             child = self.by_node[id(item)]
-            if child.reach.size == called.size and np.array_equal(child.reach, called):
+            if child.reach is called or (child.reach.size == called.size
+                                         and np.array_equal(child.reach, called)):
                 ok, done = child.ok, child.done     # the same requests, in the same order
             else:
                 pos = np.searchsorted(child.reach, called)
@@ -913,13 +914,11 @@ class _Batch:
                     ok[mask], done[mask] = self._resolve(sub, w, called[mask], run, t[mask])
             return ok, done
         results = [self._resolve(sub, w, called, run, t) for sub in item.items]
-        oks = np.stack([r[0] for r in results])
-        dones = np.stack([r[1] for r in results])
         n, k = len(item.items), item.k
-        kept_at = _kth_smallest(np.where(oks, dones, np.inf), k - 1)
-        failed_at = _kth_smallest(np.where(oks, np.inf, dones), n - k)
+        kept_at = _kth_smallest([np.where(ok, done, np.inf) for ok, done in results], k - 1)
+        failed_at = _kth_smallest([np.where(ok, np.inf, done) for ok, done in results], n - k)
         success = kept_at <= failed_at   # on a tie the kept answers count first
-        return success, np.where(success, kept_at, failed_at)
+        return success, np.minimum(kept_at, failed_at, out=kept_at)   # the earlier of the two
 
     def _serve(self, agent: int, runs: list[_NodeRun]) -> None:
         """Resolve the calls of every request at ``agent``, then serve those that may enter."""
@@ -1079,17 +1078,26 @@ class _Batch:
                 "count": [table[r, p, o]]}
 
 
-def _kth_smallest(rows: np.ndarray, k: int) -> np.ndarray:
-    """The ``k``-th smallest (from 0) of each column of ``rows`` (no NaN): the minimum, the
-    maximum, a compare-exchange sorting network for a few rows, else ``np.partition``."""
-    n = rows.shape[0]
-    if k == 0:
-        return rows.min(axis=0)
-    if k == n - 1:
-        return rows.max(axis=0)
-    if n > 6:
-        return np.partition(rows, k, axis=0)[k]
+def _kth_smallest(rows: np.ndarray | list[np.ndarray], k: int) -> np.ndarray:
+    """The ``k``-th smallest (from 0) of each column of ``rows`` (an array, or a list of equal
+    rows; no NaN), a new array: the minimum, the maximum, the median of three (four
+    compare-exchanges), a compare-exchange sorting network for a few rows, else
+    ``np.partition``. Values are selected, never computed: any method gives the same bits."""
     a = list(rows)
+    n = len(a)
+    if n > 6:
+        return np.partition(np.asarray(rows), k, axis=0)[k]
+    if k == 0 or k == n - 1:
+        ufunc = np.minimum if k == 0 else np.maximum
+        out = np.array(a[0])
+        for r in a[1:]:
+            ufunc(out, r, out=out)
+        return out
+    if n == 3:   # k == 1: max(min(a, b), min(max(a, b), c))
+        low = np.minimum(a[0], a[1])
+        high = np.maximum(a[0], a[1])
+        np.minimum(high, a[2], out=high)
+        return np.maximum(low, high, out=low)
     for r in range(n):   # odd-even transposition: n rounds sort n rows
         for i in range(r % 2, n - 1, 2):
             a[i], a[i + 1] = np.minimum(a[i], a[i + 1]), np.maximum(a[i], a[i + 1])
