@@ -797,7 +797,8 @@ class _Batch:
         else:
             run.called_pos = np.flatnonzero(up)
             run.called = reach[up]
-            rep, arrival = rep[up], arrival[up]
+            if node.condition is not None:
+                rep, arrival = rep[up], arrival[up]
         if node.condition is not None:
             self._reach_condition(node.condition, w, run.called, run, arrival, rep, ordered)
 
@@ -1212,16 +1213,17 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
     up to where the corrected queue empties, after which both agree (states only ever err
     low, and the recursion is monotone in its state).
 
-    Chunks are advanced a tile at a time (at most :data:`_TILE` of them), copied into
-    small reused buffers with positions as rows: large fresh arrays would cost page
+    Chunks are advanced a tile at a time (about :data:`_TILE_ELEMENTS` requests), copied
+    into small reused buffers with positions as rows: large fresh arrays would cost page
     faults, and whole-array transposes a pass through memory each.
     """
     n = rep.size
-    # a queue starts empty: each replication, and after each crash
-    resets = np.flatnonzero((rep[1:] != rep[:-1]) | (segment[1:] != segment[:-1])) + 1
+    # a queue starts empty: each replication (rep is sorted), and after each crash
+    resets = np.union1d(np.searchsorted(rep, np.arange(rep[0] + 1, rep[-1] + 1)),
+                        np.flatnonzero(segment[1:] != segment[:-1]) + 1)
     width = _chunk_length(n)
     chunks = -(-n // width)
-    tile = min(chunks, _TILE)
+    tile = min(chunks, max(1, _TILE_ELEMENTS // width))
     chunk_of, offset = np.divmod(resets, width)
     starts_empty = np.zeros(chunks, dtype=bool)   # chunk starts at a reset (or is the first)
     starts_empty[0] = True
@@ -1289,9 +1291,10 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
     return done
 
 
-#: Most chunks :func:`_multi_server` advances at once: its buffers (three of chunk length
-#: by this many) stay in the CPU's cache.
-_TILE = 512
+#: Requests per tile of :func:`_multi_server` (chunks advanced at once): its three buffers
+#: stay in a 2 MB L2 cache, and a step's numpy calls work on ~1,000 chunks. Measured on the
+#: quorum and scaling queues: 2**17 beat 2**16 by 10 to 15%, and 2**18 was slower.
+_TILE_ELEMENTS = 1 << 17
 
 
 def _chunk_length(n: int) -> int:

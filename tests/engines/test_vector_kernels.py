@@ -78,8 +78,8 @@ def test_fifo_is_the_kiefer_wolfowitz_recursion(width, tile, monkeypatch):
         width = None
     if width is not None:   # short chunks, few at a time: many corrections, many tiles
         monkeypatch.setattr(v, "_chunk_length", lambda n: width)
-    if tile is not None:
-        monkeypatch.setattr(v, "_TILE", tile)
+    if tile is not None:   # chunks per tile
+        monkeypatch.setattr(v, "_TILE_ELEMENTS", tile * width)
     rng = np.random.default_rng(3)
     for trial in range(60):
         servers = 1 + trial % 4
