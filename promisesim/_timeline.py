@@ -172,21 +172,41 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
 
 def _last_by_replication(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
                          q_time: np.ndarray, first: int, last: int) -> np.ndarray:
-    """:func:`_last_at_or_before` for queries sorted by replication, few replications: one
-    binary search of each replication's queries in its own (sorted) change instants."""
+    """:func:`_last_at_or_before` for queries sorted by replication, few replications.
+
+    Where a replication's queries are in time order (the usual case: requests in arrival
+    order), its few changes are placed among its many queries and the answer is a run of
+    equal indices between consecutive changes: one ``np.repeat`` for every replication.
+    Otherwise each query is searched among its replication's changes."""
     reps = np.arange(first, last + 2)
     q_bounds = np.searchsorted(q_rep, reps).tolist()
     c_bounds = np.searchsorted(ch_rep, reps).tolist()
-    out = np.empty(q_time.size, dtype=np.int64)
+    values: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    searched = []   # replications whose queries are out of time order
     for i in range(reps.size - 1):
         a, b = q_bounds[i], q_bounds[i + 1]
         if a == b:
             continue
         c, d = c_bounds[i], c_bounds[i + 1]
+        t = q_time[a:b]
         if c == d:
-            out[a:b] = -1
-            continue
-        # a change at the query instant counts as before it
+            values.append(np.array([-1]))
+            lengths.append(np.array([b - a]))
+        elif b - a == 1 or bool((t[1:] >= t[:-1]).all()):
+            # change j covers the queries from the first at or after it on (a change at the
+            # query instant counts as before it)
+            at = np.searchsorted(t, ch_time[c:d], side="left")
+            covers = np.arange(c - 1, d)
+            covers[0] = -1   # before the first change
+            values.append(covers)
+            lengths.append(np.diff(at, prepend=0, append=b - a))
+        else:
+            values.append(np.array([-2]))   # placeholder, searched below
+            lengths.append(np.array([b - a]))
+            searched.append((a, b, c, d))
+    out = np.repeat(np.concatenate(values), np.concatenate(lengths))
+    for a, b, c, d in searched:
         k = np.searchsorted(ch_time[c:d], q_time[a:b], side="right")
         k += c - 1
         k[k < c] = -1

@@ -127,3 +127,28 @@ def _values_with_bounds(ch_time, ch_value, n_ch, q_rep, q_time, function):
     bounds = np.zeros(n_ch.size + 1, dtype=np.int64)
     np.cumsum(n_ch, out=bounds[1:])
     return function(ch_time, ch_value, bounds, q_rep, q_time)
+
+
+def test_last_at_or_before_is_a_search_per_query():
+    from promisesim._timeline import _last_at_or_before
+    rng = np.random.default_rng(6)
+    for trial in range(200):
+        n_rep = int(rng.integers(1, 10))
+        n_ch = rng.integers(0, 6, n_rep)
+        n_q = rng.integers(0, 40, n_rep)
+        n_q[:int(rng.integers(0, 3))] = 0     # queries from a later replication on
+        ch_rep = np.repeat(np.arange(n_rep), n_ch)
+        ch_time = np.concatenate([np.sort(np.round(rng.random(k) * 10, 1)) for k in n_ch])
+        q_rep = np.repeat(np.arange(n_rep), n_q)
+        # in time order within a replication, or not (ties either way)
+        q_time = np.concatenate([np.round(rng.random(k) * 10, 1) if rng.random() < 0.3 else
+                                 np.sort(np.round(rng.random(k) * 10, 1)) for k in n_q])
+        expected = np.full(q_time.size, -1)
+        for i in range(q_time.size):
+            found = np.flatnonzero((ch_rep == q_rep[i]) & (ch_time <= q_time[i]))
+            if found.size:
+                expected[i] = found[-1]
+        assert np.array_equal(_last_at_or_before(ch_rep, ch_time, q_rep, q_time), expected), trial
+        shuffled = rng.permutation(q_time.size)   # not sorted by replication: the lexsort path
+        assert np.array_equal(_last_at_or_before(ch_rep, ch_time, q_rep[shuffled], q_time[shuffled]),
+                              expected[shuffled]), trial
