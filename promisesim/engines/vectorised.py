@@ -1111,7 +1111,8 @@ def _sort_within_replications(rep: np.ndarray, ready: np.ndarray, order: np.ndar
     stably; ``rep`` and ``ready`` are already in ``order``, with ``rep`` sorted. Returns None
     for the identity. Only replications out of order are sorted, each on its own (a stable
     sort of nearly sorted instants is fast)."""
-    inverted = np.flatnonzero((rep[1:] == rep[:-1]) & (ready[1:] < ready[:-1]))
+    inverted = np.flatnonzero(ready[1:] < ready[:-1])
+    inverted = inverted[rep[inverted + 1] == rep[inverted]]   # not a replication's first
     if inverted.size == 0:
         return order
     unsorted = np.unique(rep[inverted])

@@ -152,3 +152,34 @@ def test_last_at_or_before_is_a_search_per_query():
         shuffled = rng.permutation(q_time.size)   # not sorted by replication: the lexsort path
         assert np.array_equal(_last_at_or_before(ch_rep, ch_time, q_rep[shuffled], q_time[shuffled]),
                               expected[shuffled]), trial
+
+
+@pytest.mark.parametrize("rows, horizon", [(1, 3_000.0), (3, 400.0), (40, 150.0), (40, 20.0)])
+def test_renewal_instants_are_a_running_sum_of_keyed_draws(rows, horizon, monkeypatch):
+    from promisesim import _renewal
+    from promisesim.dists import Exponential, Uniform
+    from promisesim.random import Streams
+    monkeypatch.setattr(_renewal, "_BLOCK_ELEMENTS", 256)   # many rounds of top-up draws
+    streams = Streams(2)
+    reps = np.arange(rows) * 3
+    for dists, start in (([Exponential(1.0)], 0.0), ([Exponential(5.0), Uniform(0.5, 1.0)], 2.5)):
+        keys = [streams.keys(reps, p, "a") for p in ("time_to_failure", "time_to_repair")][:len(dists)]
+        counts, time, phase = _renewal.renewal_counts(keys, dists, horizon, start)
+        purposes = ("time_to_failure", "time_to_repair")
+        expected_t, expected_p, expected_c = [], [], []
+        for r in reps:
+            draws = [streams.draws(d, int(r), purposes[j], "a", 0, 10_000) for j, d in enumerate(dists)]
+            t, i, c = start, 0, 0
+            while True:
+                j = i % len(dists)
+                t += draws[j][i // len(dists)]
+                if t >= horizon:
+                    break
+                expected_t.append(t)
+                expected_p.append(j)
+                c += 1
+                i += 1
+            expected_c.append(c)
+        assert np.array_equal(counts, expected_c)
+        assert np.array_equal(time, expected_t)
+        assert np.array_equal(phase, expected_p) and phase.dtype == np.int8
