@@ -111,3 +111,20 @@ def test_flat_draws_equal_word_by_word_draws(dist, n):
     expected = dist.from_uniforms(u.reshape(m, -1))
     assert got.shape == (n,)
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dist", [Exponential(mean=0.3), Uniform(0.5, 2.0), Deterministic(1.5),
+                                  LogNormal(mean=1.0, sigma=0.5)])
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.int32])
+def test_draws_by_rows_equal_draws_with_gathered_keys(dist, dtype):
+    s = Streams(5)
+    k0, k1 = s.keys(np.arange(6), "route", "a/b")
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 6, 20_000)
+    index = rng.integers(0, 1 << 30, 20_000).astype(dtype)
+    expected = Streams.draw_at(dist, k0[rows], k1[rows], index.astype(np.uint64))
+    assert np.array_equal(Streams.draw_rows(dist, k0, k1, rows, index), expected)
+    out = np.full(20_000, np.nan)
+    assert Streams.draw_rows(dist, k0, k1, rows, index, out=out) is out
+    assert np.array_equal(out, expected)
+    assert Streams.draw_rows(dist, k0, k1, rows[:0], index[:0]).shape == (0,)

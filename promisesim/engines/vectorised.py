@@ -737,7 +737,7 @@ class _Batch:
                index: np.ndarray) -> np.ndarray:
         """Draws ``index`` of ``(purpose, key)`` in replications ``rep`` (batch positions)."""
         k0, k1 = self.streams.keys(self.reps, purpose, key)
-        return Streams.draw_at(dist, k0[rep], k1[rep], index.astype(np.uint64))
+        return Streams.draw_rows(dist, k0, k1, rep, index)
 
     # -- requests ------------------------------------------------------------------------
     def _arrivals(self, w: int) -> _Requests:
