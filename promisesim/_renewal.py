@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .random import Streams, _ONE, _S11, _TWO_POW_M53, _U_GOLDEN, _mix_inplace
+from .random import Streams, _ONE, _S11, _TWO_POW_M53, _U_GOLDEN, _mix_buffered
 
 __all__ = ["renewal_instants", "renewal_counts"]
 
@@ -48,9 +48,10 @@ def renewal_counts(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, horiz
     per_group = max(1, _BLOCK_ELEMENTS // max(1, first * n_parts))
     counts = np.zeros(n_rows, dtype=np.int64)
     times, phases = [], []
+    work = _Work()
     for lo in range(0, n_rows, per_group):
         hi = min(n_rows, lo + per_group)
-        c, t, p = _group(keys, dists, horizon, lo, hi, n_parts, cycle_mean, start)
+        c, t, p = _group(keys, dists, horizon, lo, hi, n_parts, cycle_mean, start, work)
         counts[lo:hi] = c
         times.append(t)
         phases.append(p)
@@ -59,29 +60,51 @@ def renewal_counts(keys: list[tuple[np.ndarray, np.ndarray]], dists: list, horiz
     return counts, np.concatenate(times), np.concatenate(phases)
 
 
-def _durations(dist, k0: np.ndarray, k1: np.ndarray, start: int, width: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Draws ``start .. start + width`` of streams ``(k0, k1)``: shape ``(streams, width)``.
+class _Work:
+    """Buffers reused from block to block: fresh ones of this size (a few hundred kB) are
+    page-faulted in each time (the allocator hands such blocks back to the system)."""
 
-    The same operations as :meth:`Streams.draw_at`, done in place on one buffer.
+    def __init__(self) -> None:
+        self.size = 0
+
+    def get(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Two uint64 buffers and one float64 buffer of ``shape``."""
+        n = shape[0] * shape[1]
+        if n > self.size:
+            self.size = max(n, _BLOCK_ELEMENTS)
+            self.words = np.empty((2, self.size), dtype=np.uint64)
+            self.floats = np.empty(self.size)
+        return (self.words[0, :n].reshape(shape), self.words[1, :n].reshape(shape),
+                self.floats[:n].reshape(shape))
+
+
+def _durations(dist, k0: np.ndarray, k1: np.ndarray, start: int, width: int,  # type: ignore[no-untyped-def]
+               out: np.ndarray, work: _Work) -> None:
+    """Draws ``start .. start + width`` of streams ``(k0, k1)`` into ``out``, shape
+    ``(streams, width)`` (a view, possibly strided).
+
+    The same operations as :meth:`Streams.draw_at`, done in place on ``work``'s buffers.
     """
-    if dist.n_uniforms != 1:
+    if dist.n_uniforms != 1 or not dist.is_random:
         idx = np.arange(start, start + width, dtype=np.uint64)[None, :]
-        return Streams.draw_at(dist, k0[:, None], k1[:, None], idx)
+        out[...] = Streams.draw_at(dist, k0[:, None], k1[:, None], idx)
+        return
     x = np.arange(start, start + width, dtype=np.uint64)
     x *= _U_GOLDEN
-    w = x[None, :] + k0[:, None]
-    _mix_inplace(w)
+    w, t, _ = work.get((k0.size, width))
+    np.add(x[None, :], k0[:, None], out=w)
+    _mix_buffered(w, t)
     w ^= k1[:, None]
-    _mix_inplace(w)
+    _mix_buffered(w, t)
     w >>= _S11
     w += _ONE
-    u = w.astype(np.float64)
-    u *= _TWO_POW_M53
-    return dist.from_uniforms(u.reshape(1, -1)).reshape(u.shape)
+    u = t.view(np.float64)   # the buffer, reused
+    np.multiply(w, _TWO_POW_M53, out=u, casting="unsafe")   # exact: below 2**53
+    out[...] = dist.from_uniforms(u.reshape(1, -1)).reshape(u.shape)
 
 
 def _group(keys, dists, horizon: float, lo: int, hi: int, n_parts: int,  # type: ignore[no-untyped-def]
-           cycle_mean: float, origin: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           cycle_mean: float, origin: float, work: _Work) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Instants of rows ``lo .. hi``: counts per row, instants and phases sorted by row."""
     n = hi - lo
     rows = np.arange(n)
@@ -96,16 +119,21 @@ def _group(keys, dists, horizon: float, lo: int, hi: int, n_parts: int,  # type:
         width = block * n_parts
         # Streams down the first axis, draws across: the running sum along a row is
         # x[i-1] + x[i] per stream, as in a sequential event loop.
-        durations = np.empty((rows.size, width))
+        durations = work.get((rows.size, width))[2]
+        g = rows + lo
         for j, (dist, (k0, k1)) in enumerate(zip(dists, keys)):
-            g = rows + lo
-            durations[:, j::n_parts] = _durations(dist, k0[g], k1[g], start, block)
+            _durations(dist, k0[g], k1[g], start, block, durations[:, j::n_parts], work)
         durations[:, 0] += carry[rows]
         instants = np.cumsum(durations, axis=1, out=durations)
         inside = instants < horizon   # a prefix of each row: durations are not negative
         count = np.count_nonzero(inside, axis=1)
-        pattern = (np.arange(width) % n_parts).astype(np.int8)
-        rounds.append((rows, count, instants[inside], np.broadcast_to(pattern, inside.shape)[inside]))
+        found = instants[inside]
+        if n_parts == 1:   # every instant ends the one duration
+            phase = np.zeros(found.size, dtype=np.int8)
+        else:
+            pattern = (np.arange(width) % n_parts).astype(np.int8)
+            phase = np.broadcast_to(pattern, inside.shape)[inside]
+        rounds.append((rows, count, found, phase))
         more = count == width  # streams whose last instant is still inside need more draws
         last = instants[more, -1]
         carry[rows[more]] = last
@@ -116,6 +144,9 @@ def _group(keys, dists, horizon: float, lo: int, hi: int, n_parts: int,  # type:
     if len(rounds) == 1:
         _, count, t, p = rounds[0]
         return count, t, p
+    if n == 1:   # one row: its rounds one after another
+        return (np.array([sum(int(r[1][0]) for r in rounds)]), np.concatenate([r[2] for r in rounds]),
+                np.concatenate([r[3] for r in rounds]))
     counts = np.zeros(n, dtype=np.int64)
     for rows_r, count_r, _, _ in rounds:
         counts[rows_r] += count_r

@@ -172,23 +172,86 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
 
 def _last_by_replication(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
                          q_time: np.ndarray, first: int, last: int) -> np.ndarray:
-    """:func:`_last_at_or_before` for queries sorted by replication, few replications: one
-    binary search of each replication's queries in its own (sorted) change instants."""
+    """:func:`_last_at_or_before` for queries sorted by replication, few replications.
+
+    Where a replication's queries are in time order (the usual case: requests in arrival
+    order), its few changes are placed among its many queries and the answer is a run of
+    equal indices between consecutive changes: one ``np.repeat`` for every replication.
+    Otherwise each query is searched among its replication's changes."""
     reps = np.arange(first, last + 2)
     q_bounds = np.searchsorted(q_rep, reps).tolist()
     c_bounds = np.searchsorted(ch_rep, reps).tolist()
-    out = np.empty(q_time.size, dtype=np.int64)
+    values: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    searched = []   # replications whose queries are out of time order
     for i in range(reps.size - 1):
         a, b = q_bounds[i], q_bounds[i + 1]
         if a == b:
             continue
         c, d = c_bounds[i], c_bounds[i + 1]
+        t = q_time[a:b]
         if c == d:
-            out[a:b] = -1
-            continue
-        # a change at the query instant counts as before it
+            values.append(np.array([-1]))
+            lengths.append(np.array([b - a]))
+        elif b - a == 1 or bool((t[1:] >= t[:-1]).all()):
+            # change j covers the queries from the first at or after it on (a change at the
+            # query instant counts as before it)
+            at = np.searchsorted(t, ch_time[c:d], side="left")
+            covers = np.arange(c - 1, d)
+            covers[0] = -1   # before the first change
+            values.append(covers)
+            lengths.append(np.diff(at, prepend=0, append=b - a))
+        else:
+            values.append(np.array([-2]))   # placeholder, searched below
+            lengths.append(np.array([b - a]))
+            searched.append((a, b, c, d))
+    out = np.repeat(np.concatenate(values), np.concatenate(lengths))
+    for a, b, c, d in searched:
         k = np.searchsorted(ch_time[c:d], q_time[a:b], side="right")
         k += c - 1
         k[k < c] = -1
         out[a:b] = k
     return out
+
+
+def _values_at_ordered(ch_time: np.ndarray, ch_value: np.ndarray, ch_bounds: np.ndarray,
+                       q_rep: np.ndarray, q_time: np.ndarray) -> np.ndarray | None:
+    """The value of a boolean state (true before its replication's first change) at each
+    query, for queries sorted by (replication, time); a change at the query instant counts.
+
+    Changes of replication ``r`` are ``ch_bounds[r]:ch_bounds[r + 1]``, sorted by time.
+    Rather than searching each query among the changes, each change (few) is placed among
+    the queries (many) and flips the state there: the result is one running XOR of a
+    boolean array. Returns None when the queries are not in that order, or span too many
+    replications for a loop over them (then use :func:`_last_at_or_before`).
+    """
+    nq = q_time.size
+    if nq == 0:
+        return np.ones(0, dtype=bool)
+    first, last = int(q_rep[0]), int(q_rep[-1])
+    if last - first > max(64, nq >> 8) or not bool((q_rep[1:] >= q_rep[:-1]).all()):
+        return None
+    reps = np.arange(first, last + 2)
+    q_bounds = np.searchsorted(q_rep, reps).tolist()
+    c_bounds = np.asarray(ch_bounds)[first:last + 2].tolist()
+    flips = []
+    for i in range(reps.size - 1):
+        a, b = q_bounds[i], q_bounds[i + 1]
+        c, d = c_bounds[i], c_bounds[i + 1]
+        if a == b or c == d:
+            continue
+        t = q_time[a:b]
+        if b - a > 1 and not bool((t[1:] >= t[:-1]).all()):
+            return None
+        values = ch_value[c:d]
+        changed = np.empty(d - c, dtype=bool)
+        changed[0] = not values[0]
+        np.not_equal(values[1:], values[:-1], out=changed[1:])
+        flips.append(a + np.searchsorted(t, ch_time[c:d][changed], side="left"))
+        if not values[-1]:
+            flips.append(np.array([b]))   # back to true for the next replication's queries
+    marks = np.zeros(nq + 1, dtype=bool)
+    marks[0] = True
+    if flips:
+        np.bitwise_xor.at(marks.view(np.uint8), np.concatenate(flips), 1)
+    return np.logical_xor.accumulate(marks[:nq])

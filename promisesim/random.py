@@ -86,6 +86,59 @@ def _mix_inplace(x: np.ndarray) -> np.ndarray:
     return x
 
 
+#: Elements per block of :func:`_draw_flat`: its buffers stay in the CPU's cache.
+_DRAW_BLOCK = 1 << 13
+
+
+def _draw_flat(dist, k0: np.ndarray, k1: np.ndarray, index: np.ndarray,  # type: ignore[no-untyped-def]
+               rows: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """:meth:`Streams.draw_at` for one uniform per draw and flat arrays of one shape: the
+    same wrapping integer operations, done in place on cache-sized blocks (each full-size
+    temporary would cost a pass through memory). With ``rows``, the keys of draw ``i`` are
+    ``k0[rows[i]], k1[rows[i]]`` (gathered a block at a time)."""
+    n = index.size
+    if out is None:
+        out = np.empty(n)
+    block = max(1, min(n, _DRAW_BLOCK))
+    x = np.empty(block, dtype=np.uint64)
+    t = np.empty(block, dtype=np.uint64)
+    u = np.empty((1, block))
+    exact = index.dtype == np.uint64
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        b = hi - lo
+        xb, tb, ub = x[:b], t[:b], u[:, :b]
+        if exact:
+            np.multiply(index[lo:hi], _U_GOLDEN, out=xb)
+        else:   # as index.astype(np.uint64)
+            xb[...] = index[lo:hi]
+            xb *= _U_GOLDEN
+        if rows is None:
+            xb += k0[lo:hi]
+        else:
+            xb += np.take(k0, rows[lo:hi], out=tb)
+        _mix_buffered(xb, tb)
+        xb ^= k1[lo:hi] if rows is None else np.take(k1, rows[lo:hi], out=tb)
+        _mix_buffered(xb, tb)
+        xb >>= _S11
+        xb += _ONE
+        np.multiply(xb, _TWO_POW_M53, out=ub[0], casting="unsafe")   # exact: below 2**53
+        out[lo:hi] = dist.from_uniforms(ub)
+    return out
+
+
+def _mix_buffered(x: np.ndarray, t: np.ndarray) -> None:
+    """:func:`_mix_inplace` with ``t`` (same shape) for the shifted copies."""
+    np.right_shift(x, _S30, out=t)
+    x ^= t
+    x *= _U_M1
+    np.right_shift(x, _S27, out=t)
+    x ^= t
+    x *= _U_M2
+    np.right_shift(x, _S31, out=t)
+    x ^= t
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def entity_key(name: str) -> int:
     """A stable 64-bit key for an entity name (BLAKE2b of its UTF-8 bytes)."""
@@ -218,14 +271,41 @@ class Streams:
         ``m * index + j`` for ``j < m``.
         """
         index = np.asarray(index, dtype=np.uint64)
-        index = np.broadcast_to(index, np.broadcast_shapes(np.shape(k0), np.shape(k1), index.shape))
+        shape = np.broadcast_shapes(np.shape(k0), np.shape(k1), index.shape)
         m = dist.n_uniforms
+        if not dist.is_random:   # the words would be thrown away
+            return dist.from_uniforms(np.ones((m, int(np.prod(shape))))).reshape(shape)
+        if m == 1 and index.ndim == 1 and np.shape(k0) == shape and np.shape(k1) == shape:
+            return _draw_flat(dist, np.asarray(k0, dtype=np.uint64), np.asarray(k1, dtype=np.uint64),
+                              index)
+        index = np.broadcast_to(index, shape)
         if m == 1:
             u = Streams.uniforms_at(k0, k1, index)[np.newaxis]
         else:
             lanes = np.arange(m, dtype=np.uint64).reshape((m,) + (1,) * index.ndim)
             u = Streams.uniforms_at(k0, k1, index * np.uint64(m) + lanes)
         return dist.from_uniforms(u.reshape(m, -1)).reshape(index.shape)
+
+    @staticmethod
+    def draw_rows(dist, k0: np.ndarray, k1: np.ndarray, rows: np.ndarray, index: np.ndarray,  # type: ignore[no-untyped-def]
+                  out: np.ndarray | None = None) -> np.ndarray:
+        """``draw_at(dist, k0[rows], k1[rows], index)`` (flat ``rows`` and ``index``, any
+        integer type), without the full-size gathered keys; into ``out`` if given.
+
+        For draws in many replications from per-replication keys (``rows``: each draw's
+        replication, as a position in ``k0`` and ``k1``).
+        """
+        rows = np.asarray(rows)
+        index = np.asarray(index)
+        if dist.n_uniforms == 1 and dist.is_random and rows.ndim == 1 and index.shape == rows.shape:
+            return _draw_flat(dist, np.asarray(k0, dtype=np.uint64), np.asarray(k1, dtype=np.uint64),
+                              index, rows=rows, out=out)
+        values = Streams.draw_at(dist, np.asarray(k0)[rows], np.asarray(k1)[rows],
+                                 index.astype(np.uint64))
+        if out is None:
+            return values
+        out[...] = values
+        return out
 
     def draws(
         self, dist, replication: int, purpose: str, entity: str, start: int, count: int

@@ -230,7 +230,7 @@ class Result:
         for p in spec.promises:  # dependency order: conditions come first
             own = agents[spec.agent_index[p.promiser]]
             standing.append(own if p.conditions is None else at_least([own, condition(p.conditions)], 2))
-        del condition   # it refers to itself: without this, a reference cycle keeps self alive
+        condition = None  # type: ignore[assignment]  # refers to itself: breaks the cycle
         return standing
 
     def _idle_timeline(self, c: Condition, j: int) -> Timelines:

@@ -94,3 +94,37 @@ def test_keys_for_many_entities_equal_keys_per_entity():
     for e, name in enumerate(names):
         one0, one1 = s.keys(reps, "time_to_repair", name)
         assert (k0[e * 7:(e + 1) * 7] == one0).all() and (k1[e * 7:(e + 1) * 7] == one1).all()
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 20_000])
+@pytest.mark.parametrize("dist", [Exponential(mean=0.3), Uniform(0.5, 2.0), Deterministic(0.0),
+                                  Deterministic(1.5), LogNormal(mean=1.0, sigma=0.5)])
+def test_flat_draws_equal_word_by_word_draws(dist, n):
+    """draw_at's blocked path (flat keys and indices) against the words it is defined by."""
+    s = Streams(4)
+    k0, k1 = s.keys(np.arange(n) % 7, "service", "api")
+    index = np.arange(n, dtype=np.uint64) * np.uint64(3)
+    got = Streams.draw_at(dist, k0, k1, index)
+    m = dist.n_uniforms
+    lanes = np.arange(m, dtype=np.uint64)[:, None]
+    u = Streams.uniforms_at(k0[None, :], k1[None, :], index[None, :] * np.uint64(m) + lanes)
+    expected = dist.from_uniforms(u.reshape(m, -1))
+    assert got.shape == (n,)
+    assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dist", [Exponential(mean=0.3), Uniform(0.5, 2.0), Deterministic(1.5),
+                                  LogNormal(mean=1.0, sigma=0.5)])
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.int32])
+def test_draws_by_rows_equal_draws_with_gathered_keys(dist, dtype):
+    s = Streams(5)
+    k0, k1 = s.keys(np.arange(6), "route", "a/b")
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 6, 20_000)
+    index = rng.integers(0, 1 << 30, 20_000).astype(dtype)
+    expected = Streams.draw_at(dist, k0[rows], k1[rows], index.astype(np.uint64))
+    assert np.array_equal(Streams.draw_rows(dist, k0, k1, rows, index), expected)
+    out = np.full(20_000, np.nan)
+    assert Streams.draw_rows(dist, k0, k1, rows, index, out=out) is out
+    assert np.array_equal(out, expected)
+    assert Streams.draw_rows(dist, k0, k1, rows[:0], index[:0]).shape == (0,)

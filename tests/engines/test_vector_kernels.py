@@ -13,7 +13,9 @@ def test_kth_smallest_is_the_partition(n):
     rows[rng.random(rows.shape) < 0.2] = np.inf
     rows[:, :50] = 0.5   # ties
     for k in range(n):
-        assert np.array_equal(v._kth_smallest(rows, k), np.partition(rows, k, axis=0)[k])
+        expected = np.partition(rows, k, axis=0)[k]
+        assert np.array_equal(v._kth_smallest(rows, k), expected)
+        assert np.array_equal(v._kth_smallest(list(rows), k), expected)
 
 
 def test_sort_within_replications_is_a_stable_lexsort():
@@ -125,3 +127,129 @@ def test_event_queue_with_calls_is_a_plain_event_loop(servers, limit, slowdown):
     assert np.array_equal(got[1], want[1])
     assert np.array_equal(got[0], want[0])
     assert want[1].sum() > 50 or limit is None
+
+
+def _kiefer_wolfowitz(rep, ready, service, segment, servers):
+    out = np.empty(rep.size)
+    free, key = None, None
+    for i in range(rep.size):
+        if (rep[i], segment[i]) != key:   # each replication, and each crash, starts empty
+            free, key = [-np.inf] * servers, (rep[i], segment[i])
+        out[i] = max(ready[i], free[0]) + service[i]
+        free = sorted(free[1:] + [out[i]])
+    return out
+
+
+@pytest.mark.parametrize("width, tile", [(None, None), (1, None), (2, 3), (3, 1), (7, 2), (5, None),
+                                         ("lockstep", None)])
+def test_fifo_is_the_kiefer_wolfowitz_recursion(width, tile, monkeypatch):
+    if width == "lockstep":   # every replication advanced one position per step
+        monkeypatch.setattr(v, "_LOCKSTEP_MIN_REPLICATIONS", 1)
+        width = None
+    if width is not None:   # short chunks, few at a time: many corrections, many tiles
+        monkeypatch.setattr(v, "_chunk_length", lambda n: width)
+    if tile is not None:   # chunks per tile
+        monkeypatch.setattr(v, "_TILE_ELEMENTS", tile * width)
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        servers = 1 + trial % 4
+        n = int(rng.integers(1, 1500 if width is None else 300))
+        rep = np.sort(rng.integers(0, 1 + trial % 3, n))
+        gaps = rng.exponential(1.0, n)
+        if trial % 3 == 0:
+            gaps = np.round(gaps, 1)     # ties of ready instants
+        ready = np.empty(n)
+        for r in np.unique(rep):
+            ready[rep == r] = np.cumsum(gaps[rep == r])
+        service = rng.exponential(servers * rng.choice([0.3, 0.9, 1.5, 4.0]), n)
+        if trial % 4 == 0:
+            service[rng.random(n) < 0.3] = 0.0
+        crashes = np.sort(rng.random(3)) * ready.max()
+        segment = np.append(crashes, np.inf)[np.searchsorted(crashes, ready, side="right")]
+        expected = _kiefer_wolfowitz(rep, ready, service, segment, servers)
+        got = v._fifo(rep, ready, service, segment, servers, int(rep.max()) + 1)
+        assert np.array_equal(got, expected), trial
+
+
+def test_values_at_ordered_queries_are_the_last_change_at_or_before():
+    from promisesim._timeline import _last_at_or_before, _values_at_ordered
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n_rep = int(rng.integers(1, 8))
+        n_ch = rng.integers(0, 6, n_rep)
+        n_q = rng.integers(0, 50, n_rep)
+        ch_rep = np.repeat(np.arange(n_rep), n_ch)
+        ch_time = np.concatenate([np.sort(np.round(rng.random(k) * 10, 1)) for k in n_ch])
+        ch_value = rng.random(ch_time.size) < 0.5    # not always alternating
+        q_rep = np.repeat(np.arange(n_rep), n_q)
+        q_time = np.concatenate([np.sort(np.round(rng.random(k) * 10, 1)) for k in n_q])  # ties
+        got = _values_with_bounds(ch_time, ch_value, n_ch, q_rep, q_time, _values_at_ordered)
+        last = _last_at_or_before(ch_rep, ch_time, q_rep, q_time)
+        expected = np.ones(q_time.size, dtype=bool)
+        expected[last >= 0] = ch_value[last[last >= 0]]
+        assert np.array_equal(got, expected), trial
+    # out of time order within a replication: not for this function
+    assert _values_at_ordered(np.array([1.0]), np.array([False]), np.array([0, 1]),
+                              np.zeros(3, dtype=np.int64), np.array([0.5, 2.0, 1.5])) is None
+
+
+def _values_with_bounds(ch_time, ch_value, n_ch, q_rep, q_time, function):
+    bounds = np.zeros(n_ch.size + 1, dtype=np.int64)
+    np.cumsum(n_ch, out=bounds[1:])
+    return function(ch_time, ch_value, bounds, q_rep, q_time)
+
+
+def test_last_at_or_before_is_a_search_per_query():
+    from promisesim._timeline import _last_at_or_before
+    rng = np.random.default_rng(6)
+    for trial in range(200):
+        n_rep = int(rng.integers(1, 10))
+        n_ch = rng.integers(0, 6, n_rep)
+        n_q = rng.integers(0, 40, n_rep)
+        n_q[:int(rng.integers(0, 3))] = 0     # queries from a later replication on
+        ch_rep = np.repeat(np.arange(n_rep), n_ch)
+        ch_time = np.concatenate([np.sort(np.round(rng.random(k) * 10, 1)) for k in n_ch])
+        q_rep = np.repeat(np.arange(n_rep), n_q)
+        # in time order within a replication, or not (ties either way)
+        q_time = np.concatenate([np.round(rng.random(k) * 10, 1) if rng.random() < 0.3 else
+                                 np.sort(np.round(rng.random(k) * 10, 1)) for k in n_q])
+        expected = np.full(q_time.size, -1)
+        for i in range(q_time.size):
+            found = np.flatnonzero((ch_rep == q_rep[i]) & (ch_time <= q_time[i]))
+            if found.size:
+                expected[i] = found[-1]
+        assert np.array_equal(_last_at_or_before(ch_rep, ch_time, q_rep, q_time), expected), trial
+        shuffled = rng.permutation(q_time.size)   # not sorted by replication: the lexsort path
+        assert np.array_equal(_last_at_or_before(ch_rep, ch_time, q_rep[shuffled], q_time[shuffled]),
+                              expected[shuffled]), trial
+
+
+@pytest.mark.parametrize("rows, horizon", [(1, 3_000.0), (3, 400.0), (40, 150.0), (40, 20.0)])
+def test_renewal_instants_are_a_running_sum_of_keyed_draws(rows, horizon, monkeypatch):
+    from promisesim import _renewal
+    from promisesim.dists import Exponential, Uniform
+    from promisesim.random import Streams
+    monkeypatch.setattr(_renewal, "_BLOCK_ELEMENTS", 256)   # many rounds of top-up draws
+    streams = Streams(2)
+    reps = np.arange(rows) * 3
+    for dists, start in (([Exponential(1.0)], 0.0), ([Exponential(5.0), Uniform(0.5, 1.0)], 2.5)):
+        keys = [streams.keys(reps, p, "a") for p in ("time_to_failure", "time_to_repair")][:len(dists)]
+        counts, time, phase = _renewal.renewal_counts(keys, dists, horizon, start)
+        purposes = ("time_to_failure", "time_to_repair")
+        expected_t, expected_p, expected_c = [], [], []
+        for r in reps:
+            draws = [streams.draws(d, int(r), purposes[j], "a", 0, 10_000) for j, d in enumerate(dists)]
+            t, i, c = start, 0, 0
+            while True:
+                j = i % len(dists)
+                t += draws[j][i // len(dists)]
+                if t >= horizon:
+                    break
+                expected_t.append(t)
+                expected_p.append(j)
+                c += 1
+                i += 1
+            expected_c.append(c)
+        assert np.array_equal(counts, expected_c)
+        assert np.array_equal(time, expected_t)
+        assert np.array_equal(phase, expected_p) and phase.dtype == np.int8
