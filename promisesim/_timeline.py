@@ -214,6 +214,57 @@ def _last_by_replication(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndar
     return out
 
 
+def _next_change_time(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
+                      q_time: np.ndarray) -> np.ndarray:
+    """Instant of the first change strictly after each query in the query's replication,
+    or inf. Changes are sorted by (replication, time).
+
+    For queries sorted by replication, few replications, each in time order (requests in
+    arrival order), the answer is a run of equal instants between consecutive changes: one
+    ``np.repeat`` of the change instants, as in :func:`_last_by_replication`. Otherwise it
+    is read from :func:`_last_at_or_before`.
+    """
+    n = ch_time.size
+    q_rep = np.asarray(q_rep, dtype=np.int64).ravel()
+    q_time = np.asarray(q_time, dtype=np.float64).ravel()
+    if n == 0 or q_rep.size == 0:
+        return np.full(q_time.size, np.inf)
+    first, last = int(q_rep[0]), int(q_rep[-1])
+    if last - first <= max(64, q_rep.size >> 8) and bool((q_rep[1:] >= q_rep[:-1]).all()):
+        reps = np.arange(first, last + 2)
+        q_bounds = np.searchsorted(q_rep, reps).tolist()
+        c_bounds = np.searchsorted(ch_rep, reps).tolist()
+        values: list[np.ndarray] = []
+        lengths: list[np.ndarray] = []
+        infinity = np.array([np.inf])
+        for i in range(reps.size - 1):
+            a, b = q_bounds[i], q_bounds[i + 1]
+            if a == b:
+                continue
+            c, d = c_bounds[i], c_bounds[i + 1]
+            t = q_time[a:b]
+            if c == d:
+                values.append(infinity)
+                lengths.append(np.array([b - a]))
+            elif b - a == 1 or bool((t[1:] >= t[:-1]).all()):
+                # the queries from the first at or after change j on (up to change j + 1)
+                # see change j + 1 next; those before every change see change 0
+                at = np.searchsorted(t, ch_time[c:d], side="left")
+                values.append(np.append(ch_time[c:d], np.inf))
+                lengths.append(np.diff(at, prepend=0, append=b - a))
+            else:
+                k = np.searchsorted(ch_time[c:d], t, side="right")
+                values.append(np.append(ch_time[c:d], np.inf)[k])
+                lengths.append(np.ones(b - a, dtype=np.int64))
+        return np.repeat(np.concatenate(values), np.concatenate(lengths))
+    last_at = _last_at_or_before(ch_rep, ch_time, q_rep, q_time)
+    start = np.searchsorted(ch_rep, q_rep, side="left")
+    nxt = np.where(last_at >= 0, last_at + 1, start)
+    ok = nxt < n
+    ok[ok] = ch_rep[nxt[ok]] == q_rep[ok]
+    return np.where(ok, ch_time[np.minimum(nxt, n - 1)], np.inf)
+
+
 def _values_at_ordered(ch_time: np.ndarray, ch_value: np.ndarray, ch_bounds: np.ndarray,
                        q_rep: np.ndarray, q_time: np.ndarray) -> np.ndarray | None:
     """The value of a boolean state (true before its replication's first change) at each

@@ -96,7 +96,7 @@ from ..model.spec import CallCondition, CallNode, ModelSpec
 from .._renewal import renewal_counts as _renewal_counts
 from .._renewal import renewal_instants as _renewal_instants
 from ._events import event_queue
-from .._timeline import _last_at_or_before
+from .._timeline import _last_at_or_before, _next_change_time
 from ..errors import EngineError
 from ..random import Streams
 from ..results import summarise
@@ -386,12 +386,7 @@ class _States:
         """Instant of the first change strictly after each query (inf if none in the batch)."""
         if self.time.size == 0:
             return np.full(q_time.size, np.inf)
-        last = _last_at_or_before(self.rep, self.time, q_rep, q_time)
-        start = np.searchsorted(self.rep, q_rep, side="left")
-        nxt = np.where(last >= 0, last + 1, start)
-        ok = nxt < self.time.size
-        ok[ok] = self.rep[nxt[ok]] == q_rep[ok]
-        return np.where(ok, self.time[np.minimum(nxt, self.time.size - 1)], np.inf)
+        return _next_change_time(self.rep, self.time, q_rep, q_time)
 
 
 # -- push-mode bindings ----------------------------------------------------------------------
@@ -1170,8 +1165,7 @@ class _Batch:
             service[:n_g] = ghosts[1]
         for (run, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
             k0, k1 = self.streams.keys(self.reps, "service", run.node.path)
-            r = rep[lo:hi]
-            service[lo:hi] = Streams.draw_at(dist, k0[r], k1[r], index[lo:hi].astype(np.uint64))
+            Streams.draw_rows(dist, k0, k1, rep[lo:hi], index[lo:hi], out=service[lo:hi])
         # Each node's requests come sorted by (replication, arrival index), and entries in
         # node order: the queue's order is by (replication, ready, node, arrival index).
         order = None if len(entries) == 1 and not n_g else np.argsort(rep, kind="stable")

@@ -224,6 +224,30 @@ def test_last_at_or_before_is_a_search_per_query():
                               expected[shuffled]), trial
 
 
+def test_next_change_time_is_a_search_per_query():
+    from promisesim._timeline import _next_change_time
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        n_rep = int(rng.integers(1, 10))
+        n_ch = rng.integers(0, 6, n_rep)
+        n_q = rng.integers(0, 40, n_rep)
+        n_q[:int(rng.integers(0, 3))] = 0
+        ch_rep = np.repeat(np.arange(n_rep), n_ch)
+        ch_time = np.concatenate([np.sort(np.round(rng.random(k) * 10, 1)) for k in n_ch])
+        q_rep = np.repeat(np.arange(n_rep), n_q)
+        q_time = np.concatenate([np.round(rng.random(k) * 10, 1) if rng.random() < 0.3 else
+                                 np.sort(np.round(rng.random(k) * 10, 1)) for k in n_q])
+        expected = np.full(q_time.size, np.inf)
+        for i in range(q_time.size):   # strictly after: a change at the query instant is not next
+            found = np.flatnonzero((ch_rep == q_rep[i]) & (ch_time > q_time[i]))
+            if found.size:
+                expected[i] = ch_time[found[0]]
+        assert np.array_equal(_next_change_time(ch_rep, ch_time, q_rep, q_time), expected), trial
+        shuffled = rng.permutation(q_time.size)   # not sorted by replication: the general path
+        assert np.array_equal(_next_change_time(ch_rep, ch_time, q_rep[shuffled], q_time[shuffled]),
+                              expected[shuffled]), trial
+
+
 @pytest.mark.parametrize("rows, horizon", [(1, 3_000.0), (3, 400.0), (40, 150.0), (40, 20.0)])
 def test_renewal_instants_are_a_running_sum_of_keyed_draws(rows, horizon, monkeypatch):
     from promisesim import _renewal
