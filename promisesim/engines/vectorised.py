@@ -276,9 +276,12 @@ def _gated_nodes(spec: ModelSpec) -> set[int]:
 
 
 def _tree_size(item: CallNode | CallCondition) -> int:
+    """Request records a request makes in ``item``, at most: a request calls one item of
+    an any-of or a split, every item of the others."""
     if isinstance(item, CallNode):
         return 1 + (0 if item.condition is None else _tree_size(item.condition))
-    return sum(_tree_size(i) for i in item.items)
+    sizes = [_tree_size(i) for i in item.items]
+    return max(sizes, default=0) if item.rule in ("any", "split") else sum(sizes)
 
 
 def _latency_callees(item: CallNode | CallCondition | None) -> list[CallNode]:
