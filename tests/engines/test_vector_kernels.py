@@ -28,14 +28,21 @@ def test_sort_within_replications_is_a_stable_lexsort():
     assert np.array_equal(got, order[np.lexsort((ready[order], rep))])
 
 
-@pytest.mark.parametrize("long_segment", [4, 2048])
-def test_segmented_accumulate_is_a_running_total_per_segment(long_segment, monkeypatch):
+@pytest.mark.parametrize("long_segment, stepped, density",
+                         [(4, 64, 0.1), (2048, 64, 0.1), (2048, 3, 0.1), (4, 0, 0.5),
+                          (2048, 64, 0.005), (2048, 64, 1.0)])
+def test_segmented_accumulate_is_a_running_total_per_segment(long_segment, stepped, density,
+                                                             monkeypatch):
+    # stepped positions, then the rest of the longer segments padded; few long segments
+    # (density 0.005) padded only; every position a segment (density 1)
     monkeypatch.setattr(v, "_LONG_SEGMENT", long_segment)
+    monkeypatch.setattr(v, "_STEPPED_POSITIONS", stepped)
     rng = np.random.default_rng(2)
     values = rng.exponential(1.0, 5000)
-    starts = rng.random(5000) < 0.1
+    starts = rng.random(5000) < density
     starts[0] = True
     starts[1000:1100] = False   # one long segment
+    starts[-1] = density > 0.2  # the last position alone, or the end of a segment
     for ufunc, fill in ((np.add, 0.0), (np.maximum, -np.inf)):
         expected = np.empty_like(values)
         for i, x in enumerate(values):
