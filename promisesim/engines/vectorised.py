@@ -1597,18 +1597,16 @@ def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
     # Lindley estimate: d_i = S_i + max_{j <= i} (r_j - S_{j-1}) within each group
     total = _segmented_accumulate(np.add, service, group, 0.0)
     estimate = total + _segmented_accumulate(np.maximum, ready - (total - service), group, -np.inf)
-    previous = np.empty(n)
-    previous[0] = -np.inf
-    previous[1:] = estimate[:-1]
-    starts = group | (ready > previous)
-    values = np.where(starts, ready + service, service)
+    starts = group.copy()   # where the request finds the server idle
+    starts[1:] |= ready[1:] > estimate[:-1]
+    values = np.where(starts, bound, service)
     done = _segmented_accumulate(np.add, values, starts, 0.0)
     for _ in range(8):
-        previous[1:] = done[:-1]
-        checked = group | (ready > previous)
-        changed = checked != starts
-        if not changed.any():
+        checked = group.copy()
+        checked[1:] |= ready[1:] > done[:-1]
+        if np.array_equal(checked, starts):
             return done
+        changed = checked != starts
         # busy periods are independent: recompute only those that changed
         sub = _periods_to_redo(checked, changed)
         s_sub = checked[sub]
