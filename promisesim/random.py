@@ -104,6 +104,9 @@ def _draw_flat(dist, k0: np.ndarray, k1: np.ndarray, index: np.ndarray,  # type:
     t = np.empty(block, dtype=np.uint64)
     u = np.empty((1, block))
     exact = index.dtype == np.uint64
+    one_key = rows is not None and k0.size == 1   # one replication: no gathers
+    if one_key:
+        key0, key1 = k0[0], k1[0]
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         b = hi - lo
@@ -113,12 +116,17 @@ def _draw_flat(dist, k0: np.ndarray, k1: np.ndarray, index: np.ndarray,  # type:
         else:   # as index.astype(np.uint64)
             xb[...] = index[lo:hi]
             xb *= _U_GOLDEN
-        if rows is None:
+        if one_key:
+            xb += key0
+        elif rows is None:
             xb += k0[lo:hi]
         else:
             xb += np.take(k0, rows[lo:hi], out=tb)
         _mix_buffered(xb, tb)
-        xb ^= k1[lo:hi] if rows is None else np.take(k1, rows[lo:hi], out=tb)
+        if one_key:
+            xb ^= key1
+        else:
+            xb ^= k1[lo:hi] if rows is None else np.take(k1, rows[lo:hi], out=tb)
         _mix_buffered(xb, tb)
         xb >>= _S11
         xb += _ONE

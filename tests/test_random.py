@@ -128,3 +128,6 @@ def test_draws_by_rows_equal_draws_with_gathered_keys(dist, dtype):
     assert Streams.draw_rows(dist, k0, k1, rows, index, out=out) is out
     assert np.array_equal(out, expected)
     assert Streams.draw_rows(dist, k0, k1, rows[:0], index[:0]).shape == (0,)
+    # one replication's keys (a batch of one): the same draws without gathering
+    one = Streams.draw_rows(dist, k0[3:4], k1[3:4], np.zeros(20_000, dtype=np.int64), index)
+    assert np.array_equal(one, Streams.draw_at(dist, k0[3], k1[3], index.astype(np.uint64)))
