@@ -84,9 +84,11 @@ How the results differ from the reference engine's:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -127,6 +129,46 @@ _WINDOW_RECORDS = 1 << 19
 _UNSUPPORTED: frozenset[str] = frozenset()
 
 
+_pages_lock = threading.Lock()
+_pages_depth = 0
+_pages_previous = True
+
+
+@contextlib.contextmanager
+def _small_pages() -> Iterator[None]:
+    """Inside: numpy does not ask the kernel for huge pages for its large arrays.
+
+    numpy advises huge (2 MiB) pages for arrays of 4 MiB and more. Where the kernel then
+    compacts memory to find them (transparent huge pages set to ``madvise``, common), a
+    run's many fresh large arrays stall on it: the scaling benchmark's first run in a
+    process took 3.1 to 3.9 s with the advice and 1.8 to 2.1 s without (later runs, which
+    reuse memory, 1.4 to 1.6 s either way). Only the advice changes, never a result. The
+    setting is numpy's, for the whole process: it is restored when the last of any
+    concurrent runs ends."""
+    global _pages_depth, _pages_previous
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage as setter  # numpy >= 2
+    except ImportError:   # pragma: no cover - numpy 1.x
+        try:
+            from numpy.core.multiarray import _set_madvise_hugepage as setter  # type: ignore[no-redef]
+        except ImportError:
+            setter = None
+    if setter is None:   # pragma: no cover
+        yield
+        return
+    with _pages_lock:
+        if _pages_depth == 0:
+            _pages_previous = setter(False)
+        _pages_depth += 1
+    try:
+        yield
+    finally:
+        with _pages_lock:
+            _pages_depth -= 1
+            if _pages_depth == 0:
+                setter(_pages_previous)
+
+
 class VectorEngine:
     """Computes replications in batches with numpy. See the module docstring."""
 
@@ -143,6 +185,13 @@ class VectorEngine:
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
             replications: Sequence[int], record_requests: bool = True,
             record_changes: bool = True) -> Trace:
+        with _small_pages():
+            return self._run(spec, horizon=horizon, streams=streams, replications=replications,
+                             record_requests=record_requests, record_changes=record_changes)
+
+    def _run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
+             replications: Sequence[int], record_requests: bool,
+             record_changes: bool) -> Trace:
         if spec.scaled:   # autoscalers: a fixed point of whole runs (see _autoscale)
             from ._autoscale import run_autoscaled
             trace = run_autoscaled(spec, horizon=horizon, streams=streams,

@@ -284,3 +284,30 @@ def test_renewal_instants_are_a_running_sum_of_keyed_draws(rows, horizon, monkey
         assert np.array_equal(counts, expected_c)
         assert np.array_equal(time, expected_t)
         assert np.array_equal(phase, expected_p) and phase.dtype == np.int8
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_vector_runs_leave_numpys_huge_page_setting_as_they_found_it(before, monkeypatch):
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage as setter
+    except ImportError:   # numpy 1.x
+        from numpy.core.multiarray import _set_madvise_hugepage as setter
+    import promisesim as ps
+    seen = []
+    original = v._Batch.run
+
+    def spy(self):  # type: ignore[no-untyped-def]
+        seen.append(setter(False))   # the setting while the batch runs
+        return original(self)
+
+    monkeypatch.setattr(v._Batch, "run", spy)
+    m = ps.Model("m")
+    api = m.agent("api", service_time=ps.Exponential(mean=0.01))
+    m.workload(m.promise(api, to=m.agent("users"), body=ps.Latency(deadline=0.1)), rate=5.0)
+    previous = setter(before)
+    try:
+        ps.simulate(m, horizon=10.0, replications=2, seed=1, engine="vector")
+        assert seen and not any(seen)   # no huge pages inside the run
+        assert setter(previous) is before
+    finally:
+        setter(previous)
