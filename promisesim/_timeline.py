@@ -144,7 +144,10 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
                        q_time: np.ndarray) -> np.ndarray:
     """Index of the last change with the query's replication and ``time <= query time``, or -1.
 
-    Changes are sorted by (replication, time). One lexsort of changes and queries together.
+    Changes are sorted by (replication, time). Queries in order, over few replications,
+    are placed by runs (:func:`_last_by_replication`); others by a binary search of every
+    query at once within its replication's changes (no sort: a table's many lookups of
+    a few queries each among many changes cost the queries, not the changes).
     """
     n = ch_time.size
     q_rep = np.asarray(q_rep, dtype=np.int64).ravel()
@@ -155,19 +158,18 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
         first, last = int(q_rep[0]), int(q_rep[-1])
         if last - first <= max(64, q_rep.size >> 8):
             return _last_by_replication(ch_rep, ch_time, q_rep, q_time, first, last)
-    rep = np.concatenate([ch_rep, q_rep])
-    t = np.concatenate([ch_time, q_time])
-    is_query = np.zeros(rep.size, dtype=bool)
-    is_query[n:] = True
-    order = np.lexsort((is_query, t, rep))  # a change at the query instant counts as before it
-    sorted_query = is_query[order]
-    latest = np.cumsum(~sorted_query) - 1
-    out = np.empty(q_time.size, dtype=np.int64)
-    out[order[sorted_query] - n] = latest[sorted_query]
-    valid = out >= 0
-    valid[valid] = ch_rep[out[valid]] == q_rep[valid]
-    out[~valid] = -1
-    return out
+    start = np.searchsorted(ch_rep, q_rep, side="left")
+    lo = start.copy()
+    hi = np.searchsorted(ch_rep, q_rep, side="right")
+    # the first change after the query lies in [lo, hi]: halve that range for every query
+    # (a change at the query instant counts as before it)
+    for _ in range(int(np.max(hi - lo, initial=0)).bit_length()):
+        open_ = lo < hi
+        mid = (lo + hi) >> 1
+        after = ch_time[np.minimum(mid, n - 1)] > q_time
+        np.copyto(hi, mid, where=open_ & after)
+        np.copyto(lo, mid + 1, where=open_ & ~after)
+    return np.where(lo > start, lo - 1, -1)
 
 
 def _last_by_replication(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,

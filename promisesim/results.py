@@ -121,6 +121,23 @@ def _entities(spec: ModelSpec, codes: np.ndarray) -> pd.Categorical:
                                      categories=categories)
 
 
+def _row_texts(matrix: np.ndarray, names: list[str]) -> np.ndarray:
+    """For each row of a boolean matrix, the names of its true columns joined by ", " (an
+    object array of str), built once per distinct row."""
+    rows, columns = matrix.shape
+    out = np.empty(rows, dtype=object)
+    if rows == 0 or columns == 0:
+        out[:] = ""
+        return out
+    packed = np.ascontiguousarray(np.packbits(matrix, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    texts = np.empty(first.size, dtype=object)
+    texts[:] = [", ".join(names[j] for j in np.flatnonzero(matrix[i]).tolist())
+                for i in first.tolist()]
+    return texts[inverse.ravel()]
+
+
 def _labels(codes: np.ndarray, labels: list[str]) -> pd.Categorical:
     """Codes into a list of labels that may repeat, as a categorical of distinct labels."""
     categories = list(dict.fromkeys(labels))
@@ -487,14 +504,16 @@ class Result:
         matrix[down] = False
         return down, names, matrix
 
-    def _roots(self, promise: int, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def _roots(self, promise: int, rep: np.ndarray, t: np.ndarray,
+               links: tuple[np.ndarray, list[str], np.ndarray] | None = None) -> np.ndarray:
         """Agents at the root of a promise's break at each (rep, t): a boolean matrix
         (breaks x agents). Follows broken links: the promiser if it is down, else the roots of
-        every broken condition promise."""
+        every broken condition promise. ``links``: :meth:`_links` of the promise there, if
+        known."""
         spec = self.spec
         p = spec.promises[promise]
         out = np.zeros((t.size, len(spec.agents)), dtype=bool)
-        down, names, matrix = self._links(p, rep, t)
+        down, names, matrix = self._links(p, rep, t) if links is None else links
         out[down, spec.agent_index[p.promiser]] = True
         for j, name in enumerate(names):
             blamed = matrix[:, j]
@@ -513,28 +532,37 @@ class Result:
         promise can break because several providers of a choice are down at once).
         """
         spec, horizon = self.spec, self.horizon
-        names = np.array([a.name for a in spec.agents], dtype=object)
-        frames = []
+        names = [a.name for a in spec.agents]
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("rep", "promise", "start", "end",
+                                                              "first_link", "root_causes")}
         for index, (p, timeline) in enumerate(zip(spec.promises, self._promise_timelines)):
             rep, start, end, value = timeline.segments(horizon)
             broken = ~value
             rep, start, end = rep[broken], start[broken], end[broken]
             if rep.size == 0:
                 continue
-            roots = self._roots(index, rep, start)
-            promiser_down, conds, matrix = self._links(p, rep, start)
-            links = [", ".join(c for c, b in zip(conds, row) if b) for row in matrix]
-            first_link = np.where(promiser_down, "promiser", np.asarray(links, dtype=object))
-            root_text = [", ".join(names[row]) for row in roots]
-            frames.append(pd.DataFrame({
-                "replication": rep.astype(np.int32), "promise": p.name, "start": start,
-                "duration": end - start, "ended": end < horizon, "first_link": first_link,
-                "root_causes": root_text,
-            }))
-        columns = ["replication", "promise", "start", "duration", "ended", "first_link", "root_causes"]
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-        frame = frame.sort_values(["replication", "start"], kind="stable", ignore_index=True)
-        frame["promise"] = pd.Categorical(frame["promise"], categories=[p.name for p in spec.promises])
+            links = self._links(p, rep, start)
+            promiser_down, conds, matrix = links
+            roots = self._roots(index, rep, start, links)
+            parts["rep"].append(rep)
+            parts["promise"].append(np.full(rep.size, index, dtype=np.int64))
+            parts["start"].append(start)
+            parts["end"].append(end)
+            parts["first_link"].append(np.where(promiser_down, "promiser", _row_texts(matrix, conds)))
+            parts["root_causes"].append(_row_texts(roots, names))
+        empty = {"rep": np.int64, "promise": np.int64, "start": float, "end": float,
+                 "first_link": object, "root_causes": object}
+        rep, promise, start, end, first_link, root_causes = (
+            np.concatenate(parts[k]) if parts[k] else np.empty(0, dtype=empty[k]) for k in empty)
+        order = np.lexsort((start, rep))   # stable: promises in model order at equal instants
+        start, end = start[order], end[order]
+        frame = pd.DataFrame({
+            "replication": rep[order].astype(np.int32),
+            "promise": pd.Categorical.from_codes(promise[order],
+                                                 categories=[p.name for p in spec.promises]),
+            "start": start, "duration": end - start, "ended": end < horizon,
+            "first_link": first_link[order], "root_causes": root_causes[order],
+        })
         frame.attrs.update(self.attrs)
         return frame
 

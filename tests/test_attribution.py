@@ -56,3 +56,16 @@ def test_a_covered_provider_is_not_blamed():
     assert list(zip(up["first_link"], up["root_causes"])) == [("d", "db")]
     broken = r.events[(r.events["entity"] == "up") & (r.events["event"] == "broken")]
     assert list(broken["cause"].astype(str)) == ["promise 'd' broken"]
+
+
+def test_row_texts_join_the_names_of_each_rows_true_columns():
+    import numpy as np
+    from promisesim.results import _row_texts
+    rng = np.random.default_rng(4)
+    names = [f"a{i}" for i in range(13)]   # more than 8 columns: rows packed into 2 bytes
+    matrix = rng.random((500, 13)) < 0.15
+    expected = [", ".join(n for n, b in zip(names, row) if b) for row in matrix]
+    got = _row_texts(matrix, names)
+    assert got.dtype == object and list(got) == expected
+    assert list(_row_texts(matrix[:, :0], [])) == [""] * 500
+    assert _row_texts(matrix[:0], names).shape == (0,)
