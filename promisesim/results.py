@@ -381,7 +381,7 @@ class Result:
             labels.extend(texts)
             cause.append(codes)
         rep_, time_, entity_, event_, cause_ = (np.concatenate(x) for x in (rep, time, entity, event, cause))
-        order = np.lexsort((entity_, entity_ >= n_a, time_, rep_))
+        order = np.lexsort((entity_, time_, rep_))   # agents (codes below n_a) first
         entity_ = entity_[order]
         frame = pd.DataFrame({
             "replication": rep_[order].astype(np.int32),
@@ -406,7 +406,14 @@ class Result:
             return codes, texts
         rep, t = timeline.rep[broken], timeline.time[broken]
         down, names, matrix = self._links(p, rep, t)
-        rows, inverse = np.unique(np.column_stack([down, matrix]), axis=0, return_inverse=True)
+        table = np.column_stack([down, matrix])
+        if table.shape[1] <= 62:   # each row as an integer, first column most significant:
+            # the same (lexicographic) order of distinct rows as np.unique(axis=0), faster
+            weights = np.left_shift(1, np.arange(table.shape[1] - 1, -1, -1, dtype=np.int64))
+            _, first, inverse = np.unique(table @ weights, return_index=True, return_inverse=True)
+            rows = table[first]
+        else:
+            rows, inverse = np.unique(table, axis=0, return_inverse=True)
         for row in rows:
             if row[0]:
                 texts.append(f"agent {p.promiser!r} down")
