@@ -13,6 +13,7 @@ operation is a handful of numpy calls whatever the number of replications.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -145,7 +146,7 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
     """Index of the last change with the query's replication and ``time <= query time``, or -1.
 
     Changes are sorted by (replication, time). Queries in order, over few replications,
-    are placed by runs (:func:`_last_by_replication`); others by a binary search of every
+    are placed by runs (:func:`_by_replication`); others by a binary search of every
     query at once within its replication's changes (no sort: a table's many lookups of
     a few queries each among many changes cost the queries, not the changes).
     """
@@ -157,7 +158,7 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
     if q_rep.size and bool((q_rep[1:] >= q_rep[:-1]).all()):
         first, last = int(q_rep[0]), int(q_rep[-1])
         if last - first <= max(64, q_rep.size >> 8):
-            return _last_by_replication(ch_rep, ch_time, q_rep, q_time, first, last)
+            return _by_replication(ch_rep, ch_time, q_rep, q_time, first, last, _last_index)
     start = np.searchsorted(ch_rep, q_rep, side="left")
     lo = start.copy()
     hi = np.searchsorted(ch_rep, q_rep, side="right")
@@ -172,48 +173,45 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
     return np.where(lo > start, lo - 1, -1)
 
 
-def _last_by_replication(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
-                         q_time: np.ndarray, first: int, last: int) -> np.ndarray:
-    """:func:`_last_at_or_before` for queries sorted by replication, few replications.
+def _by_replication(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
+                    q_time: np.ndarray, first: int, last: int,
+                    gaps: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    """For queries sorted by replication, few replications (``first`` to ``last``): the
+    value of the gap between changes that each query falls in. ``gaps(c, d)`` gives the
+    ``d - c + 1`` values of a replication whose changes are ``c:d``: before the first
+    change, then after each (a change at the query instant counts as before it).
 
     Where a replication's queries are in time order (the usual case: requests in arrival
     order), its few changes are placed among its many queries and the answer is a run of
-    equal indices between consecutive changes: one ``np.repeat`` for every replication.
+    equal values between consecutive changes: one ``np.repeat`` for every replication.
     Otherwise each query is searched among its replication's changes."""
     reps = np.arange(first, last + 2)
     q_bounds = np.searchsorted(q_rep, reps).tolist()
     c_bounds = np.searchsorted(ch_rep, reps).tolist()
     values: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
-    searched = []   # replications whose queries are out of time order
     for i in range(reps.size - 1):
         a, b = q_bounds[i], q_bounds[i + 1]
         if a == b:
             continue
         c, d = c_bounds[i], c_bounds[i + 1]
         t = q_time[a:b]
-        if c == d:
-            values.append(np.array([-1]))
-            lengths.append(np.array([b - a]))
-        elif b - a == 1 or bool((t[1:] >= t[:-1]).all()):
-            # change j covers the queries from the first at or after it on (a change at the
-            # query instant counts as before it)
-            at = np.searchsorted(t, ch_time[c:d], side="left")
-            covers = np.arange(c - 1, d)
-            covers[0] = -1   # before the first change
-            values.append(covers)
+        values_here = gaps(c, d)
+        if b - a == 1 or bool((t[1:] >= t[:-1]).all()):
+            at = np.searchsorted(t, ch_time[c:d], side="left")   # the gap after change j from here
+            values.append(values_here)
             lengths.append(np.diff(at, prepend=0, append=b - a))
         else:
-            values.append(np.array([-2]))   # placeholder, searched below
-            lengths.append(np.array([b - a]))
-            searched.append((a, b, c, d))
-    out = np.repeat(np.concatenate(values), np.concatenate(lengths))
-    for a, b, c, d in searched:
-        k = np.searchsorted(ch_time[c:d], q_time[a:b], side="right")
-        k += c - 1
-        k[k < c] = -1
-        out[a:b] = k
-    return out
+            values.append(values_here[np.searchsorted(ch_time[c:d], t, side="right")])
+            lengths.append(np.ones(b - a, dtype=np.int64))
+    return np.repeat(np.concatenate(values), np.concatenate(lengths))
+
+
+def _last_index(c: int, d: int) -> np.ndarray:
+    """Gap values for :func:`_last_at_or_before`: the index of the change before, or -1."""
+    covers = np.arange(c - 1, d)
+    covers[0] = -1
+    return covers
 
 
 def _next_change_time(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
@@ -223,7 +221,7 @@ def _next_change_time(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray
 
     For queries sorted by replication, few replications, each in time order (requests in
     arrival order), the answer is a run of equal instants between consecutive changes: one
-    ``np.repeat`` of the change instants, as in :func:`_last_by_replication`. Otherwise it
+    ``np.repeat`` of the change instants (:func:`_by_replication`). Otherwise it
     is read from :func:`_last_at_or_before`.
     """
     n = ch_time.size
@@ -233,32 +231,8 @@ def _next_change_time(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray
         return np.full(q_time.size, np.inf)
     first, last = int(q_rep[0]), int(q_rep[-1])
     if last - first <= max(64, q_rep.size >> 8) and bool((q_rep[1:] >= q_rep[:-1]).all()):
-        reps = np.arange(first, last + 2)
-        q_bounds = np.searchsorted(q_rep, reps).tolist()
-        c_bounds = np.searchsorted(ch_rep, reps).tolist()
-        values: list[np.ndarray] = []
-        lengths: list[np.ndarray] = []
-        infinity = np.array([np.inf])
-        for i in range(reps.size - 1):
-            a, b = q_bounds[i], q_bounds[i + 1]
-            if a == b:
-                continue
-            c, d = c_bounds[i], c_bounds[i + 1]
-            t = q_time[a:b]
-            if c == d:
-                values.append(infinity)
-                lengths.append(np.array([b - a]))
-            elif b - a == 1 or bool((t[1:] >= t[:-1]).all()):
-                # the queries from the first at or after change j on (up to change j + 1)
-                # see change j + 1 next; those before every change see change 0
-                at = np.searchsorted(t, ch_time[c:d], side="left")
-                values.append(np.append(ch_time[c:d], np.inf))
-                lengths.append(np.diff(at, prepend=0, append=b - a))
-            else:
-                k = np.searchsorted(ch_time[c:d], t, side="right")
-                values.append(np.append(ch_time[c:d], np.inf)[k])
-                lengths.append(np.ones(b - a, dtype=np.int64))
-        return np.repeat(np.concatenate(values), np.concatenate(lengths))
+        return _by_replication(ch_rep, ch_time, q_rep, q_time, first, last,
+                               lambda c, d: np.append(ch_time[c:d], np.inf))
     last_at = _last_at_or_before(ch_rep, ch_time, q_rep, q_time)
     start = np.searchsorted(ch_rep, q_rep, side="left")
     nxt = np.where(last_at >= 0, last_at + 1, start)
