@@ -206,51 +206,47 @@ def _values_with_bounds(ch_time, ch_value, n_ch, q_rep, q_time, function):
     return function(ch_time, ch_value, bounds, q_rep, q_time)
 
 
-def test_last_at_or_before_is_a_search_per_query():
-    from promisesim._timeline import _last_at_or_before
-    rng = np.random.default_rng(6)
-    for trial in range(200):
-        n_rep = int(rng.integers(1, 10))
+def _changes_and_queries(seed: int, trials: int = 200):
+    """Random changes sorted by (replication, time) and queries sorted by replication, in
+    time order within a replication or not (ties either way); few replications (searched
+    by runs) or many (by binary search)."""
+    rng = np.random.default_rng(seed)
+    for trial in range(trials):
+        n_rep = int(rng.integers(1, 10)) if trial % 4 else int(rng.integers(60, 120))
         n_ch = rng.integers(0, 6, n_rep)
         n_q = rng.integers(0, 40, n_rep)
         n_q[:int(rng.integers(0, 3))] = 0     # queries from a later replication on
         ch_rep = np.repeat(np.arange(n_rep), n_ch)
         ch_time = np.concatenate([np.sort(np.round(rng.random(k) * 10, 1)) for k in n_ch])
         q_rep = np.repeat(np.arange(n_rep), n_q)
-        # in time order within a replication, or not (ties either way)
         q_time = np.concatenate([np.round(rng.random(k) * 10, 1) if rng.random() < 0.3 else
                                  np.sort(np.round(rng.random(k) * 10, 1)) for k in n_q])
+        yield trial, ch_rep, ch_time, q_rep, q_time, rng.permutation(q_time.size)
+
+
+def test_last_at_or_before_is_a_search_per_query():
+    from promisesim._timeline import _last_at_or_before
+    for trial, ch_rep, ch_time, q_rep, q_time, shuffled in _changes_and_queries(6):
         expected = np.full(q_time.size, -1)
         for i in range(q_time.size):
             found = np.flatnonzero((ch_rep == q_rep[i]) & (ch_time <= q_time[i]))
             if found.size:
                 expected[i] = found[-1]
         assert np.array_equal(_last_at_or_before(ch_rep, ch_time, q_rep, q_time), expected), trial
-        shuffled = rng.permutation(q_time.size)   # not sorted by replication: the lexsort path
+        # not sorted by replication: the binary search
         assert np.array_equal(_last_at_or_before(ch_rep, ch_time, q_rep[shuffled], q_time[shuffled]),
                               expected[shuffled]), trial
 
 
 def test_next_change_time_is_a_search_per_query():
     from promisesim._timeline import _next_change_time
-    rng = np.random.default_rng(7)
-    for trial in range(200):
-        n_rep = int(rng.integers(1, 10))
-        n_ch = rng.integers(0, 6, n_rep)
-        n_q = rng.integers(0, 40, n_rep)
-        n_q[:int(rng.integers(0, 3))] = 0
-        ch_rep = np.repeat(np.arange(n_rep), n_ch)
-        ch_time = np.concatenate([np.sort(np.round(rng.random(k) * 10, 1)) for k in n_ch])
-        q_rep = np.repeat(np.arange(n_rep), n_q)
-        q_time = np.concatenate([np.round(rng.random(k) * 10, 1) if rng.random() < 0.3 else
-                                 np.sort(np.round(rng.random(k) * 10, 1)) for k in n_q])
+    for trial, ch_rep, ch_time, q_rep, q_time, shuffled in _changes_and_queries(7):
         expected = np.full(q_time.size, np.inf)
         for i in range(q_time.size):   # strictly after: a change at the query instant is not next
             found = np.flatnonzero((ch_rep == q_rep[i]) & (ch_time > q_time[i]))
             if found.size:
                 expected[i] = ch_time[found[0]]
         assert np.array_equal(_next_change_time(ch_rep, ch_time, q_rep, q_time), expected), trial
-        shuffled = rng.permutation(q_time.size)   # not sorted by replication: the general path
         assert np.array_equal(_next_change_time(ch_rep, ch_time, q_rep[shuffled], q_time[shuffled]),
                               expected[shuffled]), trial
 
