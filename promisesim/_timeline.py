@@ -159,18 +159,28 @@ def _last_at_or_before(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarra
         first, last = int(q_rep[0]), int(q_rep[-1])
         if last - first <= max(64, q_rep.size >> 8):
             return _by_replication(ch_rep, ch_time, q_rep, q_time, first, last, _last_index)
+    start, after, _ = _first_after(ch_rep, ch_time, q_rep, q_time)
+    return np.where(after > start, after - 1, -1)
+
+
+def _first_after(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
+                 q_time: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each query, its replication's changes ``start:end`` and the index of the first
+    of them strictly after the query (``end`` if none): a binary search of every query at
+    once, no sort. Changes are sorted by (replication, time) and not empty."""
+    n = ch_time.size
     start = np.searchsorted(ch_rep, q_rep, side="left")
-    lo = start.copy()
-    hi = np.searchsorted(ch_rep, q_rep, side="right")
-    # the first change after the query lies in [lo, hi]: halve that range for every query
-    # (a change at the query instant counts as before it)
+    end = np.searchsorted(ch_rep, q_rep, side="right")
+    lo, hi = start.copy(), end.copy()
+    # the answer lies in [lo, hi]: halve that range for every query (a change at the query
+    # instant counts as before it)
     for _ in range(int(np.max(hi - lo, initial=0)).bit_length()):
         open_ = lo < hi
         mid = (lo + hi) >> 1
         after = ch_time[np.minimum(mid, n - 1)] > q_time
         np.copyto(hi, mid, where=open_ & after)
         np.copyto(lo, mid + 1, where=open_ & ~after)
-    return np.where(lo > start, lo - 1, -1)
+    return start, lo, end
 
 
 def _by_replication(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray,
@@ -221,8 +231,8 @@ def _next_change_time(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray
 
     For queries sorted by replication, few replications, each in time order (requests in
     arrival order), the answer is a run of equal instants between consecutive changes: one
-    ``np.repeat`` of the change instants (:func:`_by_replication`). Otherwise it
-    is read from :func:`_last_at_or_before`.
+    ``np.repeat`` of the change instants (:func:`_by_replication`). Otherwise each query
+    is searched among its replication's changes (:func:`_first_after`).
     """
     n = ch_time.size
     q_rep = np.asarray(q_rep, dtype=np.int64).ravel()
@@ -233,12 +243,8 @@ def _next_change_time(ch_rep: np.ndarray, ch_time: np.ndarray, q_rep: np.ndarray
     if last - first <= max(64, q_rep.size >> 8) and bool((q_rep[1:] >= q_rep[:-1]).all()):
         return _by_replication(ch_rep, ch_time, q_rep, q_time, first, last,
                                lambda c, d: np.append(ch_time[c:d], np.inf))
-    last_at = _last_at_or_before(ch_rep, ch_time, q_rep, q_time)
-    start = np.searchsorted(ch_rep, q_rep, side="left")
-    nxt = np.where(last_at >= 0, last_at + 1, start)
-    ok = nxt < n
-    ok[ok] = ch_rep[nxt[ok]] == q_rep[ok]
-    return np.where(ok, ch_time[np.minimum(nxt, n - 1)], np.inf)
+    _, after, end = _first_after(ch_rep, ch_time, q_rep, q_time)
+    return np.where(after < end, ch_time[np.minimum(after, n - 1)], np.inf)
 
 
 def _values_at_ordered(ch_time: np.ndarray, ch_value: np.ndarray, ch_bounds: np.ndarray,

@@ -121,6 +121,17 @@ def _entities(spec: ModelSpec, codes: np.ndarray) -> pd.Categorical:
                                      categories=categories)
 
 
+def _distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a boolean matrix (at least one column) in lexicographic order,
+    as ``np.unique(matrix, axis=0)`` orders them: the index of each one's first occurrence,
+    and for each row the position of its distinct row. Rows are compared packed into bytes
+    (first column the most significant bit), which is faster."""
+    packed = np.ascontiguousarray(np.packbits(matrix, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
+
+
 def _row_texts(matrix: np.ndarray, names: list[str]) -> np.ndarray:
     """For each row of a boolean matrix, the names of its true columns joined by ", " (an
     object array of str), built once per distinct row."""
@@ -129,13 +140,11 @@ def _row_texts(matrix: np.ndarray, names: list[str]) -> np.ndarray:
     if rows == 0 or columns == 0:
         out[:] = ""
         return out
-    packed = np.ascontiguousarray(np.packbits(matrix, axis=1))
-    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    first, inverse = _distinct_rows(matrix)
     texts = np.empty(first.size, dtype=object)
     texts[:] = [", ".join(names[j] for j in np.flatnonzero(matrix[i]).tolist())
                 for i in first.tolist()]
-    return texts[inverse.ravel()]
+    return texts[inverse]
 
 
 def _labels(codes: np.ndarray, labels: list[str]) -> pd.Categorical:
@@ -407,14 +416,8 @@ class Result:
         rep, t = timeline.rep[broken], timeline.time[broken]
         down, names, matrix = self._links(p, rep, t)
         table = np.column_stack([down, matrix])
-        if table.shape[1] <= 62:   # each row as an integer, first column most significant:
-            # the same (lexicographic) order of distinct rows as np.unique(axis=0), faster
-            weights = np.left_shift(1, np.arange(table.shape[1] - 1, -1, -1, dtype=np.int64))
-            _, first, inverse = np.unique(table @ weights, return_index=True, return_inverse=True)
-            rows = table[first]
-        else:
-            rows, inverse = np.unique(table, axis=0, return_inverse=True)
-        for row in rows:
+        first, inverse = _distinct_rows(table)
+        for row in table[first]:
             if row[0]:
                 texts.append(f"agent {p.promiser!r} down")
             elif row[1:].any():
@@ -422,7 +425,7 @@ class Result:
                              + " broken")
             else:
                 texts.append("")
-        codes[broken] = offset + 1 + inverse.ravel()
+        codes[broken] = offset + 1 + inverse
         return codes, texts
 
     @cached_property

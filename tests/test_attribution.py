@@ -69,3 +69,16 @@ def test_row_texts_join_the_names_of_each_rows_true_columns():
     assert got.dtype == object and list(got) == expected
     assert list(_row_texts(matrix[:, :0], [])) == [""] * 500
     assert _row_texts(matrix[:0], names).shape == (0,)
+
+
+def test_distinct_rows_are_in_the_order_of_numpy_unique():
+    import numpy as np
+    from promisesim.results import _distinct_rows
+    rng = np.random.default_rng(5)
+    for width in (1, 3, 8, 9, 20):   # within a byte, a byte exactly, over several
+        matrix = rng.random((300, width)) < 0.3
+        rows, inverse = np.unique(matrix, axis=0, return_inverse=True)
+        first, got = _distinct_rows(matrix)
+        assert np.array_equal(matrix[first], rows), width
+        assert np.array_equal(got, inverse.ravel()), width
+        assert np.array_equal(matrix[first][got], matrix), width
