@@ -8,7 +8,7 @@ import numpy as np
 
 from .engines.base import Engine, Trace
 from .engines.reference import ReferenceEngine
-from .engines.vectorised import VectorEngine
+from .engines.vector import VectorEngine
 from .errors import EngineError, ScenarioError
 from .model.model import Model
 from .model.spec import ModelSpec
@@ -158,7 +158,7 @@ def simulate(
     else:
         import concurrent.futures
 
-        from .sweep import _process_context
+        from .executors import _process_context
 
         # contiguous blocks of replications, in order, so the concatenated trace is the one
         # a single process makes

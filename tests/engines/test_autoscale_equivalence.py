@@ -8,7 +8,7 @@ import pytest
 
 import promisesim as ps
 from promisesim.dists import Exponential, LogNormal
-from promisesim.engines import _autoscale
+from promisesim.engines.vector import autoscale as _autoscale
 
 from .test_equivalence import assert_same
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import promisesim as ps
-from promisesim.engines.vectorised import VectorEngine
+from promisesim.engines.vector import VectorEngine
 from promisesim.dists import Deterministic, Empirical, Exponential, LogNormal, Uniform
 
 EXAMPLES = sorted((Path(ps.__file__).parent / "examples").glob("*.yaml"))
@@ -251,8 +251,8 @@ def test_summarised_runs_are_the_same_on_several_processes():
 @pytest.mark.parametrize("lockstep_from", [1, 10**9], ids=["lockstep", "busy-periods"])
 def test_multi_server_queues_agree_with_either_recursion(replications, lockstep_from, monkeypatch):
     """Multi-server queues by busy periods or by the lockstep recursion: both exact."""
-    from promisesim.engines import vectorised
-    monkeypatch.setattr(vectorised, "_LOCKSTEP_MIN_REPLICATIONS", lockstep_from)
+    from promisesim.engines.vector import fifo
+    monkeypatch.setattr(fifo, "_LOCKSTEP_MIN_REPLICATIONS", lockstep_from)
     m = ps.Model("busy")
     u = m.agent("u")
     s = m.agent("s", service_time=Exponential(0.5), servers=3,
@@ -315,18 +315,19 @@ def _counts(model, horizon, replications, seed):
 
 
 def _assert_windows_change_nothing(model, horizon, replications, seed, monkeypatch, records=50):
-    from promisesim.engines import vectorised
+    from promisesim.engines.vector import engine
+    from promisesim.engines.vector.batch import _Batch
 
     whole = _counts(model, horizon, replications, seed)
     calls = []
-    original = vectorised._Batch._cut
+    original = _Batch._cut
 
     def cut(self, hi):
         calls.append(hi)
         return original(self, hi)
 
-    monkeypatch.setattr(vectorised, "_WINDOW_RECORDS", records)
-    monkeypatch.setattr(vectorised._Batch, "_cut", cut)
+    monkeypatch.setattr(engine, "_WINDOW_RECORDS", records)
+    monkeypatch.setattr(_Batch, "_cut", cut)
     windowed = _counts(model, horizon, replications, seed)
     pd.testing.assert_frame_equal(whole, windowed, check_exact=True)
     return calls
@@ -338,7 +339,7 @@ def _assert_windows_change_nothing(model, horizon, replications, seed, monkeypat
 def test_time_windows_give_the_counts_of_one_pass(model, seed, monkeypatch):
     """Requests computed in short windows of time, carrying queue states across: every
     count is the one of a single pass (which agrees exactly with the reference engine)."""
-    from promisesim.engines.vectorised import _tree_size
+    from promisesim.engines.vector.structure import _tree_size
 
     calls = _assert_windows_change_nothing(model, 60.0, 3, seed, monkeypatch, records=40)
     spec = model.spec()

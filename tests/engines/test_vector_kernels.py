@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from promisesim.engines import vectorised as v
+from promisesim.engines.vector import fifo, kernels
+from promisesim.engines.vector.batch import _Batch
+from promisesim.engines.vector.records import _GrowingColumns
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 8])
@@ -14,17 +16,17 @@ def test_kth_smallest_is_the_partition(n):
     rows[:, :50] = 0.5   # ties
     for k in range(n):
         expected = np.partition(rows, k, axis=0)[k]
-        assert np.array_equal(v._kth_smallest(rows, k), expected)
-        assert np.array_equal(v._kth_smallest(list(rows), k), expected)
+        assert np.array_equal(kernels._kth_smallest(rows, k), expected)
+        assert np.array_equal(kernels._kth_smallest(list(rows), k), expected)
 
 
 def test_sort_within_replications_is_a_stable_lexsort():
     rng = np.random.default_rng(1)
     rep = np.sort(rng.integers(0, 20, 3000))
     ready = np.round(rng.random(3000) * 50, 1)   # many ties
-    assert np.array_equal(v._sort_within_replications(rep, ready, None), np.lexsort((ready, rep)))
+    assert np.array_equal(kernels._sort_within_replications(rep, ready, None), np.lexsort((ready, rep)))
     order = rng.permutation(3000)
-    got = v._sort_within_replications(rep, ready[order], order)
+    got = kernels._sort_within_replications(rep, ready[order], order)
     assert np.array_equal(got, order[np.lexsort((ready[order], rep))])
 
 
@@ -35,8 +37,8 @@ def test_segmented_accumulate_is_a_running_total_per_segment(long_segment, stepp
                                                              monkeypatch):
     # stepped positions, then the rest of the longer segments padded; few long segments
     # (density 0.005) padded only; every position a segment (density 1)
-    monkeypatch.setattr(v, "_LONG_SEGMENT", long_segment)
-    monkeypatch.setattr(v, "_STEPPED_POSITIONS", stepped)
+    monkeypatch.setattr(kernels, "_LONG_SEGMENT", long_segment)
+    monkeypatch.setattr(kernels, "_STEPPED_POSITIONS", stepped)
     rng = np.random.default_rng(2)
     values = rng.exponential(1.0, 5000)
     starts = rng.random(5000) < density
@@ -47,12 +49,12 @@ def test_segmented_accumulate_is_a_running_total_per_segment(long_segment, stepp
         expected = np.empty_like(values)
         for i, x in enumerate(values):
             expected[i] = x if starts[i] else ufunc(expected[i - 1], x)
-        assert np.array_equal(v._segmented_accumulate(ufunc, values, starts, fill), expected)
+        assert np.array_equal(kernels._segmented_accumulate(ufunc, values, starts, fill), expected)
 
 
 def test_growing_columns_keep_every_row_when_the_first_guess_is_short():
     from promisesim.engines.base import REQUEST_COLUMNS
-    cols = v._GrowingColumns(REQUEST_COLUMNS)
+    cols = _GrowingColumns(REQUEST_COLUMNS)
     written = []
     for n in (3, 10, 1, 40, 0):
         views = cols.append(n, expected=5)
@@ -116,7 +118,7 @@ def plain_event_queue(segment, arrival, service, enters, servers, limit, slowdow
 @pytest.mark.parametrize("servers,limit,slowdown", [(1, 3, 0.0), (2, 4, 0.3), (3, None, 0.5),
                                                     (1, 1, 0.2)])
 def test_event_queue_with_calls_is_a_plain_event_loop(servers, limit, slowdown):
-    from promisesim.engines._events import event_queue
+    from promisesim.engines.vector.events import event_queue
     rng = np.random.default_rng(servers * 10 + (limit or 0))
     n = 1500
     segment = np.sort(rng.integers(0, 12, n))
@@ -151,12 +153,12 @@ def _kiefer_wolfowitz(rep, ready, service, segment, servers):
                                          ("lockstep", None)])
 def test_fifo_is_the_kiefer_wolfowitz_recursion(width, tile, monkeypatch):
     if width == "lockstep":   # every replication advanced one position per step
-        monkeypatch.setattr(v, "_LOCKSTEP_MIN_REPLICATIONS", 1)
+        monkeypatch.setattr(fifo, "_LOCKSTEP_MIN_REPLICATIONS", 1)
         width = None
     if width is not None:   # short chunks, few at a time: many corrections, many tiles
-        monkeypatch.setattr(v, "_chunk_length", lambda n: width)
+        monkeypatch.setattr(fifo, "_chunk_length", lambda n: width)
     if tile is not None:   # chunks per tile
-        monkeypatch.setattr(v, "_TILE_ELEMENTS", tile * width)
+        monkeypatch.setattr(fifo, "_TILE_ELEMENTS", tile * width)
     rng = np.random.default_rng(3)
     for trial in range(60):
         servers = 1 + trial % 4
@@ -174,7 +176,7 @@ def test_fifo_is_the_kiefer_wolfowitz_recursion(width, tile, monkeypatch):
         crashes = np.sort(rng.random(3)) * ready.max()
         segment = np.append(crashes, np.inf)[np.searchsorted(crashes, ready, side="right")]
         expected = _kiefer_wolfowitz(rep, ready, service, segment, servers)
-        got = v._fifo(rep, ready, service, segment, servers, int(rep.max()) + 1)
+        got = fifo._fifo(rep, ready, service, segment, servers, int(rep.max()) + 1)
         assert np.array_equal(got, expected), trial
 
 
@@ -290,13 +292,13 @@ def test_vector_runs_leave_numpys_huge_page_setting_as_they_found_it(before, mon
         from numpy.core.multiarray import _set_madvise_hugepage as setter
     import promisesim as ps
     seen = []
-    original = v._Batch.run
+    original = _Batch.run
 
     def spy(self):  # type: ignore[no-untyped-def]
         seen.append(setter(False))   # the setting while the batch runs
         return original(self)
 
-    monkeypatch.setattr(v._Batch, "run", spy)
+    monkeypatch.setattr(_Batch, "run", spy)
     m = ps.Model("m")
     api = m.agent("api", service_time=ps.Exponential(mean=0.01))
     m.workload(m.promise(api, to=m.agent("users"), body=ps.Latency(deadline=0.1)), rate=5.0)

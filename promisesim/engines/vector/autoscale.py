@@ -15,8 +15,8 @@ iteration, for a batch of replications at once:
    ``("startup", member)``, warm when draw ``j`` of ``("reuse", member)`` is
    below the reuse probability, ``j`` counting its start-ups), and run the
    whole vector pipeline with these per-replication outages
-   (:attr:`_Batch.membership`).
-3. From each member's served requests (:attr:`_Batch.busy_log`: when each
+   (:attr:`~promisesim.engines.vector.batch._Batch.membership`).
+3. From each member's served requests (:attr:`~promisesim.engines.vector.batch._Batch.busy_log`: when each
    entered the queue and when it left or was lost) rebuild the busy-server
    count over time and integrate it the way the reference engine does: the
    reference adds ``busy * (now - last)`` at every service start and end, so
@@ -51,20 +51,19 @@ applies it before every arrival at that instant (as every change of state).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .._timeline import _last_at_or_before
-from ..dists import Uniform
-from ..model.spec import CallCondition, CallNode, ModelSpec
-from ..random import Streams
-from .base import AGENT_CHANGE_COLUMNS, COUNT_COLUMNS, REQUEST_COLUMNS, Trace
-from .vectorised import _BATCH_RECORDS, _Batch, _GrowingColumns, _segmented_accumulate
+from ..._timeline import _last_at_or_before
+from ...model.spec import CallCondition, CallNode, ModelSpec
+from ...random import Streams
+from ..base import AGENT_CHANGE_COLUMNS, COUNT_COLUMNS, REQUEST_COLUMNS, Trace
+from .kernels import _UNIT, _segmented_accumulate
+from .records import _BATCH_RECORDS, _GrowingColumns
 
 __all__ = ["run_autoscaled"]
 
-_UNIT = Uniform(0.0, 1.0)
 #: Rounds of the last call of :func:`run_autoscaled`, one per batch (for diagnostics and tests).
 last_rounds: list[int] = []
 
@@ -243,18 +242,23 @@ def _calls(item: CallNode | CallCondition) -> int:
     return max(sizes) if item.rule in ("any", "split") else sum(sizes)
 
 
-def run_autoscaled(spec: ModelSpec, *, horizon: float, streams: Streams,
-                   replications: Sequence[int], record_requests: bool = True) -> Trace:
-    """The vector engine's run of a model with autoscalers (see the module docstring)."""
+def run_autoscaled(batch: Callable[..., Any], spec: ModelSpec, *, horizon: float,
+                   streams: Streams, replications: Sequence[int],
+                   record_requests: bool = True) -> Trace:
+    """The vector engine's run of a model with autoscalers (see the module docstring).
+
+    ``batch`` makes a batch of the vector engine,
+    ``batch(spec, horizon, streams, replications)`` (the engine passes its own, so this
+    module does not import the engine back)."""
     reps = np.asarray(list(replications), dtype=np.int64)
     groups = [_Group(spec, g, horizon) for g in spec.scaled]
-    batch = _batch_size(spec, horizon)
+    size = _batch_size(spec, horizon)
     changes: list[dict[str, np.ndarray]] = []
     requests: list[dict[str, np.ndarray]] = []
     counts: list[dict[str, np.ndarray]] = []
     last_rounds.clear()
-    for lo in range(0, reps.size, batch):
-        rounds = _fixed_point(spec, horizon, streams, reps[lo:lo + batch], groups,
+    for lo in range(0, reps.size, size):
+        rounds = _fixed_point(batch, spec, horizon, streams, reps[lo:lo + size], groups,
                               record_requests, changes, requests, counts)
         last_rounds.append(rounds)
     agent_changes = _join(changes, AGENT_CHANGE_COLUMNS)
@@ -265,7 +269,8 @@ def run_autoscaled(spec: ModelSpec, *, horizon: float, streams: Streams,
     return Trace(agent_changes, None, {k: v[order] for k, v in table.items()})
 
 
-def _fixed_point(spec: ModelSpec, horizon: float, streams: Streams, reps: np.ndarray,
+def _fixed_point(batch: Callable[..., Any], spec: ModelSpec, horizon: float, streams: Streams,
+                 reps: np.ndarray,
                  groups: list[_Group], record_requests: bool, changes: list, requests: list,
                  counts: list) -> int:
     """Iterate one batch to its fixed point, appending each replication's final outputs;
@@ -279,7 +284,7 @@ def _fixed_point(spec: ModelSpec, horizon: float, streams: Streams, reps: np.nda
         sub = reps[todo]
         parts = [g.membership(d[todo], sub, streams) for g, d in zip(groups, decisions)]
         agent, rep, start, end, drain = (np.concatenate([p[c] for p in parts]) for c in range(5))
-        b = _Batch(spec, horizon, streams, sub)
+        b = batch(spec, horizon, streams, sub)
         b.membership = (agent * sub.size + rep, start, end, drain)
         b.busy_log = {a: None for g in groups for a in g.members}
         batch_changes = b.run()

@@ -1,0 +1,103 @@
+"""The vectorised engine: the reference engine's semantics, computed with numpy over whole batches.
+
+It draws the very random numbers the reference engine draws (keyed streams,
+:mod:`promisesim.random`) and computes the same outcomes without an event
+loop over individual events:
+
+* **Agent states**: each agent's failure/repair cycle is a renewal process
+  whose instants are the cumulative sums of its drawn durations, computed for
+  every replication of a batch at once (drawn in blocks, topped up for the
+  replications that need more). Scheduled outages are merged in by sorting
+  breakpoints; the up/down state follows from running counts.
+* **Requests**: a request's path through the call tree is fixed at its
+  arrival instant (who is up, which provider a choice picks), so the set of
+  requests reaching each node is computed top down with boolean masks. Then
+  agents are processed callees first: a node's calls are resolved from its
+  children's outcomes (the k-th fastest kept answer against the
+  (n-k+1)-th failure, by min/max), and every request that enters an agent's
+  FIFO queue is served by a recursion advanced for many busy periods (or, with
+  many replications, all replications) at once: one iteration per position in
+  a busy period, not per event. A crash empties the queue: requests whose
+  answer would come at or after it are lost.
+* Agent states at query instants (is it up, when does it next go down) are
+  found by a binary search in each replication's change instants.
+* Work is done in cache-sized blocks where it can be (renewal draws), and
+  replications in batches of a bounded number of records.
+* Memory: without request records, a replication with many requests is
+  computed in windows of arrival time, carrying each queue's state (its
+  servers' free instants) and the requests not yet final from window to
+  window (:mod:`.windows`); without changes of state, each
+  batch is reduced to the promises' metrics before the next
+  (:func:`promisesim.results.summarise`). Peak memory then does not grow with
+  the horizon.
+
+Choices (first or random, with a detection delay), version splits and
+random hops are fixed at a request's arrival too, by the same keyed draws;
+start-ups after scaling are outages of drawn length, and draining outages
+stop arrivals without emptying the queue (crashes are taken from the states
+without them).
+
+A push-mode choice carries its binding from request to request: each
+request maps the binding before it to the one after it, and the bindings are
+a prefix composition of those maps, computed by doubling.
+
+A queue with a capacity limit or load-dependent slowdown is an event loop
+(:mod:`.events`) whose every step handles the next event
+of every queue of the batch at once: an arrival (admitted or rejected against
+the limit, counting requests still waiting for their calls), a request whose
+calls resolved (it joins the FIFO queue, in order of that instant, or leaves)
+or a departure. A request such an agent rejects makes no calls (and moves
+no push-mode binding), so which requests reach the agents below it depends
+on its queue: the requests are routed and served in passes, each assuming
+the rejections of the one before (at first none), until a pass rejects
+exactly the requests it assumed; each pass decides right at least up to the
+first wrong assumption, and it takes a few passes in practice
+(:meth:`.batch._Batch._refusals_settled`).
+
+An autoscaler's feedback (its decisions depend on its members' busy time, which
+depends on its earlier decisions) is found as a fixed point of whole runs
+(:mod:`.autoscale`): guess the decisions, run the batch with
+the membership they imply (per-replication outages), recompute the decisions
+from the busy time the queues logged, and repeat until they reproduce.
+
+Features: every feature of the reference engine. Only models where a request
+can call back into an agent it came through (an agent-level call cycle, for
+example a promise of ``api`` conditioned on a promise of ``db`` that is
+conditioned on another promise of ``api``) are left to the reference engine:
+naming this engine for one raises :class:`~promisesim.errors.EngineError`
+naming the cycle, and ``engine="auto"`` uses the reference engine.
+
+How the results differ from the reference engine's:
+
+* Same draws, same results: with continuous distributions every request's
+  outcome, every state change and every count is identical; latencies and
+  instants are computed with the same floating-point operations in the same
+  order, so they are equal bit for bit.
+* Ties: when several requests enter one agent's queue at the same instant
+  (possible only with deterministic or empirical times), this engine serves
+  them in the order (workload, position in the call tree, arrival index);
+  the reference engine serves them in SimPy's event order. Counts can then
+  differ; tests of exact agreement use continuous service times. An
+  autoscaler with no ``delay`` has one more (see
+  :mod:`.autoscale`).
+
+The package's modules are the pipeline's stages, in order; each imports only
+the kernels, the spec and the stages before it, and nothing imports the engine
+back:
+
+* :mod:`.engine`: :class:`VectorEngine`, which sizes batches of replications
+  and runs each through the stages (:mod:`.autoscale` for autoscalers, which is
+  handed the batch to rerun);
+* :mod:`.batch`: one batch's shared state and the passes over its requests;
+* :mod:`.states`: agent states; :mod:`.arrivals`: workload arrivals;
+  :mod:`.routing`: paths top down and calls resolved bottom up; :mod:`.queues`:
+  FIFO service, with the queue kernels of :mod:`.fifo` and :mod:`.events`;
+  :mod:`.records`: request records and counts; :mod:`.windows`: time windows and
+  carry-over for long runs;
+* :mod:`.kernels` and :mod:`.structure`: array kernels and call-tree walks the
+  stages share.
+"""
+
+from .engine import VectorEngine
+
+__all__ = ["VectorEngine"]

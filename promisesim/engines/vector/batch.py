@@ -1,0 +1,131 @@
+"""One batch of replications through the vector engine's stages.
+
+:class:`_Batch` holds a batch's state and runs the stages in order: agent
+states (:mod:`.states`), then requests in passes, each routing them top down
+(:mod:`.routing`) and serving the agents callees first (:mod:`.queues`), then
+records (:mod:`.records`), in time windows for long runs (:mod:`.windows`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import EngineError
+from ...model.promises import Latency
+from ...model.spec import ModelSpec
+from ...random import Streams
+from ..base import REJECTED
+from .arrivals import Arrivals, _Requests
+from .queues import Service
+from .records import Records
+from .routing import Routing, _NodeRun
+from .states import AgentStates
+from .structure import _agent_order, _gated_nodes
+from .windows import Windows, _QueueLog
+
+
+class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
+    """A batch of replications: the state the stages share, and the passes over requests.
+
+    Each stage is a base class in a module of its own, whose docstring says which of the
+    batch's attributes it reads and writes; this class holds those attributes and runs
+    the stages in order (:meth:`run`, then :meth:`_requests`).
+    """
+
+    #: Outages that differ between replications (an autoscaler's members): ``(row, start, end,
+    #: drain)`` arrays, ``row = agent * n_reps + replication``; None: none.
+    membership: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: Agents whose served requests :meth:`_queue` logs as ``(rep, ready, end)`` (end: the
+    #: departure, or the crash that lost it); None: log nothing.
+    busy_log: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None
+
+    def __init__(self, spec: ModelSpec, horizon: float, streams: Streams, reps: np.ndarray) -> None:
+        self.spec = spec
+        self.horizon = horizon
+        self.streams = streams
+        self.reps = reps
+        self.promiser = [spec.agent_index[p.promiser] for p in spec.promises]
+        self.deadline = np.array([p.body.deadline if isinstance(p.body, Latency) else np.inf
+                                  for p in spec.promises])
+        self.windowed = False
+        self.ghosts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.queue_log: dict[int, _QueueLog] = {}
+        # push-mode choices in time windows: the binding carried, and this window's requests
+        self.bindings: dict[int, np.ndarray] = {}
+        self.push_log: dict[int, _QueueLog] = {}
+
+    def run(self) -> dict[str, np.ndarray]:
+        """Agent states; returns the agent changes (then see :meth:`write_records` and
+        :meth:`counts`, which compute the requests)."""
+        self.states = self._agent_states()
+        # Draining outages stop new requests but lose none: crashes come from the states
+        # without them.
+        self.alive = self._agent_states(drains=False) if any(
+            o.drain for o in self.spec.outages) or self.membership is not None else self.states
+        return self._change_columns()
+
+    def _draws(self, purpose: str, key: str, dist, rep: np.ndarray,  # type: ignore[no-untyped-def]
+               index: np.ndarray) -> np.ndarray:
+        """Draws ``index`` of ``(purpose, key)`` in replications ``rep`` (batch positions)."""
+        k0, k1 = self.streams.keys(self.reps, purpose, key)
+        return Streams.draw_rows(dist, k0, k1, rep, index)
+
+    # -- requests ------------------------------------------------------------------------
+    def _requests(self, arrivals: list[_Requests] | None = None) -> None:
+        """Every request's path and outcome, for ``arrivals`` (default: every arrival)."""
+        spec = self.spec
+        if arrivals is None and getattr(self, "runs", None) is not None:
+            return   # every arrival is computed already
+        self.arrivals = arrivals if arrivals is not None else \
+            [self._arrivals(w) for w in range(len(spec.workloads))]
+        gated = _gated_nodes(spec)
+        self.refused: dict[int, np.ndarray] = {}    # node -> requests assumed rejected
+        self.guesses: set[int] = set()
+        while True:   # one pass, unless a limited agent turns away requests that would call
+            self.queue_log = {}
+            self.push_log = {}
+            self.runs: list[_NodeRun] = []
+            self.by_node: dict[int, _NodeRun] = {}
+            for w, tree in enumerate(spec.call_trees):
+                self._reach(tree, w, np.arange(self.arrivals[w].time.size), self.arrivals[w].time)
+            order, _ = _agent_order(spec)
+            for agent in order:
+                runs = [r for r in self.runs if self.promiser[r.node.promise] == agent]
+                if runs:
+                    self._serve(agent, runs)
+            if not gated or self._refusals_settled(gated):
+                break
+
+    def _refusals_settled(self, gated: set[int]) -> bool:
+        """Whether the requests rejected at gated nodes (see :func:`_gated_nodes`) are those
+        this pass assumed; if not, the next pass assumes this pass's.
+
+        A rejected request makes no calls and moves no binding, but which requests are
+        rejected depends on when the others' calls resolve. A pass takes a guess (at
+        first: none rejected), routes the others, and serves every agent; a request it
+        assumed rejected but admits leaves at once (a placeholder: no calls, no answers).
+        Everything before the first request the guess got wrong saw the right requests,
+        so the pass decides that one right too: each pass extends the right prefix, and
+        the passes end, exactly, when a pass rejects the requests it assumed (typically a
+        few passes: the placeholders keep each wrong guess's effect local). Requests
+        arriving at or after the horizon are never assumed rejected (nothing recorded
+        depends on them). Only ties at one instant (deterministic times) could make the
+        guesses cycle: then this raises :class:`~promisesim.errors.EngineError`.
+        """
+        settled = True
+        for run in self.runs:
+            if id(run.node) not in gated:
+                continue
+            rejected = run.reach[run.outcome == REJECTED]   # (those arriving before the horizon)
+            before = self.refused.get(id(run.node))
+            if before is None or not np.array_equal(before, rejected):
+                settled &= before is None and rejected.size == 0
+                self.refused[id(run.node)] = rejected
+        if not settled:
+            guess = hash(b"".join(self.refused[k].tobytes() + b"|" for k in sorted(self.refused)))
+            if guess in self.guesses:
+                raise EngineError("the vector engine's rejections at a limited agent that calls "
+                                  "others do not settle (simultaneous events); use the "
+                                  "reference engine")
+            self.guesses.add(guess)
+        return settled

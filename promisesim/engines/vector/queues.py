@@ -1,0 +1,167 @@
+"""Stage 3: queues. Agents served callees first: calls resolved, then FIFO service.
+
+Every request that enters an agent's queue is served by the kernels of
+:mod:`.fifo` (no limit) or :mod:`.events` (a capacity limit or load-dependent
+slowdown). A crash empties the queue: requests whose answer would come at or
+after it are lost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...random import Streams
+from ..base import CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REJECTED, UNFINISHED
+from .events import event_queue
+from .fifo import _fifo
+from .kernels import _concat, _sort_within_replications
+from .routing import _NodeRun
+
+
+def _limited_order(rep: np.ndarray, arrival: np.ndarray, several: bool) -> np.ndarray:
+    """Queue entries (sorted by replication within each of ``several`` nodes) in order of
+    (replication, arrival), stably: ties in node order, then arrival index."""
+    order = np.argsort(rep, kind="stable") if several else None
+    order = _sort_within_replications(rep if order is None else rep[order],
+                                      arrival if order is None else arrival[order], order)
+    return np.arange(rep.size) if order is None else order
+
+
+class Service:
+    """The queue stage of a batch (:class:`~promisesim.engines.vector.batch._Batch`).
+
+    Reads ``runs`` (from routing), ``alive`` and, in time windows, ``ghosts``; writes each
+    run's ``outcome``, ``done``, ``ok`` and ``latency``, the ``busy_log`` an autoscaler
+    reads, and in time windows ``queue_log``.
+    """
+
+    def _serve(self, agent: int, runs: list[_NodeRun]) -> None:
+        """Resolve the calls of every request at ``agent``, then serve those that may enter."""
+        horizon = self.horizon
+        spec_agent = self.spec.agents[agent]
+        limited = spec_agent.limit is not None or bool(spec_agent.slowdown)
+        entries = []
+        for run in runs:
+            arr = self.arrivals[run.workload]
+            m = run.reach.size
+            pos = run.called_pos
+            everyone = pos.size == m     # the promiser was up for every request
+            at = slice(None) if everyone else pos
+            rep, t = arr.rep[run.called], run.arrival if everyone else run.arrival[pos]
+            if run.node.condition is not None:
+                cond_ok, ready = self._resolve_calls(run, t)
+            else:
+                cond_ok, ready = np.ones(t.size, dtype=bool), t
+            run.done = run.arrival.copy()
+            run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
+            alive = self.alive[agent]
+            if alive.time.size:
+                # the promiser is up (so alive) at t: the next change of alive is a crash
+                crash = alive.next_change_after(rep, t)
+                lost = crash <= ready
+                run.outcome[at] = np.where(lost, LOST, CONDITION_FAILED)
+                run.done[at] = np.where(lost, crash, ready)
+                enter = cond_ok & ~lost
+            else:   # the promiser never goes down
+                crash = np.full(t.size, np.inf)
+                run.outcome[at] = CONDITION_FAILED
+                run.done[at] = ready
+                enter = cond_ok
+            if limited:   # every request counts against the limit, even one that fails its checks
+                entries.append((run, pos, rep, ready, crash, enter))
+            elif enter.all():
+                entries.append((run, pos, rep, ready, crash))
+            else:
+                entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter]))
+        self._queue(agent, entries)
+        for run in runs:
+            t = run.arrival
+            deadline = self.deadline[run.node.promise]
+            answered = run.outcome <= LATE       # KEPT or LATE: answered
+            latency = run.done - t
+            latency[~answered] = np.nan
+            kept = latency <= deadline           # never for NaN
+            run.outcome = np.where(kept, np.int8(KEPT), np.where(answered, np.int8(LATE), run.outcome))
+            run.ok = kept
+            still_inside = run.done >= horizon
+            if still_inside.any():
+                run.outcome[still_inside] = np.where(t[still_inside] + deadline < horizon, LATE, UNFINISHED)
+                latency[still_inside] = np.nan
+            run.latency = latency
+
+    def _queue(self, agent: int, entries: list) -> None:  # type: ignore[type-arg]
+        """FIFO service on the agent's servers; a crash empties the queue.
+
+        In a time window (:meth:`count_windows`), the queue starts with the servers busy
+        until the instants carried from the window before (``self.ghosts``): each is an
+        entry ready at 0 whose service ends at that instant (0 + f is f exactly), so the
+        recursions run unchanged; the entries are logged (``self.queue_log``) to choose
+        the next cut.
+        """
+        if not entries or sum(e[1].size for e in entries) == 0:
+            return
+        servers = self.spec.agents[agent].servers
+        dist = self.spec.agents[agent].service_time
+        ghosts = self.ghosts.get(agent) if self.windowed else None
+        n_g = 0 if ghosts is None else ghosts[0].size
+        bounds = np.cumsum([n_g] + [e[1].size for e in entries])
+        rep = _concat(([ghosts[0]] if n_g else []) + [e[2] for e in entries])
+        ready = _concat(([np.zeros(n_g)] if n_g else []) + [e[3] for e in entries])
+        crash = _concat(([ghosts[2]] if n_g else []) + [e[4] for e in entries])
+        index = _concat(([np.zeros(n_g, dtype=np.int64)] if n_g else []) +
+                        [self.arrivals[e[0].workload].index[e[0].reach[e[1]]] for e in entries])
+        service = np.empty(rep.size)
+        if n_g:
+            service[:n_g] = ghosts[1]
+        for (run, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
+            k0, k1 = self.streams.keys(self.reps, "service", run.node.path)
+            Streams.draw_rows(dist, k0, k1, rep[lo:hi], index[lo:hi], out=service[lo:hi])
+        # Each node's requests come sorted by (replication, arrival index), and entries in
+        # node order: the queue's order is by (replication, ready, node, arrival index).
+        order = None if len(entries) == 1 and not n_g else np.argsort(rep, kind="stable")
+        order = _sort_within_replications(rep if order is None else rep[order],
+                                          ready if order is None else ready[order], order)
+        limited = len(entries[0]) > 5
+        if limited:   # a capacity limit or slowdown: an event loop in lockstep
+            agent_spec = self.spec.agents[agent]
+            enters = _concat([e[5] for e in entries])
+            # admitted in order of arrival here; queued in order of ready (calls resolved)
+            arrival = _concat([e[0].arrival[e[1]] for e in entries])
+            o = _limited_order(rep, arrival, len(entries) > 1)
+            r, c, a = rep[o], crash[o], arrival[o]
+            segment = np.cumsum(np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])])
+            resolved = ready[o]
+            resolved = np.where(c <= resolved, np.inf, resolved)   # lost: inside until the crash
+            departure, turned_away = event_queue(segment, a, service[o], enters[o], servers,
+                                                 agent_spec.limit, agent_spec.slowdown,
+                                                 ready=resolved)
+            done = np.empty(rep.size)
+            done[o] = departure
+            rejected = np.empty(rep.size, dtype=bool)
+            rejected[o] = turned_away
+        elif order is None:
+            done = _fifo(rep, ready, service, crash, servers, self.reps.size)
+        else:
+            done = np.empty(rep.size)
+            done[order] = _fifo(rep[order], ready[order], service[order], crash[order], servers,
+                                self.reps.size)
+        if self.windowed:
+            self._log_queue(agent, entries, bounds, rep, ready, done, crash, n_g,
+                            (enters, rejected, arrival) if limited else None)
+        lost = done >= crash
+        done = np.where(lost, crash, done)
+        outcome = np.where(lost, LOST, KEPT).astype(np.int8)   # KEPT: answered; sorted out later
+        for (run, pos, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
+            if limited:
+                served = enters[lo:hi] & ~rejected[lo:hi]
+                run.outcome[pos[served]] = outcome[lo:hi][served]
+                run.done[pos[served]] = done[lo:hi][served]
+                turned = pos[rejected[lo:hi]]
+                run.outcome[turned] = REJECTED
+                run.done[turned] = run.arrival[turned]   # recorded on arrival
+            else:
+                run.outcome[pos] = outcome[lo:hi]
+                run.done[pos] = done[lo:hi]
+        if self.busy_log is not None and agent in self.busy_log:   # an autoscaler observes it
+            served = enters & ~rejected if limited else slice(None)
+            self.busy_log[agent] = (rep[served], ready[served], done[served])

@@ -1,0 +1,319 @@
+"""Stage 2: routing. Which requests reach each node of a call tree, and what they call.
+
+A request's path is fixed at its arrival instant (who is up, which provider a
+choice picks, which version a split sends it to), so the requests reaching each
+node are computed top down with boolean masks (:meth:`Routing._reach`). Once the
+callees have been served, a node's calls are resolved bottom up from their
+outcomes (:meth:`Routing._resolve`): the k-th fastest kept answer against the
+(n-k+1)-th failure, by min/max.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...model.promises import Condition
+from ...model.spec import CallCondition, CallNode
+from .kernels import _UNIT, _isin_sorted, _kth_smallest
+from .windows import _QueueLog
+
+
+@dataclass
+class _NodeRun:
+    """Requests reaching one node of a call tree, and later their outcomes."""
+
+    node: CallNode
+    workload: int
+    order: int
+    reach: np.ndarray                       # indices into the workload's arrivals
+    arrival: np.ndarray = field(default=None)  # type: ignore[assignment] # per reach: arrival here
+    called: np.ndarray = field(default=None)  # type: ignore[assignment] # reach where the promiser is up
+    called_pos: np.ndarray = field(default=None)  # type: ignore[assignment] # their positions in reach
+    choice: dict[int, np.ndarray] = field(default_factory=dict)  # id(any-condition) -> item chosen
+    ok: np.ndarray = field(default=None)      # type: ignore[assignment] # per reach: kept
+    done: np.ndarray = field(default=None)    # type: ignore[assignment] # per reach: instant resolved
+    outcome: np.ndarray = field(default=None)  # type: ignore[assignment]
+    latency: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+
+# -- push-mode bindings ----------------------------------------------------------------------
+
+def _push_bindings(believed: np.ndarray, rep: np.ndarray, times: np.ndarray,
+                   initial: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The provider each request of a push-mode choice calls (-1: none believed up), and
+    the binding after each request.
+
+    ``believed`` (providers x requests) says which providers each request's promiser
+    believes up. Per replication, in arrival order, the binding starts at provider 0 (or
+    ``initial[rep]``); a
+    request keeps it if believed up, else moves to the next believed up in cyclic order
+    (and keeps it if none is). Each request is a map from the binding before it to the
+    binding after it; the bindings are a prefix composition of those maps, computed by
+    doubling within each replication (log2 of the requests per replication steps).
+    """
+    n, m = believed.shape
+    out = np.full(m, -1, dtype=np.int64)
+    if m == 0:
+        return out, out.copy()
+    order = np.lexsort((times, rep))
+    b = believed[:, order]
+    # step[s, i]: the binding after request i, from binding s before it
+    step = np.empty((n, m), dtype=np.int64)
+    for s in range(n):
+        chosen = np.full(m, s, dtype=np.int64)
+        found = np.zeros(m, dtype=bool)
+        for j in range(n):
+            c = (s + j) % n
+            hit = ~found & b[c]
+            chosen[hit] = c
+            found |= hit
+        step[s] = chosen
+    r = rep[order]
+    first = np.ones(m, dtype=bool)
+    first[1:] = r[1:] != r[:-1]
+    seg_start = np.maximum.accumulate(np.where(first, np.arange(m), 0))
+    prefix = step.copy()                  # prefix[:, i]: map from the start of i's replication
+    d = 1
+    while d < m:
+        i = np.arange(d, m)
+        inside = i - d >= seg_start[i]
+        i = i[inside]
+        if i.size == 0:
+            break
+        # prefix[i] = prefix[i] o prefix[i - d]: first the older requests, then these
+        prefix[:, i] = np.take_along_axis(prefix[:, i], prefix[:, i - d], axis=0)
+        d *= 2
+    if initial is None:
+        bound = prefix[0]
+    else:
+        bound = prefix[initial[r], np.arange(m)]
+    ok = b[bound, np.arange(m)]
+    out[order] = np.where(ok, bound, -1)
+    after = np.empty(m, dtype=np.int64)
+    after[order] = bound
+    return out, after
+
+
+class Routing:
+    """The routing stage of a batch (:class:`~promisesim.engines.vector.batch._Batch`).
+
+    Reads ``states``, ``arrivals`` and ``refused``; writes ``runs`` and ``by_node`` (one
+    :class:`_NodeRun` per node reached) and, in time windows, ``push_log``.
+    """
+
+    # -- standing of promises at instants ----------------------------------------------------
+    def _standing(self, promise: int, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        ok = self.states[self.promiser[promise]].up_at(rep, t)
+        cond = self.spec.promises[promise].conditions
+        if cond is not None:
+            ok &= self._condition_holds(cond, rep, t)
+        return ok
+
+    def _condition_holds(self, cond: Condition, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        count = np.zeros(t.size, dtype=np.int64)
+        for j, item in enumerate(cond.items):
+            if isinstance(item, Condition):
+                ok = self._condition_holds(item, rep, t)
+            else:
+                ok = self._standing(self.spec.promise_index[item], rep, t)
+            if cond.rule == "split":     # a version that carries no traffic breaks nobody
+                ok = ok | cond.idle(j, t)
+            count += ok
+        return count >= cond.k
+
+    def _item_standing(self, item: CallNode | CallCondition, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        if isinstance(item, CallNode):
+            return self._standing(item.promise, rep, t)
+        count = np.zeros(t.size, dtype=np.int64)
+        for j, i in enumerate(item.items):
+            ok = self._item_standing(i, rep, t)
+            if item.rule == "split":
+                ok = ok | item.source.idle(j, t)  # type: ignore[union-attr]
+            count += ok
+        return count >= item.k
+
+    def _reach(self, node: CallNode, w: int, reach: np.ndarray, arrival: np.ndarray,
+               rep: np.ndarray | None = None, ordered: bool | None = None) -> None:
+        """Top down: which requests reach ``node`` (arriving at ``arrival``), and where the
+        promiser is up, what they call. ``rep``: the replication of each (else looked up);
+        ``ordered``: whether ``arrival`` is in time order within each replication (the
+        workload's own arrivals are; a random hop breaks it). Arrays are shared between
+        nodes, never written in place."""
+        run = _NodeRun(node, w, len(self.runs), reach)
+        run.arrival = arrival
+        self.runs.append(run)
+        self.by_node[id(node)] = run
+        arr = self.arrivals[w]
+        if rep is None:   # reach: distinct positions, sorted; all of them: the identity
+            rep = arr.rep if reach.size == arr.rep.size else arr.rep[reach]
+        if ordered is None:
+            ordered = arrival is arr.time
+        states = self.states[self.promiser[node.promise]]
+        up = None
+        if states.time.size:
+            if ordered:
+                from ..._timeline import _values_at_ordered
+                bounds = np.zeros(states.n_reps + 1, dtype=np.int64)
+                np.cumsum(states.counts, out=bounds[1:])
+                up = _values_at_ordered(states.time, states.up, bounds, rep, arrival)
+            if up is None:
+                up = states.up_at(rep, arrival)
+            if up.all():
+                up = None
+        if up is None:   # the promiser is up for every request
+            run.called_pos = np.arange(reach.size)
+            run.called = reach
+        else:
+            run.called_pos = np.flatnonzero(up)
+            run.called = reach[up]
+            if node.condition is not None:
+                rep, arrival = rep[up], arrival[up]
+        if node.condition is not None:
+            called, times = run.called, arrival
+            refused = self.refused.get(id(node))
+            if refused is not None and refused.size:   # rejected: no calls (see _serve)
+                calls = ~_isin_sorted(called, refused)
+                called, times, rep = called[calls], times[calls], rep[calls]
+            self._reach_condition(node.condition, w, called, run, times, rep, ordered)
+
+    def _reach_condition(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun,
+                         times: np.ndarray, rep: np.ndarray | None = None,
+                         ordered: bool = False) -> None:
+        arr = self.arrivals[w]
+        if rep is None:
+            rep = arr.rep[called]
+        index = None   # looked up only for draws
+        targets: list[np.ndarray | None]
+        if cond.rule == "any":
+            # the providers the promiser believes standing: the truth ``detect`` ago
+            seen = times - cond.detect if cond.detect else times
+            choice = np.full(called.size, -1, dtype=np.int64)
+            if cond.mode == "push":
+                believed = np.stack([self._item_standing(item, rep, seen) for item in cond.items])
+                initial = self.bindings.get(id(cond)) if self.windowed else None
+                choice, bound = _push_bindings(believed, rep, times, initial)
+                if self.windowed:
+                    root = arr.time[called]
+                    self.push_log[id(cond)] = _QueueLog(rep, root, times, times, bound.astype(float),
+                                                        times, False)
+            elif cond.choose == "first":
+                for j, item in enumerate(cond.items):
+                    open_ = choice < 0
+                    if not open_.any():
+                        break
+                    standing = self._item_standing(item, rep[open_], seen[open_])
+                    pos = np.flatnonzero(open_)[standing]
+                    choice[pos] = j
+            else:   # one of them at random
+                believed = np.stack([self._item_standing(item, rep, seen) for item in cond.items])
+                count = believed.sum(axis=0)
+                index = arr.index[called]
+                u = self._draws("route", cond.path, _UNIT, rep, index)
+                pick = np.minimum((u * count).astype(np.int64), np.maximum(count - 1, 0))
+                nth = np.cumsum(believed, axis=0) > pick
+                choice = np.where(count > 0, np.argmax(nth, axis=0), -1)
+            run.choice[id(cond)] = choice
+            targets = [choice == j for j in range(len(cond.items))]
+        elif cond.rule == "split":
+            index = arr.index[called]
+            choice = self._version_of(cond, rep, index, times)
+            run.choice[id(cond)] = choice
+            targets = [choice == j for j in range(len(cond.items))]
+        else:   # every item is called
+            targets = [None] * len(cond.items)
+        for item, mask in zip(cond.items, targets):
+            if mask is None:
+                sub, sub_rep, sub_times = called, rep, times
+            else:
+                sub, sub_rep, sub_times = called[mask], rep[mask], times[mask]
+            if isinstance(item, CallCondition):
+                self._reach_condition(item, w, sub, run, sub_times, sub_rep, ordered)
+            elif item.is_request:
+                out = item.delay_out
+                if item.hop is not None:
+                    if index is None:
+                        index = arr.index[called]
+                    out = out + self._draws("hop", item.path, item.hop, sub_rep,
+                                            index if mask is None else index[mask])
+                    self._reach(item, w, sub, sub_times + out, sub_rep, False)
+                else:   # a constant delay keeps the time order (and t + 0.0 is t: t >= 0)
+                    self._reach(item, w, sub, sub_times + out if out else sub_times, sub_rep,
+                                ordered)
+
+    def _version_of(self, cond: CallCondition, rep: np.ndarray, index: np.ndarray,
+                    times: np.ndarray) -> np.ndarray:
+        """The version each request is bound to: a draw against the traffic split (the
+        reference engine's arithmetic, element for element)."""
+        knots = cond.source.shares  # type: ignore[union-attr]
+        k_time = np.array([k[0] for k in knots])
+        k_share = np.array([k[1] for k in knots])           # knots x items
+        i = np.searchsorted(k_time, times, side="right") - 1
+        last = k_time.size - 1
+        inner = (i >= 0) & (i < last)
+        shares = k_share[np.clip(i, 0, last)].T.copy()      # items x requests
+        if inner.any():
+            lo = i[inner]
+            t0, t1 = k_time[lo], k_time[lo + 1]
+            weight = (times[inner] - t0) / (t1 - t0)
+            a, b = k_share[lo].T, k_share[lo + 1].T
+            shares[:, inner] = a + (b - a) * weight
+        u = self._draws("route", cond.path, _UNIT, rep, index)
+        below = u < np.cumsum(shares, axis=0)
+        positive = shares > 0
+        last_positive = positive.shape[0] - 1 - np.argmax(positive[::-1], axis=0)
+        return np.where(below.any(axis=0), np.argmax(below, axis=0), last_positive)
+
+    def _resolve(self, item: CallNode | CallCondition, w: int, called: np.ndarray,
+                 run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bottom up: for requests ``called`` (at the caller from ``t``), whether ``item`` was
+        kept and when the caller knew it."""
+        arr = self.arrivals[w]
+        if isinstance(item, CallNode):
+            if not item.is_request:
+                return self._standing(item.promise, arr.rep[called], t), t.copy()
+            child = self.by_node[id(item)]
+            if child.reach is called or (child.reach.size == called.size
+                                         and np.array_equal(child.reach, called)):
+                ok, done = child.ok, child.done     # the same requests, in the same order
+            else:
+                pos = np.searchsorted(child.reach, called)
+                ok, done = child.ok[pos], child.done[pos]
+            back = item.delay_back
+            if item.hop is not None:   # the answer's way back takes a draw of the hop too
+                back = back + self._draws("hop", item.path + "/answer", item.hop, arr.rep[called],
+                                          arr.index[called])
+                return ok, np.where(back != 0, done + back, done)
+            return ok, done + back if back else done
+        if item.rule in ("any", "split"):
+            choice = run.choice[id(item)]
+            ok = np.zeros(called.size, dtype=bool)
+            done = t.copy()
+            for j, sub in enumerate(item.items):
+                mask = choice == j
+                if mask.any():
+                    ok[mask], done[mask] = self._resolve(sub, w, called[mask], run, t[mask])
+            return ok, done
+        results = [self._resolve(sub, w, called, run, t) for sub in item.items]
+        n, k = len(item.items), item.k
+        kept_at = _kth_smallest([np.where(ok, done, np.inf) for ok, done in results], k - 1)
+        failed_at = _kth_smallest([np.where(ok, np.inf, done) for ok, done in results], n - k)
+        success = kept_at <= failed_at   # on a tie the kept answers count first
+        return success, np.minimum(kept_at, failed_at, out=kept_at)   # the earlier of the two
+
+    def _resolve_calls(self, run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether the condition of ``run``'s node held for each request where its promiser
+        was up (arriving at ``t``), and when that was known. Requests assumed rejected by a
+        limit made no calls: failed at once (see :meth:`_refusals_settled`)."""
+        cond = run.node.condition
+        assert cond is not None
+        refused = self.refused.get(id(run.node))
+        if refused is None or not refused.size:
+            return self._resolve(cond, run.workload, run.called, run, t)
+        calls = ~_isin_sorted(run.called, refused)
+        ok = np.zeros(t.size, dtype=bool)
+        ready = t.copy()
+        ok[calls], ready[calls] = self._resolve(cond, run.workload, run.called[calls], run,
+                                                t[calls])
+        return ok, ready
