@@ -93,4 +93,34 @@ def scaling(replications: int = 20) -> tuple[ps.Model, float, int]:
     return m, 3_600.0, replications
 
 
-SCENARIOS = {"fleet": fleet, "chain": chain, "quorum": quorum, "scaling": scaling}
+def flaky(replications: int = 4) -> tuple[ps.Model, float, int]:
+    """Request-level failures: a shop whose third parties fail request by request.
+
+    users -> api (4 servers) -> payments (2% errors, bursts of 50% errors every ~30 min
+    lasting ~2 min) and, by choice, inventory or its replica; api -> db (2 servers). At 20
+    minutes payments browns out for 10 minutes (5x slower, 10% more errors); at 40 minutes
+    a partition cuts api off from db for 3 minutes. 40 requests per second, one hour.
+    """
+    m = ps.Model("flaky third parties", time_unit="s")
+    users = m.agent("users")
+    api = m.agent("api", service_time=Exponential(mean=0.004), servers=4)
+    pay = m.agent("payments", service_time=Exponential(mean=0.02), servers=2,
+                  errors=ps.Bursts(rate=1 / 1_800, mean_duration=120.0, errors=0.5,
+                                   baseline=0.02))
+    inv = m.agent("inventory", service_time=Exponential(mean=0.01),
+                  failures=ps.Failures(Exponential(mean=900.0), Exponential(mean=60.0)))
+    replica = m.agent("inventory-replica", service_time=Exponential(mean=0.012), errors=0.01)
+    db = m.agent("db", service_time=Exponential(mean=0.01), servers=2)
+    charge = m.promise(pay, to=api, body=ps.Latency(deadline=0.2), name="charge")
+    stock = [m.promise(a, to=api, body=ps.Latency(deadline=0.1), name=f"stock@{a.name}")
+             for a in (inv, replica)]
+    orders = m.promise(db, to=api, body=ps.Latency(deadline=0.1), name="orders")
+    serve = m.promise(api, to=users, body=ps.Latency(deadline=0.3), name="checkout",
+                      conditions=ps.all_of(charge, ps.any_of(*stock), orders))
+    m.workload(serve, rate=40.0)
+    m.inject(ps.Degrade(pay, at=1_200.0, duration=600.0, slower=5.0, errors=0.1))
+    m.inject(ps.Partition(api, db, at=2_400.0, duration=180.0))
+    return m, 3_600.0, replications
+
+
+SCENARIOS = {"fleet": fleet, "chain": chain, "quorum": quorum, "scaling": scaling, "flaky": flaky}

@@ -71,6 +71,28 @@ class Timelines:
         nonempty = end > start   # a change at time 0 empties the initial segment
         return rep[nonempty], start[nonempty], end[nonempty], value[nonempty]
 
+    def kept_per_slice(self, horizon: float, width: float) -> np.ndarray:
+        """The time kept in each slice ``[j * width, (j + 1) * width)`` of the horizon (the last
+        one cut at the horizon), per replication: an array (replications x slices)."""
+        n_slices = int(np.ceil(horizon / width))
+        broken = np.zeros((self.n_reps, n_slices + 1))
+        full = np.zeros((self.n_reps, n_slices + 1))   # whole broken slices, as differences
+        rep, start, end, value = self.segments(horizon)
+        rep, start, end = rep[~value], start[~value], end[~value]
+        first = np.minimum((start // width).astype(np.int64), n_slices - 1)
+        last = np.minimum((end // width).astype(np.int64), n_slices)
+        same = first == last
+        np.add.at(broken, (rep[same], first[same]), end[same] - start[same])
+        rep, start, end, first, last = (x[~same] for x in (rep, start, end, first, last))
+        np.add.at(broken, (rep, first), (first + 1) * width - start)     # the first, in part
+        np.add.at(broken, (rep, last), end - last * width)              # the last, in part
+        np.add.at(full, (rep, first + 1), 1.0)                           # those in between
+        np.add.at(full, (rep, last), -1.0)
+        broken += np.cumsum(full, axis=1) * width
+        lengths = np.minimum(np.arange(1, n_slices + 1) * width, horizon) \
+            - np.arange(n_slices) * width
+        return lengths[None, :] - broken[:, :n_slices]
+
     def metrics(self, horizon: float) -> dict[str, np.ndarray]:
         """Per replication: kept time, broken time, breaks, longest break, mean time to restore.
 

@@ -195,6 +195,18 @@ def _observer_table(summary) -> str:  # type: ignore[no-untyped-def]
     return _align(rows)
 
 
+def _request_cause_lines(table, top: int = 4) -> list[str]:  # type: ignore[no-untyped-def]
+    """``promise: agent cause share, ...`` per promise with broken requests, largest first."""
+    lines = []
+    for promise, rows in table.groupby("promise", observed=True, sort=False):
+        parts = [f"{agent} {cause} {share:.0%}" if share >= 0.005 else f"{agent} {cause} <1%"
+                 for agent, cause, share in
+                 zip(rows["agent"], rows["cause"], rows["share"])]
+        more = f", {len(parts) - top} more" if len(parts) > top else ""
+        lines.append(f"  {promise}: " + ", ".join(parts[:top]) + more)
+    return lines
+
+
 def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     import matplotlib
 
@@ -209,6 +221,8 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
               ("intervals", result.intervals), ("events", result.events)]
     if result.spec.observers:
         tables.append(("observations", result.observations))
+    if result.trace.requests is not None:
+        tables.append(("request_causes", result.request_cause_summary()))
     for name, frame in tables:
         path = out / f"{name}.csv"
         frame.to_csv(path, index=False)
@@ -270,6 +284,11 @@ def _run(args: argparse.Namespace) -> int:
             print("observers (share of checks; mean detection delay in "
                   f"{result.spec.time_unit}):")
             print(_observer_table(result.observation_summary()))
+        if result.trace.requests is not None and len(result.trace.requests["outcome"]):
+            lines = _request_cause_lines(result.request_cause_summary())
+            if lines:
+                print("why requests broke (share of each promise's broken requests):")
+                print("\n".join(lines))
     if args.out is not None:
         written = _write(result, args.out)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

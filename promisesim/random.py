@@ -50,6 +50,9 @@ PURPOSES: dict[str, int] = {
     "startup": 8,
     "reuse": 9,
     "hop": 10,
+    "error": 11,
+    "burst_gap": 12,
+    "burst": 13,
 }
 
 _MASK = (1 << 64) - 1

@@ -36,7 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import attribution
 from ._renewal import renewal_instants
+from .attribution import _distinct_rows
 from ._timeline import Timelines, _last_at_or_before, at_least
 from .analytic import t_quantile
 from .engines.base import CAUSES, KEPT, OUTCOMES, TIMELINE_COLUMNS, UNFINISHED, Trace
@@ -119,32 +121,6 @@ def _entities(spec: ModelSpec, codes: np.ndarray) -> pd.Categorical:
     remap = np.array([position[name] for name in names], dtype=np.int64)
     return pd.Categorical.from_codes(remap[codes] if codes.size else codes.astype(np.int64),
                                      categories=categories)
-
-
-def _distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of a boolean matrix (at least one column) in lexicographic order,
-    as ``np.unique(matrix, axis=0)`` orders them: the index of each one's first occurrence,
-    and for each row the position of its distinct row. Rows are compared packed into bytes
-    (first column the most significant bit), which is faster."""
-    packed = np.ascontiguousarray(np.packbits(matrix, axis=1))
-    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    return first, inverse.ravel()
-
-
-def _row_texts(matrix: np.ndarray, names: list[str]) -> np.ndarray:
-    """For each row of a boolean matrix, the names of its true columns joined by ", " (an
-    object array of str), built once per distinct row."""
-    rows, columns = matrix.shape
-    out = np.empty(rows, dtype=object)
-    if rows == 0 or columns == 0:
-        out[:] = ""
-        return out
-    first, inverse = _distinct_rows(matrix)
-    texts = np.empty(first.size, dtype=object)
-    texts[:] = [", ".join(names[j] for j in np.flatnonzero(matrix[i]).tolist())
-                for i in first.tolist()]
-    return texts[inverse]
 
 
 def _labels(codes: np.ndarray, labels: list[str]) -> pd.Categorical:
@@ -276,7 +252,7 @@ class Result:
         n_p = len(spec.promises)
         columns = self._timeline_columns()
         counts = self._request_counts()
-        total = counts[:, :, :UNFINISHED].sum(axis=2).ravel()
+        total = (counts.sum(axis=2) - counts[:, :, UNFINISHED]).ravel()
         kept_requests = counts[:, :, KEPT].ravel()
         columns["requests"] = total
         columns["requests_kept"] = kept_requests
@@ -414,7 +390,7 @@ class Result:
         if broken.size == 0:
             return codes, texts
         rep, t = timeline.rep[broken], timeline.time[broken]
-        down, names, matrix = self._links(p, rep, t)
+        down, names, matrix = attribution._links(self, p, rep, t)
         table = np.column_stack([down, matrix])
         first, inverse = _distinct_rows(table)
         for row in table[first]:
@@ -474,146 +450,82 @@ class Result:
         frame.attrs.update(self.attrs)
         return frame
 
-    # -- failure attribution ------------------------------------------------------------
-    def _blame(self, cond: Condition, rep: np.ndarray, t: np.ndarray
-               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Whether ``cond`` holds at each (rep, t), and where it does not, which of its
-        promises to blame: the broken items of every (sub)condition that fails. A broken
-        provider that a choice (any-of, or k-of with enough others) covered is not blamed."""
-        items = []
-        for item in cond.items:
-            if isinstance(item, Condition):
-                items.append((item, *self._blame(item, rep, t)))
-            else:
-                ok = self._promise_timelines[self.spec.promise_index[item]].value_at(rep, t)
-                items.append((item, ok, None))
-        if cond.rule == "split":
-            items = [(item, ok | cond.idle(j, t), sub) for j, (item, ok, sub) in enumerate(items)]
-        count = np.zeros(t.size, dtype=np.int64)
-        for _, ok, _ in items:
-            count += ok
-        holds = count >= cond.k
-        blamed: dict[str, np.ndarray] = {}
-        for item, ok, sub in items:
-            failing = ~holds & ~ok
-            parts = sub.items() if sub is not None else [(item, np.ones(t.size, dtype=bool))]
-            for name, mask in parts:
-                blamed[name] = blamed.get(name, np.zeros(t.size, dtype=bool)) | (mask & failing)
-        return holds, blamed
+    def slices(self, width: float) -> pd.DataFrame:
+        """Each promise's standing slice by slice: one row per (replication, promise, slice
+        of ``width`` time units from 0).
 
-    def _links(self, p, rep: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:  # type: ignore[no-untyped-def]
-        """For breaks of ``p`` at (rep, t): promiser down, the condition promises in model
-        order, and a matrix (breaks x those promises) of the ones to blame."""
-        down = ~self._agent_timelines[self.spec.agent_index[p.promiser]].value_at(rep, t)
-        names = list(dict.fromkeys(p.conditions.promises())) if p.conditions is not None else []
-        matrix = np.zeros((t.size, len(names)), dtype=bool)
-        if names:
-            _, blamed = self._blame(p.conditions, rep, t)
-            for j, name in enumerate(names):
-                matrix[:, j] = blamed.get(name, False)
-        matrix[down] = False
-        return down, names, matrix
+        ``kept_fraction`` is the share of the slice the promise was standing (its
+        promiser up and its conditions holding: what a monitor of states sees);
+        ``requests``, ``requests_kept`` and ``request_kept_fraction`` count the requests to
+        it that arrived in the slice (unfinished ones left out; NaN without requests), so
+        a slowdown, errors or a partition show as broken time even while every agent is up.
+        Needs the changes of state (``record_changes=True``) and, for the request columns,
+        the requests (``record_requests=True``; else they are left out).
+        """
+        if isinstance(width, bool) or not isinstance(width, (int, float, np.integer, np.floating)) \
+                or not 0 < float(width) < math.inf:
+            raise ValueError(f"width={width!r} must be a positive, finite time")
+        width = float(width)
+        n_slices = int(math.ceil(self.horizon / width))
+        if n_slices > 10_000_000:
+            raise ValueError(f"width={width!r} cuts the horizon into {n_slices:,} slices: "
+                             "too many; give a wider slice")
+        spec, n_r, n_p = self.spec, self.replications, len(self.spec.promises)
+        start = np.arange(n_slices) * width
+        kept = np.stack([t.kept_per_slice(self.horizon, width) for t in self._promise_timelines],
+                        axis=1)   # replications x promises x slices
+        lengths = np.minimum(start + width, self.horizon) - start
+        frame: dict[str, Any] = {
+            "replication": np.repeat(np.arange(n_r, dtype=np.int32), n_p * n_slices),
+            "promise": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(n_p), n_slices), n_r),
+                                                 categories=[p.name for p in spec.promises]),
+            "start": np.tile(start, n_r * n_p),
+            "kept_fraction": (kept / lengths).ravel(),
+        }
+        req = self.trace.requests
+        if req is not None:
+            counted = req["outcome"] != UNFINISHED
+            slot = np.minimum((req["arrival"][counted] // width).astype(np.int64), n_slices - 1)
+            key = (req["replication"][counted].astype(np.int64) * n_p
+                   + req["promise"][counted]) * n_slices + slot
+            size = n_r * n_p * n_slices
+            total = np.bincount(key, minlength=size)
+            good = np.bincount(key[req["outcome"][counted] == KEPT], minlength=size)
+            frame["requests"] = total
+            frame["requests_kept"] = good
+            with np.errstate(invalid="ignore", divide="ignore"):
+                frame["request_kept_fraction"] = np.where(total > 0, good / np.maximum(total, 1),
+                                                          np.nan)
+        return self._frame(frame)
 
-    def _roots(self, promise: int, rep: np.ndarray, t: np.ndarray,
-               links: tuple[np.ndarray, list[str], np.ndarray] | None = None) -> np.ndarray:
-        """Agents at the root of a promise's break at each (rep, t): a boolean matrix
-        (breaks x agents). Follows broken links: the promiser if it is down, else the roots of
-        every broken condition promise. ``links``: :meth:`_links` of the promise there, if
-        known."""
-        spec = self.spec
-        p = spec.promises[promise]
-        out = np.zeros((t.size, len(spec.agents)), dtype=bool)
-        down, names, matrix = self._links(p, rep, t) if links is None else links
-        out[down, spec.agent_index[p.promiser]] = True
-        for j, name in enumerate(names):
-            blamed = matrix[:, j]
-            if blamed.any():
-                out[blamed] |= self._roots(spec.promise_index[name], rep[blamed], t[blamed])
-        return out
-
+    # -- failure attribution (see :mod:`promisesim.attribution`) ------------------------
     @cached_property
     def causes(self) -> pd.DataFrame:
-        """One row per break of a promise: when it began, how long it lasted, its first
-        failing link and its root causes.
-
-        ``first_link`` is ``"promiser"`` when the promiser itself was down, else the
-        condition promises to blame at that instant (broken ones a choice could not cover);
-        ``root_causes`` lists the agents down at the bottom of that chain of links (a
-        promise can break because several providers of a choice are down at once).
-        """
-        spec, horizon = self.spec, self.horizon
-        names = [a.name for a in spec.agents]
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("rep", "promise", "start", "end",
-                                                              "first_link", "root_causes")}
-        for index, (p, timeline) in enumerate(zip(spec.promises, self._promise_timelines)):
-            rep, start, end, value = timeline.segments(horizon)
-            broken = ~value
-            rep, start, end = rep[broken], start[broken], end[broken]
-            if rep.size == 0:
-                continue
-            links = self._links(p, rep, start)
-            promiser_down, conds, matrix = links
-            roots = self._roots(index, rep, start, links)
-            parts["rep"].append(rep)
-            parts["promise"].append(np.full(rep.size, index, dtype=np.int64))
-            parts["start"].append(start)
-            parts["end"].append(end)
-            parts["first_link"].append(np.where(promiser_down, "promiser", _row_texts(matrix, conds)))
-            parts["root_causes"].append(_row_texts(roots, names))
-        empty = {"rep": np.int64, "promise": np.int64, "start": float, "end": float,
-                 "first_link": object, "root_causes": object}
-        rep, promise, start, end, first_link, root_causes = (
-            np.concatenate(parts[k]) if parts[k] else np.empty(0, dtype=empty[k]) for k in empty)
-        order = np.lexsort((start, rep))   # stable: promises in model order at equal instants
-        start, end = start[order], end[order]
-        frame = pd.DataFrame({
-            "replication": rep[order].astype(np.int32),
-            "promise": pd.Categorical.from_codes(promise[order],
-                                                 categories=[p.name for p in spec.promises]),
-            "start": start, "duration": end - start, "ended": end < horizon,
-            "first_link": first_link[order], "root_causes": root_causes[order],
-        })
-        frame.attrs.update(self.attrs)
-        return frame
+        """One row per break of a promise, with its first failing link and root causes (see
+        :func:`promisesim.attribution.causes`)."""
+        return attribution.causes(self)
 
     def cause_summary(self) -> pd.DataFrame:
-        """Per promise and root cause: breaks, total broken time and its share of the promise's
-        broken time, over every replication, largest first within each promise."""
-        causes = self.causes
-        grouped = causes.groupby(["promise", "root_causes"], observed=True, sort=False)
-        table = grouped.agg(breaks=("start", "size"), broken_time=("duration", "sum")).reset_index()
-        totals = table.groupby("promise", observed=True)["broken_time"].transform("sum")
-        table["share_of_broken_time"] = table["broken_time"] / totals
-        table = table.sort_values(["promise", "broken_time"], ascending=[True, False], kind="stable",
-                                  ignore_index=True)
-        table.attrs.update(self.attrs)
-        return table
+        """Per promise and root cause: breaks and broken time, largest first (see
+        :func:`promisesim.attribution.cause_summary`)."""
+        return attribution.cause_summary(self)
 
     @cached_property
     def absorbed(self) -> pd.DataFrame:
-        """Upstream breaks a choice absorbed: per (replication, promise, condition), how many
-        breaks of the condition promise began while the promise itself stayed standing."""
-        spec = self.spec
-        rows = []
-        for index, p in enumerate(spec.promises):
-            if p.conditions is None:
-                continue
-            mine = self._promise_timelines[index]
-            for name in dict.fromkeys(p.conditions.promises()):
-                upstream = self._promise_timelines[spec.promise_index[name]]
-                breaks = ~upstream.value
-                rep, t = upstream.rep[breaks], upstream.time[breaks]
-                if rep.size == 0:
-                    continue
-                held = mine.value_at(rep, t)
-                counts = np.bincount(rep[held], minlength=self.replications)
-                total = np.bincount(rep, minlength=self.replications)
-                for r in range(self.replications):
-                    rows.append((r, p.name, name, int(total[r]), int(counts[r])))
-        frame = pd.DataFrame(rows, columns=["replication", "promise", "condition", "upstream_breaks",
-                                            "absorbed"])
-        frame.attrs.update(self.attrs)
-        return frame
+        """Upstream breaks a choice absorbed (see :func:`promisesim.attribution.absorbed`)."""
+        return attribution.absorbed(self)
+
+    @cached_property
+    def request_causes(self) -> pd.DataFrame:
+        """One row per cause of each root request that was not kept: which agent, and how
+        (errors, late, down, rejected, partitioned); see
+        :func:`promisesim.attribution.request_causes`."""
+        return attribution.request_causes(self)
+
+    def request_cause_summary(self) -> pd.DataFrame:
+        """Per promise, agent and cause: the share of the promise's broken requests (see
+        :func:`promisesim.attribution.request_cause_summary`)."""
+        return attribution.request_cause_summary(self)
 
     # -- observers ----------------------------------------------------------------------
     def _check_instants(self, observer) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]

@@ -121,6 +121,14 @@ def _locate(data: Any, marks: dict[tuple, int], exc: ScenarioError) -> int | Non
     for m in re.finditer(r"(agents|super_agents|promises|workloads|injections|observers)\[(\d+)\]",
                          message):
         return marks.get((m.group(1), int(m.group(2))))
+    m = re.match(r"(outage|degradation|partition) (\d+)\b", message)
+    if m is not None:   # the n-th injection of its kind, wherever it is in the list
+        key = {"outage": "outage", "degradation": "degrade", "partition": "partition"}[m.group(1)]
+        entries = data.get("injections")
+        if isinstance(entries, list):
+            of_kind = [i for i, entry in enumerate(entries) if isinstance(entry, dict) and key in entry]
+            if int(m.group(2)) < len(of_kind):
+                return marks.get(("injections", of_kind[int(m.group(2))]))
     for m in re.finditer(r"(super-agent|(?<!-)\bagent|promise|workload|outage|observer) '([^']*)'",
                          message):
         candidates.append((m.group(1), m.group(2)))

@@ -60,7 +60,7 @@ def test_a_covered_provider_is_not_blamed():
 
 def test_row_texts_join_the_names_of_each_rows_true_columns():
     import numpy as np
-    from promisesim.results import _row_texts
+    from promisesim.attribution import _row_texts
     rng = np.random.default_rng(4)
     names = [f"a{i}" for i in range(13)]   # more than 8 columns: rows packed into 2 bytes
     matrix = rng.random((500, 13)) < 0.15
@@ -73,7 +73,7 @@ def test_row_texts_join_the_names_of_each_rows_true_columns():
 
 def test_distinct_rows_are_in_the_order_of_numpy_unique():
     import numpy as np
-    from promisesim.results import _distinct_rows
+    from promisesim.attribution import _distinct_rows
     rng = np.random.default_rng(5)
     for width in (1, 3, 8, 9, 20):   # within a byte, a byte exactly, over several
         matrix = rng.random((300, width)) < 0.3

@@ -20,9 +20,15 @@ __all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "TIMELINE_COLUMNS", "count_r
 #: ``rejected``: the promiser already held as many requests as its hidden
 #: capacity limit allows;
 #: ``unfinished``: unanswered at the horizon with its deadline still ahead
-#: (excluded from kept fractions, counted separately).
-OUTCOMES = ("kept", "late", "promiser_down", "condition_failed", "lost", "rejected", "unfinished")
-KEPT, LATE, PROMISER_DOWN, CONDITION_FAILED, LOST, REJECTED, UNFINISHED = range(len(OUTCOMES))
+#: (excluded from kept fractions, counted separately);
+#: ``error``: answered, but the answer was an error (the agent's error
+#: probability, a burst or a degradation);
+#: ``partitioned``: the request could not reach the promiser: a network
+#: partition cut it off from its caller.
+OUTCOMES = ("kept", "late", "promiser_down", "condition_failed", "lost", "rejected", "unfinished",
+            "error", "partitioned")
+KEPT, LATE, PROMISER_DOWN, CONDITION_FAILED, LOST, REJECTED, UNFINISHED, ERROR, PARTITIONED = \
+    range(len(OUTCOMES))
 
 #: Why an agent changed state: its own failure process or an injected outage.
 CAUSES = ("failure", "outage")

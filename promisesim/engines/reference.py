@@ -14,8 +14,12 @@ semantics (see also :mod:`promisesim.model.promises`):
   standing at ``t`` (perfect, instant detection for now), a k-of-n condition
   calls all and needs the ``k`` kept answers that come first. A condition on
   an availability promise is a check of its state at ``t``; a condition on
-  a latency promise is a request to it (recursively), which must be kept.
-  A condition resolves as soon as its outcome is certain. When it succeeds
+  a latency promise is a request to it (recursively), which must be
+  answered, and not with an error: a late answer counts when the caller
+  waits for late answers (the promise's ``late="wait"``, the default: it is
+  what a caller without a timeout does, so slow providers make slow
+  callers), not when it fails on them (``late="fail"``). A condition
+  resolves as soon as its outcome is certain. When it succeeds
   the request joins the promiser's FIFO queue and is served by one of its
   servers; it is kept iff the response time is at most the deadline.
 * Choices, versions, limits and scaling:
@@ -44,6 +48,20 @@ semantics (see also :mod:`promisesim.model.promises`):
     :class:`~promisesim.model.injections.Autoscaler`);
   - a random hop latency adds draw ``k`` of ``("hop", node path)`` to the way
     out and of ``("hop", node path + "/answer")`` to the way back.
+* Request-level failures:
+
+  - a request that joins an agent's queue at ``t`` is served with the agent's
+    behaviour at ``t``: its service time is multiplied by the ``slower``
+    factors of the degradations under way, and its answer is an *error* iff
+    draw ``k`` of ``("error", node path)`` is below the error probability at
+    ``t`` (the agent's own, or its burst state's, composed with each
+    degradation's as independent sources). An error answer takes its service
+    time and is recorded with its latency, but is not kept: the caller's call
+    fails when it comes back;
+  - a request to a promise whose promisee and promiser a partition separates
+    at its arrival is cut off: recorded ``partitioned`` there, it never
+    reaches the promiser (no limit, no queue, no calls), and the caller's call
+    fails at once.
 * A promise is *standing* at ``t`` iff its promiser is up and its
   conditions hold at ``t`` (all, any or k of the condition promises
   standing); its kept fraction over time is computed from agent states in
@@ -72,13 +90,15 @@ from typing import Any, Generator, Sequence
 import simpy
 from simpy.core import URGENT
 
-from ..dists import Uniform
+from ..dists import Exponential, Uniform
+from ..model.agents import Bursts
 from ..model.injections import Workload
 from ..model.promises import Condition, Latency
 from ..model.spec import CallCondition, CallNode, ModelSpec
 from ..random import Streams, StreamReader
 from .base import (
-    CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REJECTED, UNFINISHED, Trace,
+    CONDITION_FAILED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN, REJECTED, UNFINISHED,
+    Trace,
 )
 
 __all__ = ["ReferenceEngine"]
@@ -151,6 +171,18 @@ class _Replication:
         self.bound: dict[str, int] = {}          # push-mode choices: the provider bound to
         self.routes: dict[str, StreamReader] = {}
         self.hops: dict[str, StreamReader] = {}
+        self.errors: dict[str, StreamReader] = {}
+        # Error bursts: each agent's burst starts and ends so far, extended as time goes on.
+        self.bursts: dict[int, tuple[list[float], StreamReader, StreamReader]] = {}
+        # Degradations of each agent: (start, end, slower, errors), in the model's order.
+        self.degraded: list[list[tuple[float, float, float, float]]] = [[] for _ in range(n)]
+        for d in spec.degradations:
+            end = math.inf if d.duration is None else float(d.at) + float(d.duration)
+            self.degraded[spec.agent_index[d.target]].append(
+                (float(d.at), end, float(d.slower), float(d.errors)))
+        # Partitions that cut the calls to each promise: (start, end).
+        self.cut = [[(float(x.at), float(x.at) + float(x.duration)) for x in spec.cut(i)]
+                    for i in range(len(spec.promises))]
 
     # -- driver ------------------------------------------------------------------
     def run(self) -> Trace:
@@ -501,18 +533,23 @@ class _Replication:
                                               latency, outcome)):
             self.requests[key].append(value)
 
-    def _request(self, node: CallNode, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
+    def _request(self, node: CallNode, w: int, k: int) -> Generator[simpy.Event, Any, int]:
+        """Request ``k`` of workload ``w`` at ``node``, from its arrival to its answer: records
+        it and returns its outcome (a code of :data:`~promisesim.engines.base.OUTCOMES`)."""
         env = self.env
         arrival = env.now
         promise = node.promise
         agent = self.promiser[promise]
+        if any(start <= arrival < end for start, end in self.cut[promise]):
+            self._record(promise, w, k, arrival, math.nan, PARTITIONED)
+            return PARTITIONED
         if not self.up[agent]:
             self._record(promise, w, k, arrival, math.nan, PROMISER_DOWN)
-            return False
+            return PROMISER_DOWN
         limit = self.spec.agents[agent].limit
         if limit is not None and len(self.inside[agent]) >= limit:
             self._record(promise, w, k, arrival, math.nan, REJECTED)
-            return False
+            return REJECTED
         rid = self._next_id
         self._next_id += 1
         self.open[rid] = (promise, w, k, arrival)
@@ -521,11 +558,16 @@ class _Replication:
         serving = False
         try:
             if node.condition is not None:
-                ok = yield from self._calls(node.condition, w, k)
+                wait = self.spec.promises[promise].late == "wait"
+                ok = yield from self._calls(node.condition, w, k, wait)
                 if not ok:
                     del self.open[rid]
                     self._record(promise, w, k, arrival, math.nan, CONDITION_FAILED)
-                    return False
+                    return CONDITION_FAILED
+            # How the agent serves this request is fixed as it joins the queue: how much slower
+            # (degradations) and whether its answer will be an error.
+            slower, p_error = self._behaviour(agent, env.now)
+            error = p_error > 0 and self._error_draw(node, k) < p_error
             resource = self.resources[agent]
             with resource.request() as slot:
                 yield slot
@@ -533,24 +575,74 @@ class _Replication:
                     self._busy(agent, 1)
                     serving = True
                 service = self._service_time(node, agent, k)
+                if slower != 1.0:
+                    service *= slower
                 slowdown = self.spec.agents[agent].slowdown
                 if slowdown:
                     others = len(resource.users) - 1 + len(resource.queue)
                     service *= 1.0 + slowdown * others
                 yield env.timeout(service)
             latency = env.now - arrival
-            kept = latency <= self.deadline[promise]
             del self.open[rid]
+            if error:
+                self._record(promise, w, k, arrival, latency, ERROR)
+                return ERROR
+            kept = latency <= self.deadline[promise]
             self._record(promise, w, k, arrival, latency, KEPT if kept else LATE)
-            return kept
+            return KEPT if kept else LATE
         except simpy.Interrupt:
             del self.open[rid]
             self._record(promise, w, k, arrival, math.nan, LOST)
-            return False
+            return LOST
         finally:
             self.inside[agent].pop(me, None)
             if serving:
                 self._busy(agent, -1)
+
+    def _behaviour(self, agent: int, t: float) -> tuple[float, float]:
+        """How ``agent`` serves a request joining its queue at ``t``: the factor on its service
+        time and the probability that the answer is an error (the agent's own, then each
+        degradation under way as an independent source, in the model's order)."""
+        errors = self.spec.agents[agent].errors
+        if isinstance(errors, Bursts):
+            p = errors.errors if self._in_burst(agent, errors, t) else errors.baseline
+        else:
+            p = errors
+        slower = 1.0
+        for start, end, factor, extra in self.degraded[agent]:
+            if start <= t < end:
+                slower *= factor
+                if extra:
+                    p = 1.0 - (1.0 - p) * (1.0 - extra)
+        return slower, float(p)
+
+    def _in_burst(self, agent: int, bursts: Bursts, t: float) -> bool:
+        """Whether an error burst of ``agent`` is on at ``t`` (bursts are half open,
+        ``[start, end)``): good period ``k`` is draw ``k`` of ``("burst_gap", agent)``,
+        burst ``k`` draw ``k`` of ``("burst", agent)``, the instants their running sum."""
+        entry = self.bursts.get(agent)
+        if entry is None:
+            name = self.spec.agents[agent].name
+            entry = self.bursts[agent] = (
+                [], StreamReader(self.streams, Exponential(mean=1.0 / bursts.rate),
+                                 self.replication, "burst_gap", name),
+                StreamReader(self.streams, Exponential(mean=bursts.mean_duration),
+                             self.replication, "burst", name))
+        instants, gaps, lengths = entry
+        while not instants or instants[-1] <= t:
+            k = len(instants) // 2
+            last = instants[-1] if instants else 0.0
+            instants.append(last + gaps[k])
+            instants.append(instants[-1] + lengths[k])
+        # an odd number of instants at or before t: a burst started and has not ended
+        return bisect_right(instants, t) % 2 == 1
+
+    def _error_draw(self, node: CallNode, k: int) -> float:
+        reader = self.errors.get(node.path)
+        if reader is None:
+            reader = self.errors[node.path] = StreamReader(self.streams, _UNIT, self.replication,
+                                                           "error", node.path)
+        return reader[k]
 
     def _service_time(self, node: CallNode, agent: int, k: int) -> float:
         reader = self.service.get(node.path)
@@ -560,9 +652,10 @@ class _Replication:
                 self.streams, dist, self.replication, "service", node.path)
         return reader[k]
 
-    def _item(self, item: CallNode | CallCondition, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
+    def _item(self, item: CallNode | CallCondition, w: int, k: int,
+              wait: bool) -> Generator[simpy.Event, Any, bool]:
         if isinstance(item, CallCondition):
-            return (yield from self._calls(item, w, k))
+            return (yield from self._calls(item, w, k, wait))
         if not item.is_request:
             return self._standing(item.promise)
         # Internal communication: the call is handed to the network now and reaches the
@@ -573,7 +666,9 @@ class _Replication:
             out += self._hop(item.path, item.hop, k)
             back += self._hop(item.path + "/answer", item.hop, k)
         call = self._in_flight(item, w, k, out) if out else self._request(item, w, k)
-        kept = yield self.env.process(call)
+        outcome = yield self.env.process(call)
+        # a late answer is still an answer: a caller that waits goes on with it
+        kept = outcome == KEPT or (wait and outcome == LATE)
         if back:
             yield self.env.timeout(back)
         return kept
@@ -588,15 +683,16 @@ class _Replication:
         yield self.env.timeout(delay)
         return (yield from self._request(item, w, k))
 
-    def _calls(self, cond: CallCondition, w: int, k: int) -> Generator[simpy.Event, Any, bool]:
+    def _calls(self, cond: CallCondition, w: int, k: int,
+               wait: bool) -> Generator[simpy.Event, Any, bool]:
         if cond.rule == "split":
-            return (yield from self._item(self._split(cond, k), w, k))
+            return (yield from self._item(self._split(cond, k), w, k, wait))
         if cond.rule == "any":
             chosen = self._choose(cond, k)
             if chosen is None:
                 return False
-            return (yield from self._item(chosen, w, k))
-        pending = [self.env.process(self._item(item, w, k)) for item in cond.items]
+            return (yield from self._item(chosen, w, k, wait))
+        pending = [self.env.process(self._item(item, w, k, wait)) for item in cond.items]
         kept = failed = 0
         n = len(pending)
         while True:

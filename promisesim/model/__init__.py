@@ -1,7 +1,7 @@
 """The model: a description of agents and promises, with no engine imports."""
 
-from .agents import Agent, Failures, Maintenance
-from .injections import Autoscaler, Observer, Outage, ScaleTo, Workload
+from .agents import Agent, Bursts, Failures, Maintenance
+from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleTo, Workload
 from .model import Model
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import CallCondition, CallNode, ModelSpec
@@ -9,6 +9,6 @@ from .super_agents import AgentTemplate, SuperAgent
 from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned
 
 __all__ = [
-    "Agent", "AgentTemplate", "SuperAgent", "Failures", "Maintenance", "Observer", "Outage", "ScaleTo", "Autoscaler", "Workload", "Model", "Availability", "Condition", "Latency",
+    "Agent", "AgentTemplate", "SuperAgent", "Bursts", "Degrade", "Partition", "Failures", "Maintenance", "Observer", "Outage", "ScaleTo", "Autoscaler", "Workload", "Model", "Availability", "Condition", "Latency",
     "Promise", "Versioned", "Release", "Retire", "Migrate", "UndocumentedChange", "all_of", "any_of", "k_of", "CallCondition", "CallNode", "ModelSpec",
 ]

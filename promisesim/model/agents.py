@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..dists import Deterministic, Distribution
 
-__all__ = ["Agent", "Failures", "Maintenance"]
+__all__ = ["Agent", "Bursts", "Failures", "Maintenance"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,38 @@ class Failures:
 
 
 @dataclass(frozen=True)
+class Bursts:
+    """Error bursts: an agent's answers fail more often while a burst lasts.
+
+    A two-state (good/bad) Markov process, independent of everything else:
+    bursts begin at ``rate`` per time unit while none is on (good periods are
+    exponential with mean ``1 / rate``) and last an exponential time of mean
+    ``mean_duration``. During a burst an answer is an error with probability
+    ``errors``; between bursts with probability ``baseline``. The share of
+    time in bursts is ``rate * mean_duration / (1 + rate * mean_duration)``.
+
+    Good period ``k`` is draw ``k`` of ``("burst_gap", agent)``, burst ``k``
+    draw ``k`` of ``("burst", agent)``; the agent starts between bursts.
+    """
+
+    rate: float
+    mean_duration: float
+    errors: float
+    baseline: float = 0.0
+
+    @property
+    def bad_share(self) -> float:
+        """The long-run share of time in bursts (the bad state's stationary probability)."""
+        return self.rate * self.mean_duration / (1.0 + self.rate * self.mean_duration)
+
+    def error_probability(self) -> float:
+        """The long-run probability that an answer (at a time independent of the bursts) is
+        an error."""
+        pi = self.bad_share
+        return pi * self.errors + (1.0 - pi) * self.baseline
+
+
+@dataclass(frozen=True)
 class Agent:
     """An autonomous agent: a service, a host, a third party, a consumer.
 
@@ -65,6 +97,14 @@ class Agent:
         Load-dependent slowdown: a request's service time is multiplied by
         ``1 + slowdown * n``, where ``n`` is the number of other requests
         queued or in service at the agent when its service starts.
+    errors : float or Bursts
+        The probability that an answer is an error (default 0): the request
+        is served (it takes its service time) but not kept, and a caller's
+        call to it fails when the answer comes back. A :class:`Bursts` makes
+        the probability change over time. Whether an answer is an error is
+        decided when the request joins the agent's queue, by draw ``k`` of
+        ``("error", node path)`` against the probability then (see also
+        :class:`~promisesim.model.injections.Degrade`).
     """
 
     name: str
@@ -73,3 +113,4 @@ class Agent:
     servers: int = 1
     limit: int | None = None
     slowdown: float = 0.0
+    errors: float | Bursts = 0.0

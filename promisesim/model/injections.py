@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..dists import Distribution, Exponential
 
-__all__ = ["Outage", "Workload", "Observer", "ScaleTo", "StartUp", "Autoscaler"]
+__all__ = ["Outage", "Degrade", "Partition", "Workload", "Observer", "ScaleTo", "StartUp", "Autoscaler"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,63 @@ class Outage:
     at: float
     duration: float
     drain: bool = False
+
+
+@dataclass(frozen=True)
+class Degrade:
+    """A change of ``target``'s behaviour on ``[at, at + duration)``: a brownout, a slow patch.
+
+    While it lasts, the agent stays up but serves worse: service times are
+    multiplied by ``slower`` (3.0: three times as slow, load or no load) and
+    answers are errors with probability ``errors`` (an error source of its
+    own, independent of the agent's: with the agent's probability ``p``, an
+    answer is an error with probability ``1 - (1 - p)(1 - errors)``).
+    Overlapping degradations of one agent compose the same way (factors
+    multiply). With ``duration=None`` the change is permanent: an
+    undocumented change of a third party, from ``at`` on.
+
+    Like the agent's own error probability, a degradation applies to the
+    requests that join the agent's queue while it lasts (a request's service
+    time and whether its answer is an error are fixed then).
+    """
+
+    target: str
+    at: float
+    duration: float | None = None
+    slower: float = 1.0
+    errors: float = 0.0
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A network partition: calls between the agents of ``a`` and those of ``b`` fail on
+    ``[at, at + duration)``.
+
+    ``a`` and ``b`` are agent names (one name, or a tuple of names). A call
+    crosses the cut when its caller (the promise's promisee) is on one side
+    and its provider (the promiser) on the other; it fails where it would
+    have reached the provider (recorded there as ``partitioned``, and the
+    caller's condition fails when the refusal comes back), in both
+    directions, unless ``both_ways=False``: then only calls from ``a`` to
+    ``b`` fail. The agents stay up: their promises' state is unchanged.
+    """
+
+    a: str | tuple[str, ...]
+    b: str | tuple[str, ...]
+    at: float
+    duration: float
+    both_ways: bool = True
+
+    @property
+    def sides(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Both sides as tuples of names."""
+        side = lambda x: (x,) if isinstance(x, str) else tuple(x)  # noqa: E731
+        return side(self.a), side(self.b)
+
+    def cuts(self, caller: str, provider: str) -> bool:
+        """Whether a call from ``caller`` to ``provider`` crosses the partition (while it lasts)."""
+        a, b = self.sides
+        return (caller in a and provider in b) or (self.both_ways and caller in b and provider in a)
 
 
 @dataclass(frozen=True)

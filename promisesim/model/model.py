@@ -7,8 +7,8 @@ from typing import Any
 
 from ..dists import Deterministic, Distribution, distribution_from_dict
 from ..errors import ScenarioError
-from .agents import Agent, Failures, Maintenance
-from .injections import Autoscaler, Observer, Outage, ScaleTo, Workload
+from .agents import Agent, Bursts, Failures, Maintenance
+from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleTo, Workload
 from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import ModelSpec, build_spec
 from .super_agents import AgentTemplate, SuperAgent, expand
@@ -59,6 +59,8 @@ class Model:
         self.promises: list[Promise] = []
         self.workloads: list[Workload] = []
         self.outages: list[Outage] = []
+        self.degradations: list[Degrade] = []
+        self.partitions: list[Partition] = []
         self.observers: list[Observer] = []
         self.super_agents: list[SuperAgent] = []
         self.scalings: list[ScaleTo] = []
@@ -76,10 +78,11 @@ class Model:
         servers: int = 1,
         limit: int | None = None,
         slowdown: float = 0.0,
+        errors: float | Bursts = 0.0,
     ) -> Agent:
         """Add an agent and return it. See :class:`~promisesim.model.agents.Agent`."""
         agent = Agent(name, failures=failures, service_time=service_time, servers=servers,
-                      limit=limit, slowdown=slowdown)
+                      limit=limit, slowdown=slowdown, errors=errors)
         self.agents.append(agent)
         return agent
 
@@ -132,6 +135,7 @@ class Model:
         name: str | None = None,
         accepted: bool = True,
         about: AgentRef | None = None,
+        late: str = "wait",
     ) -> Promise:
         """Add a promise by ``promiser`` to ``to`` and return it.
 
@@ -147,6 +151,10 @@ class Model:
             ``False`` makes it an imposition (simulated, never delivered).
         about : Agent or str, optional
             Whose behaviour the body is about; only the promiser is allowed.
+        late : {"wait", "fail"}
+            What the promiser does with a call's answer that comes after that
+            call's deadline: go on with it (``"wait"``) or fail (``"fail"``). See
+            :class:`~promisesim.model.promises.Promise`.
         """
         promiser_name, promisee_name = _name(promiser), _name(to)
         if name is None:
@@ -162,6 +170,7 @@ class Model:
             conditions=conditions,
             accepted=accepted,
             about=None if about is None else _name(about),
+            late=late,
         )
         self.promises.append(p)
         return p
@@ -176,10 +185,30 @@ class Model:
         self.workloads.append(w)
         return w
 
-    def inject(self, injection: Outage | ScaleTo | Autoscaler) -> Outage | ScaleTo | Autoscaler:
+    def inject(self, injection: Any) -> Any:
         """Add an injected fault or change: an :class:`~promisesim.model.injections.Outage`,
-        a :class:`~promisesim.model.injections.ScaleTo` or an
-        :class:`~promisesim.model.injections.Autoscaler`."""
+        a :class:`~promisesim.model.injections.Degrade`, a
+        :class:`~promisesim.model.injections.Partition`, a
+        :class:`~promisesim.model.injections.ScaleTo`, an
+        :class:`~promisesim.model.injections.Autoscaler`, or a version event
+        (:class:`~promisesim.model.versions.Release`, ``Retire``, ``Migrate``,
+        ``UndocumentedChange``). Returns it, with agents given as objects replaced by
+        their names."""
+        if isinstance(injection, Degrade):
+            if isinstance(injection.target, (Agent, SuperAgent)):
+                injection = replace(injection, target=injection.target.name)
+            self.degradations.append(injection)
+            return injection
+        if isinstance(injection, Partition):
+            def names(side: Any) -> Any:
+                if isinstance(side, (Agent, SuperAgent)):
+                    return side.name
+                if isinstance(side, (list, tuple)):
+                    return tuple(x.name if isinstance(x, (Agent, SuperAgent)) else x for x in side)
+                return side
+            injection = replace(injection, a=names(injection.a), b=names(injection.b))
+            self.partitions.append(injection)
+            return injection
         if isinstance(injection, _VERSION_EVENTS):
             if isinstance(injection.target, Versioned):
                 injection = replace(injection, target=injection.target.name)
@@ -196,8 +225,9 @@ class Model:
             self.scalings.append(injection)
             return injection
         if not isinstance(injection, Outage):
-            raise ScenarioError(f"cannot inject {injection!r}: expected an Outage, a ScaleTo or "
-                                "an Autoscaler")
+            raise ScenarioError(f"cannot inject {injection!r}: expected an Outage, a Degrade, a "
+                                "Partition, a ScaleTo, an Autoscaler, or a Release, Retire, "
+                                "Migrate or UndocumentedChange")
         if isinstance(injection.target, (Agent, SuperAgent)):
             injection = replace(injection, target=injection.target.name)
         self.outages.append(injection)
@@ -222,7 +252,8 @@ class Model:
                    list(self.autoscalers))
         return build_spec(self.name, self.time_unit, x.agents, x.promises, list(self.workloads),
                           x.outages, list(self.observers), {**versions, **x.interior},
-                          x.messages_per_call, x.scaled)
+                          x.messages_per_call, x.scaled, list(self.degradations),
+                          list(self.partitions))
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -269,6 +300,8 @@ class Model:
                 entry["accepted"] = False
             if p.about is not None:
                 entry["about"] = p.about
+            if p.late != "wait":
+                entry["late"] = p.late
             promises.append(entry)
         out: dict[str, Any] = {"name": self.name, "time_unit": self.time_unit, "agents": agents}
         if groups:
@@ -301,12 +334,14 @@ class Model:
                  **({"interval": o.interval.to_dict()} if o.interval is not None else {})}
                 for o in self.observers
             ]
-        if self.outages or self.scalings or self.autoscalers or self.version_events:
+        if (self.outages or self.scalings or self.autoscalers or self.version_events
+                or self.degradations or self.partitions):
             out["injections"] = [
                 {"outage": {"target": o.target, "at": o.at, "duration": o.duration,
                             **({"drain": True} if o.drain else {})}}
                 for o in self.outages
-            ] + [{"scale_to": {"target": x.target, "size": x.size, "at": x.at}} for x in self.scalings
+            ] + [{"degrade": _degrade_fields(d)} for d in self.degradations
+                 ] + [{"partition": _partition_fields(x)} for x in self.partitions] + [{"scale_to": {"target": x.target, "size": x.size, "at": x.at}} for x in self.scalings
                  ] + [{"autoscaler": asdict(a)} for a in self.autoscalers
                       ] + [{_EVENT_KEYS[type(e)]: asdict(e)} for e in self.version_events]
         return out
@@ -341,7 +376,32 @@ def _agent_fields(a: Any, entry: dict[str, Any], servers: bool = True) -> dict[s
         entry["limit"] = a.limit
     if servers and a.slowdown:
         entry["slowdown"] = a.slowdown
+    errors = getattr(a, "errors", 0.0)
+    if isinstance(errors, Bursts):
+        entry["errors"] = {"bursts": {k: v for k, v in asdict(errors).items()
+                                      if k != "baseline" or v}}
+    elif errors:
+        entry["errors"] = errors
     return entry
+
+
+def _degrade_fields(d: Degrade) -> dict[str, Any]:
+    out: dict[str, Any] = {"target": d.target, "at": d.at}
+    if d.duration is not None:
+        out["duration"] = d.duration
+    if d.slower != 1.0:
+        out["slower"] = d.slower
+    if d.errors:
+        out["errors"] = d.errors
+    return out
+
+
+def _partition_fields(x: Partition) -> dict[str, Any]:
+    side = lambda v: v if isinstance(v, str) else list(v)  # noqa: E731
+    out: dict[str, Any] = {"a": side(x.a), "b": side(x.b), "at": x.at, "duration": x.duration}
+    if not x.both_ways:
+        out["both_ways"] = False
+    return out
 
 
 _TOP_KEYS = {"name", "time_unit", "agents", "super_agents", "versioned", "promises", "workloads",
@@ -404,7 +464,8 @@ class _Reader:
                 interval = distribution_from_dict(e["interval"], where=f"observers[{i}]: interval")
             m.observe(str(e["promise"]), interval=interval, name=e["name"])
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
-            kinds = {"outage", "scale_to", "autoscaler", *_EVENT_KEYS.values()}
+            kinds = {"outage", "degrade", "partition", "scale_to", "autoscaler",
+                     *_EVENT_KEYS.values()}
             e = self._mapping(entry, f"injections[{i}]", kinds)
             if len(e) != 1:
                 raise ScenarioError(f"injections[{i}]: give one of {', '.join(sorted(kinds))}")
@@ -420,6 +481,22 @@ class _Reader:
                           "cooldown"}
                 x = self._mapping(e["autoscaler"], f"injections[{i}].autoscaler", fields, {"target"})
                 m.inject(Autoscaler(**{**x, "target": str(x["target"])}))
+                continue
+            if "degrade" in e:
+                x = self._mapping(e["degrade"], f"injections[{i}].degrade",
+                                  {"target", "at", "duration", "slower", "errors"}, {"target", "at"})
+                m.inject(Degrade(str(x["target"]), x["at"], x.get("duration"),
+                                 x.get("slower", 1.0), x.get("errors", 0.0)))
+                continue
+            if "partition" in e:
+                x = self._mapping(e["partition"], f"injections[{i}].partition",
+                                  {"a", "b", "at", "duration", "both_ways"},
+                                  {"a", "b", "at", "duration"})
+                sides = [x[k] if isinstance(x[k], str) else tuple(
+                    str(v) for v in self._list(x[k], f"injections[{i}].partition.{k}"))
+                    for k in ("a", "b")]
+                m.inject(Partition(sides[0], sides[1], x["at"], x["duration"],
+                                   x.get("both_ways", True)))
                 continue
             if "scale_to" in e:
                 x = self._mapping(e["scale_to"], f"injections[{i}].scale_to", {"target", "size", "at"},
@@ -439,10 +516,10 @@ class _Reader:
         template = None
         if e.get("member") is not None:
             t = self._mapping(e["member"], f"{where}: member",
-                              {"failures", "service_time", "servers", "limit", "slowdown"})
+                              {"failures", "service_time", "servers", "limit", "slowdown", "errors"})
             failures, service = self._behaviour(t, f"{where}: member")
             template = AgentTemplate(failures, service, t.get("servers", 1), t.get("limit"),
-                                     t.get("slowdown", 0.0))
+                                     t.get("slowdown", 0.0), self._errors(t, f"{where}: member"))
         failures, service = self._behaviour(e, where)
         members = [str(x) for x in self._list(e.get("members"), f"{where}: members")]
         m.super_agent(e["name"], members=members or None, size=e.get("size"), member=template,
@@ -465,10 +542,11 @@ class _Reader:
         templates = {}
         for label, t in versions.items():
             t = self._mapping(t or {}, f"{where}: version {label!r}",
-                              {"failures", "service_time", "servers", "limit", "slowdown"})
+                              {"failures", "service_time", "servers", "limit", "slowdown", "errors"})
             failures, service = self._behaviour(t, f"{where}: version {label!r}")
             templates[str(label)] = AgentTemplate(failures, service, t.get("servers", 1),
-                                                  t.get("limit"), t.get("slowdown", 0.0))
+                                                  t.get("limit"), t.get("slowdown", 0.0),
+                                                  self._errors(t, f"{where}: version {label!r}"))
         traffic = e.get("traffic")
         if traffic is not None:
             traffic = {str(k): v for k, v in self._mapping(
@@ -500,18 +578,31 @@ class _Reader:
             service = distribution_from_dict(e["service_time"], where=f"{where}: service_time")
         return failures, service
 
+    def _errors(self, e: dict, where: str) -> float | Bursts:
+        """``errors`` of an agent-like entry: a probability, or ``{bursts: {...}}``."""
+        value = e.get("errors", 0.0)
+        if isinstance(value, dict):
+            b = self._mapping(value, f"{where}: errors", {"bursts"}, {"bursts"})
+            x = self._mapping(b["bursts"], f"{where}: errors.bursts",
+                              {"rate", "mean_duration", "errors", "baseline"},
+                              {"rate", "mean_duration", "errors"})
+            return Bursts(x["rate"], x["mean_duration"], x["errors"], x.get("baseline", 0.0))
+        return value
+
     def agent(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where, {"name", "failures", "service_time", "servers", "limit",
-                                         "slowdown"}, {"name"})
+                                         "slowdown", "errors"}, {"name"})
         name = e["name"]
         where = f"agent {name!r}"
         failures, service = self._behaviour(e, where)
         m.agent(name, failures=failures, service_time=service, servers=e.get("servers", 1),
-                limit=e.get("limit"), slowdown=e.get("slowdown", 0.0))
+                limit=e.get("limit"), slowdown=e.get("slowdown", 0.0),
+                errors=self._errors(e, where))
 
     def promise(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where,
-                          {"name", "promiser", "promisee", "body", "conditions", "accepted", "about"},
+                          {"name", "promiser", "promisee", "body", "conditions", "accepted", "about",
+                           "late"},
                           {"name", "promiser", "promisee", "body"})
         where = f"promise {e['name']!r}"
         body_data = e["body"]
@@ -533,7 +624,8 @@ class _Reader:
         if e.get("conditions") is not None:
             conditions = self.condition(e["conditions"], where)
         m.promise(str(e["promiser"]), to=str(e["promisee"]), body=body, conditions=conditions,
-                  name=str(e["name"]), accepted=e.get("accepted", True), about=e.get("about"))
+                  name=str(e["name"]), accepted=e.get("accepted", True), about=e.get("about"),
+                  late=e.get("late", "wait"))
 
     def condition(self, data: Any, where: str) -> Condition:
         if isinstance(data, str):

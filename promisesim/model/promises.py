@@ -226,6 +226,14 @@ class Promise:
         Whose behaviour the body describes; ``None`` means the promiser's
         own. Anything else is refused at validation: an agent can only
         promise its own behaviour.
+    late : {"wait", "fail"}
+        How the promiser uses an answer to one of its calls that comes after
+        that call's deadline. ``"wait"`` (the default, what a service without
+        a timeout does): it waits for the answer and goes on with it, so a
+        slow provider makes its callers slow (lateness is judged against each
+        promise's own deadline: the late call is recorded late, the caller's
+        request only if its own response is). ``"fail"``: a late answer fails
+        the condition when it comes, as a broken promise.
     """
 
     name: str
@@ -235,3 +243,4 @@ class Promise:
     conditions: Condition | None = None
     accepted: bool = True
     about: str | None = None
+    late: str = "wait"

@@ -13,8 +13,8 @@ from typing import Union
 
 from ..dists import Distribution
 from ..errors import ScenarioError
-from .agents import Agent, Failures, Maintenance
-from .injections import Observer, Outage, StartUp, Workload
+from .agents import Agent, Bursts, Failures, Maintenance
+from .injections import Degrade, Observer, Outage, Partition, StartUp, Workload
 from .promises import Availability, Condition, Latency, Promise
 
 __all__ = ["ModelSpec", "CallNode", "CallCondition", "build_spec"]
@@ -100,6 +100,22 @@ class ModelSpec:
     messages_per_call: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     #: Super-agents resized at run time by an autoscaler (``ScaledGroup``).
     scaled: tuple = ()
+    #: Changes of agents' behaviour over time (brownouts, undocumented changes).
+    degradations: tuple[Degrade, ...] = ()
+    #: Network partitions between agents.
+    partitions: tuple[Partition, ...] = ()
+
+    def agent_errors(self, agent: int) -> bool:
+        """Whether answers of ``agent`` can be errors (its own probability, bursts, or a
+        degradation)."""
+        a = self.agents[agent]
+        return bool(a.errors) or any(d.errors and self.agent_index[d.target] == agent
+                                     for d in self.degradations)
+
+    def cut(self, promise: int) -> list[Partition]:
+        """The partitions that cut calls to ``promise`` (from its promisee to its promiser)."""
+        p = self.promises[promise]
+        return [x for x in self.partitions if x.cuts(p.promisee, p.promiser)]
 
     @property
     def impositions(self) -> tuple[str, ...]:
@@ -126,6 +142,14 @@ class ModelSpec:
             out.add("capacity limit")
         if any(a.slowdown for a in self.agents):
             out.add("load-dependent slowdown")
+        if any(isinstance(a.errors, Bursts) for a in self.agents):
+            out.add("error bursts")
+        elif any(a.errors for a in self.agents):
+            out.add("errors")
+        if self.degradations:
+            out.add("degradation")
+        if self.partitions:
+            out.add("partition")
         for p in self.promises:
             if p.conditions is not None:
                 out.add("conditions")
@@ -187,6 +211,7 @@ def _check_agent(agent: Agent) -> None:
         _number(owner, "slowdown", agent.slowdown, positive=True, allow_zero=True)
     except ScenarioError as exc:
         raise err(str(exc).split(": ", 1)[1]) from None
+    _check_errors(agent.errors, err)
     if agent.failures is not None:
         f = agent.failures
         if not isinstance(f, Failures):
@@ -211,6 +236,78 @@ def _check_agent(agent: Agent) -> None:
                 raise err(f"{what} must have a positive mean, got {dist!r}")
 
 
+def _probability(value: object) -> bool:
+    """Whether ``value`` is a probability: a real number in [0, 1] (not NaN, not a bool)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and 0.0 <= float(value) <= 1.0)
+
+
+def _check_errors(errors: object, err) -> None:  # type: ignore[no-untyped-def]
+    if isinstance(errors, Bursts):
+        for name in ("rate", "mean_duration"):
+            v = getattr(errors, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < float(v) < math.inf:
+                raise err(f"errors: bursts {name}={v!r} must be a positive, finite number")
+        for name in ("errors", "baseline"):
+            v = getattr(errors, name)
+            if not _probability(v):
+                raise err(f"errors: bursts {name}={v!r} must be a probability from 0 to 1")
+    elif not _probability(errors):
+        raise err(f"errors={errors!r} must be a probability from 0 to 1 or Bursts(...)")
+
+
+def _check_injections(degradations: list[Degrade], partitions: list[Partition],
+                      agents: dict[str, Agent]) -> None:
+    for i, d in enumerate(degradations):
+        owner = f"degradation {i} of {d.target!r}"
+        element = ("degrade", str(i))
+        if not isinstance(d, Degrade):
+            raise ScenarioError(f"degradation {i}: expected a Degrade, got {d!r}", element=element)
+        if d.target not in agents:
+            raise ScenarioError(f"degradation {i}: target {d.target!r} is not an agent of the model",
+                                element=element)
+        try:
+            _number(owner, "at", d.at, positive=True, allow_zero=True)
+            if d.duration is not None:
+                duration = _number(owner, "duration", d.duration, positive=False)
+                if duration <= 0:
+                    raise ScenarioError(f"{owner}: duration={d.duration!r} must be positive: it "
+                                        "would end before it starts (None: it never ends)")
+            slower = _number(owner, "slower", d.slower, positive=True)
+            if slower <= 0:
+                raise ScenarioError(f"{owner}: slower={d.slower!r} must be positive")
+            if not _probability(d.errors):
+                raise ScenarioError(f"{owner}: errors={d.errors!r} must be a probability from 0 to 1")
+        except ScenarioError as exc:
+            raise ScenarioError(str(exc), element=element) from None
+    for i, x in enumerate(partitions):
+        element = ("partition", str(i))
+        if not isinstance(x, Partition):
+            raise ScenarioError(f"partition {i}: expected a Partition, got {x!r}", element=element)
+        owner = f"partition {i}"
+        for key in ("a", "b"):
+            side = getattr(x, key)
+            names = [side] if isinstance(side, str) else side
+            if not isinstance(names, (list, tuple)) or not names:
+                raise ScenarioError(f"{owner}: {key}={side!r} must name one agent or a list of agents",
+                                    element=element)
+            for name in names:
+                if not isinstance(name, str) or name not in agents:
+                    raise ScenarioError(f"{owner}: {key} names {name!r}, which is not an agent of "
+                                        "the model", element=element)
+        a, b = x.sides
+        both = sorted(set(a) & set(b))
+        if both:
+            raise ScenarioError(f"{owner}: {both[0]!r} is on both sides", element=element)
+        try:
+            _number(owner, "at", x.at, positive=True, allow_zero=True)
+            _number(owner, "duration", x.duration, positive=True)
+            if not isinstance(x.both_ways, bool):
+                raise ScenarioError(f"{owner}: both_ways={x.both_ways!r} must be true or false")
+        except ScenarioError as exc:
+            raise ScenarioError(str(exc), element=element) from None
+
+
 def _check_promise(p: Promise, agents: dict[str, Agent], promises: dict[str, Promise]) -> None:
     owner = f"promise {p.name!r}"
 
@@ -229,6 +326,8 @@ def _check_promise(p: Promise, agents: dict[str, Agent], promises: dict[str, Pro
         )
     if not isinstance(p.accepted, bool):
         raise err(f"accepted={p.accepted!r} must be true or false")
+    if p.late not in ("wait", "fail"):
+        raise err(f"late={p.late!r} must be 'wait' (go on with a late answer) or 'fail'")
     if isinstance(p.body, Latency):
         _number(owner, "deadline", p.body.deadline, positive=True)
     elif not isinstance(p.body, Availability):
@@ -354,6 +453,8 @@ def build_spec(
     interior: dict[str, str] | None = None,
     messages_per_call: dict[str, int] | None = None,
     scaled: list | None = None,
+    degradations: list[Degrade] | None = None,
+    partitions: list[Partition] | None = None,
 ) -> ModelSpec:
     """Validate the parts of a model and freeze them. Raises :class:`ScenarioError`.
 
@@ -425,6 +526,8 @@ def build_spec(
         except ScenarioError as exc:
             raise ScenarioError(str(exc), element=("outage", str(i))) from None
 
+    _check_injections(list(degradations or ()), list(partitions or ()), agent_map)
+
     names: set[str] = set()
     for o in observers:
         _check_name("observer", o.name)
@@ -463,6 +566,8 @@ def build_spec(
         startups=tuple(startups),
         messages_per_call=dict(messages_per_call or {}),
         scaled=tuple(scaled or ()),
+        degradations=tuple(degradations or ()),
+        partitions=tuple(partitions or ()),
         agent_index={a.name: i for i, a in enumerate(agents)},
         promise_index={p.name: i for i, p in enumerate(ordered)},
     )

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ..dists import Deterministic, Distribution
 from ..errors import ScenarioError
-from .agents import Agent, Failures
+from .agents import Agent, Bursts, Failures
 
 __all__ = ["AgentTemplate", "SuperAgent", "Expanded", "ScaledGroup"]
 
@@ -49,10 +49,12 @@ class AgentTemplate:
     servers: int = 1
     limit: int | None = None
     slowdown: float = 0.0
+    errors: float | Bursts = 0.0
 
     def agent(self, name: str) -> Agent:
         return Agent(name, failures=self.failures, service_time=self.service_time,
-                     servers=self.servers, limit=self.limit, slowdown=self.slowdown)
+                     servers=self.servers, limit=self.limit, slowdown=self.slowdown,
+                     errors=self.errors)
 
 
 @dataclass(frozen=True)
@@ -363,7 +365,7 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
         interior_of.update((q.name, s.name) for q in interior)
         conditions = composed if p.conditions is None else all_of(p.conditions, composed)
         new_promises.append(Promise(p.name, p.promiser, p.promisee, p.body, conditions,
-                                    p.accepted, p.about))
+                                    p.accepted, p.about, p.late))
 
     new_outages = []
     for o in outages:

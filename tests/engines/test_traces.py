@@ -134,15 +134,28 @@ def test_conditional_chain_calls_then_queues():
                                         (2, 6.0, 0.75, "kept")]
 
 
-def test_late_call_fails_the_caller():
-    m = ps.Model("late call")
-    u = m.agent("u")
-    api = m.agent("api", service_time=D(0.1))
-    db = m.agent("db", service_time=D(0.5))
-    answers = m.promise(db, to=api, body=ps.Latency(deadline=0.3), name="answers")
-    serve = m.promise(api, to=u, body=ps.Latency(deadline=5.0), conditions=answers, name="serve")
-    m.workload(serve, interarrival=D(2.0))
-    r = ps.simulate(m, horizon=3.0, seed=0)
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_a_caller_waits_for_a_late_answer_unless_it_fails_on_late_ones(engine):
+    def model(late):
+        m = ps.Model("late call")
+        u = m.agent("u")
+        api = m.agent("api", service_time=D(0.1))
+        db = m.agent("db", service_time=D(0.5))
+        answers = m.promise(db, to=api, body=ps.Latency(deadline=0.3), name="answers")
+        serve = m.promise(api, to=u, body=ps.Latency(deadline=deadline), conditions=answers,
+                          name="serve", late=late)
+        m.workload(serve, interarrival=D(2.0))
+        return m
+
+    deadline = 5.0
+    r = ps.simulate(model("wait"), horizon=3.0, seed=0, engine=engine)
+    # db broke its promise to api (late), but api went on with the answer and kept its own
+    assert request_rows(r, "answers") == [(0, 2.0, 0.5, "late")]
+    assert request_rows(r, "serve") == [(0, 2.0, 0.6, "kept")]
+    deadline = 0.55   # the late answer makes the caller late too
+    r = ps.simulate(model("wait"), horizon=3.0, seed=0, engine=engine)
+    assert request_rows(r, "serve") == [(0, 2.0, 0.6, "late")]
+    r = ps.simulate(model("fail"), horizon=3.0, seed=0, engine=engine)
     assert request_rows(r, "answers") == [(0, 2.0, 0.5, "late")]
     assert request_rows(r, "serve") == [(0, 2.0, None, "condition_failed")]
 
@@ -561,3 +574,22 @@ def test_scale_down_drains_and_an_outage_loses():
     rq = ps.simulate(m, horizon=40.0, seed=0).requests
     lost = rq[(rq["promise"] == "serve@web.1") & (rq["arrival"] > 5.5)]
     assert (lost["outcome"] == "lost").all() and len(lost) > 0
+
+
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_a_super_agent_front_orders_its_work_like_a_plain_agent(engine):
+    """Calls first, then the agent's own work, for a plain agent and a super-agent's front
+    alike: swapping an agent and its provider for a tier keeps the latency (2 + 1, not the
+    larger of the two)."""
+    m = ps.Model("front")
+    u = m.agent("u")
+    tier = m.super_agent("tier", size=1, member=ps.AgentTemplate(service_time=D(2.0)),
+                         service_time=D(1.0))
+    db, plain = m.agent("db", service_time=D(2.0)), m.agent("plain", service_time=D(1.0))
+    q = m.promise(db, to=plain, body=ps.Latency(deadline=10.0), name="q")
+    m.workload(m.promise(tier, to=u, body=ps.Latency(deadline=10.0), name="tier"),
+               interarrival=D(5.0))
+    m.workload(m.promise(plain, to=u, body=ps.Latency(deadline=10.0), name="plain", conditions=q),
+               interarrival=D(5.0))
+    r = ps.simulate(m, horizon=9.0, seed=0, engine=engine)
+    assert request_rows(r, "tier") == request_rows(r, "plain") == [(0, 5.0, 3.0, "kept")]

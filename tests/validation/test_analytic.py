@@ -9,12 +9,11 @@ the bias of starting every replication up and empty is far below that.
 
 import math
 
-import numpy as np
 import pytest
 
 import promisesim as ps
 from promisesim import analytic
-from promisesim.dists import Deterministic, Exponential
+from promisesim.dists import Exponential
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("engine", ["reference", "vector"])]
 

@@ -37,6 +37,13 @@ start-ups after scaling are outages of drawn length, and draining outages
 stop arrivals without emptying the queue (crashes are taken from the states
 without them).
 
+Request-level failures are fixed where a request joins a queue: the
+degradations under way multiply its drawn service time before the queue
+kernels run, and its answer is an error by its keyed draw against the error
+probability at that instant (error bursts are an alternating renewal process,
+looked up like agent states). A partition is found while routing: requests it
+cuts off are set apart like requests to a promiser that is down.
+
 A push-mode choice carries its binding from request to request: each
 request maps the binding before it to the one after it, and the bindings are
 a prefix composition of those maps, computed by doubling.

@@ -58,6 +58,7 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         """Agent states; returns the agent changes (then see :meth:`write_records` and
         :meth:`counts`, which compute the requests)."""
         self.states = self._agent_states()
+        self.bursts = self._bursts()
         # Draining outages stop new requests but lose none: crashes come from the states
         # without them.
         self.alive = self._agent_states(drains=False) if any(

@@ -11,10 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from ...random import Streams
-from ..base import CONDITION_FAILED, KEPT, LATE, LOST, PROMISER_DOWN, REJECTED, UNFINISHED
+from ..._timeline import _last_at_or_before
+from ...model.agents import Bursts
+from ..base import (CONDITION_FAILED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN, REJECTED,
+                    UNFINISHED)
 from .events import event_queue
 from .fifo import _fifo
-from .kernels import _concat, _sort_within_replications
+from .kernels import _UNIT, _concat, _sort_within_replications
 from .routing import _NodeRun
 
 
@@ -54,6 +57,8 @@ class Service:
                 cond_ok, ready = np.ones(t.size, dtype=bool), t
             run.done = run.arrival.copy()
             run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
+            if run.partitioned is not None:
+                run.outcome[run.partitioned] = PARTITIONED
             alive = self.alive[agent]
             if alive.time.size:
                 # the promiser is up (so alive) at t: the next change of alive is a crash
@@ -77,17 +82,72 @@ class Service:
         for run in runs:
             t = run.arrival
             deadline = self.deadline[run.node.promise]
-            answered = run.outcome <= LATE       # KEPT or LATE: answered
+            error = run.outcome == ERROR
+            answered = (run.outcome <= LATE) | error   # KEPT or LATE (as yet), or an error
             latency = run.done - t
             latency[~answered] = np.nan
             kept = latency <= deadline           # never for NaN
-            run.outcome = np.where(kept, np.int8(KEPT), np.where(answered, np.int8(LATE), run.outcome))
+            kept &= ~error
+            run.outcome = np.where(kept, np.int8(KEPT),
+                                   np.where(answered & ~error, np.int8(LATE), run.outcome))
             run.ok = kept
+            run.answered = answered & ~error
             still_inside = run.done >= horizon
             if still_inside.any():
                 run.outcome[still_inside] = np.where(t[still_inside] + deadline < horizon, LATE, UNFINISHED)
                 latency[still_inside] = np.nan
             run.latency = latency
+
+    def _behaviour(self, agent: int, entries: list, bounds: np.ndarray,  # type: ignore[type-arg]
+                   n_g: int, rep: np.ndarray, ready: np.ndarray, index: np.ndarray,
+                   service: np.ndarray) -> np.ndarray | None:
+        """How the agent serves each entry, fixed as it joins the queue (at ``ready``):
+        multiplies ``service`` in place by the degradations' factors, and returns which
+        answers will be errors (None: none can be). The probability is the agent's own (or
+        its bursts') then each degradation under way as an independent source, in the
+        model's order: the reference engine's arithmetic, element for element. Carried
+        servers (the first ``n_g`` entries) are left alone."""
+        spec = self.spec
+        own = spec.agents[agent].errors
+        degradations = [d for d in spec.degradations if spec.agent_index[d.target] == agent]
+        if not own and not degradations:
+            return None
+        t = ready[n_g:]
+        if isinstance(own, Bursts):
+            b = self.bursts[agent]
+            last = _last_at_or_before(b.rep, b.time, rep[n_g:], t)
+            bad = (last >= 0) & b.up[np.maximum(last, 0)] if b.time.size else np.zeros(t.size, bool)
+            p = np.where(bad, float(own.errors), float(own.baseline))
+        else:
+            p = np.full(t.size, float(own))
+        slower = None
+        for d in degradations:
+            start = float(d.at)
+            end = np.inf if d.duration is None else start + float(d.duration)
+            on = (t >= start) & (t < end)
+            if not on.any():
+                continue
+            if d.slower != 1.0:
+                factor = np.where(on, float(d.slower), 1.0)
+                slower = factor if slower is None else np.where(on, slower * float(d.slower), slower)
+            if d.errors:
+                p = np.where(on, 1.0 - (1.0 - p) * (1.0 - float(d.errors)), p)
+        if slower is not None:
+            changed = slower != 1.0
+            tail = service[n_g:]
+            tail[changed] = tail[changed] * slower[changed]
+        if not p.any():
+            return None
+        error = np.zeros(rep.size, dtype=bool)
+        for (run, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
+            some = np.flatnonzero(p[lo - n_g:hi - n_g] > 0)
+            if some.size == 0:
+                continue
+            k0, k1 = self.streams.keys(self.reps, "error", run.node.path)
+            at = lo + some
+            u = Streams.draw_rows(_UNIT, k0, k1, rep[at], index[at])
+            error[at] = u < p[at - n_g]
+        return error
 
     def _queue(self, agent: int, entries: list) -> None:  # type: ignore[type-arg]
         """FIFO service on the agent's servers; a crash empties the queue.
@@ -116,6 +176,7 @@ class Service:
         for (run, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
             k0, k1 = self.streams.keys(self.reps, "service", run.node.path)
             Streams.draw_rows(dist, k0, k1, rep[lo:hi], index[lo:hi], out=service[lo:hi])
+        error = self._behaviour(agent, entries, bounds, n_g, rep, ready, index, service)
         # Each node's requests come sorted by (replication, arrival index), and entries in
         # node order: the queue's order is by (replication, ready, node, arrival index).
         order = None if len(entries) == 1 and not n_g else np.argsort(rep, kind="stable")
@@ -151,6 +212,8 @@ class Service:
         lost = done >= crash
         done = np.where(lost, crash, done)
         outcome = np.where(lost, LOST, KEPT).astype(np.int8)   # KEPT: answered; sorted out later
+        if error is not None:
+            outcome[error & ~lost] = ERROR
         for (run, pos, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
             if limited:
                 served = enters[lo:hi] & ~rejected[lo:hi]

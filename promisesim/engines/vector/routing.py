@@ -33,9 +33,11 @@ class _NodeRun:
     called_pos: np.ndarray = field(default=None)  # type: ignore[assignment] # their positions in reach
     choice: dict[int, np.ndarray] = field(default_factory=dict)  # id(any-condition) -> item chosen
     ok: np.ndarray = field(default=None)      # type: ignore[assignment] # per reach: kept
+    answered: np.ndarray = field(default=None)  # type: ignore[assignment] # per reach: answered, no error
     done: np.ndarray = field(default=None)    # type: ignore[assignment] # per reach: instant resolved
     outcome: np.ndarray = field(default=None)  # type: ignore[assignment]
     latency: np.ndarray = field(default=None)  # type: ignore[assignment]
+    partitioned: np.ndarray | None = None     # per reach: cut off by a partition (None: none)
 
 
 # -- push-mode bindings ----------------------------------------------------------------------
@@ -162,6 +164,10 @@ class Routing:
                 up = states.up_at(rep, arrival)
             if up.all():
                 up = None
+        cut = self._partitioned(node.promise, arrival)
+        if cut is not None:   # a request a partition cuts off never reaches the promiser
+            run.partitioned = cut
+            up = ~cut if up is None else up & ~cut
         if up is None:   # the promiser is up for every request
             run.called_pos = np.arange(reach.size)
             run.called = reach
@@ -177,6 +183,15 @@ class Routing:
                 calls = ~_isin_sorted(called, refused)
                 called, times, rep = called[calls], times[calls], rep[calls]
             self._reach_condition(node.condition, w, called, run, times, rep, ordered)
+
+    def _partitioned(self, promise: int, t: np.ndarray) -> np.ndarray | None:
+        """Which requests to ``promise`` arriving at ``t`` a partition cuts off (None: none)."""
+        cut = None
+        for x in self.spec.cut(promise):
+            start = float(x.at)
+            inside = (t >= start) & (t < start + float(x.duration))
+            cut = inside if cut is None else cut | inside
+        return None if cut is None or not cut.any() else cut
 
     def _reach_condition(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun,
                          times: np.ndarray, rep: np.ndarray | None = None,
@@ -267,19 +282,22 @@ class Routing:
 
     def _resolve(self, item: CallNode | CallCondition, w: int, called: np.ndarray,
                  run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bottom up: for requests ``called`` (at the caller from ``t``), whether ``item`` was
-        kept and when the caller knew it."""
+        """Bottom up: for requests ``called`` (at the caller from ``t``), whether ``item`` held
+        for the caller (a call answered without an error, in time unless the caller's promise
+        fails on late answers) and when the caller knew it."""
         arr = self.arrivals[w]
         if isinstance(item, CallNode):
             if not item.is_request:
                 return self._standing(item.promise, arr.rep[called], t), t.copy()
             child = self.by_node[id(item)]
+            wait = self.spec.promises[run.node.promise].late == "wait"
+            good = child.answered if wait else child.ok
             if child.reach is called or (child.reach.size == called.size
                                          and np.array_equal(child.reach, called)):
-                ok, done = child.ok, child.done     # the same requests, in the same order
+                ok, done = good, child.done     # the same requests, in the same order
             else:
                 pos = np.searchsorted(child.reach, called)
-                ok, done = child.ok[pos], child.done[pos]
+                ok, done = good[pos], child.done[pos]
             back = item.delay_back
             if item.hop is not None:   # the answer's way back takes a draw of the hop too
                 back = back + self._draws("hop", item.path + "/answer", item.hop, arr.rep[called],

@@ -15,6 +15,8 @@ import numpy as np
 from ..._renewal import renewal_counts as _renewal_counts
 from ..._renewal import renewal_instants as _renewal_instants
 from ..._timeline import _last_at_or_before, _next_change_time
+from ...dists import Exponential
+from ...model.agents import Bursts
 from ...random import Streams
 from .kernels import _UNIT
 
@@ -63,8 +65,27 @@ class AgentStates:
 
     Reads ``spec``, ``horizon``, ``streams``, ``reps`` and ``membership``; :meth:`run`
     of the batch stores the results as ``states`` (every outage) and ``alive`` (draining
-    outages left out).
+    outages left out), and agents' error bursts as ``bursts``.
     """
+
+    def _bursts(self) -> dict[int, _States]:
+        """Error bursts of every agent that has them: ``up`` means *in a burst* here, on
+        ``[start, end)``. Good period ``k`` is draw ``k`` of ``("burst_gap", agent)``,
+        burst ``k`` draw ``k`` of ``("burst", agent)``: an alternating renewal process."""
+        out = {}
+        n_rep = self.reps.size
+        for a, agent in enumerate(self.spec.agents):
+            b = agent.errors
+            if not isinstance(b, Bursts):
+                continue
+            keys = [self.streams.keys(self.reps, purpose, agent.name)
+                    for purpose in ("burst_gap", "burst")]
+            counts, time, phase = _renewal_counts(
+                keys, [Exponential(mean=1.0 / b.rate), Exponential(mean=b.mean_duration)],
+                self.horizon)
+            out[a] = _States(time, phase == 0, np.zeros(time.size, dtype=np.int8), n_rep,
+                             counts=counts)
+        return out
 
     def _agent_states(self, drains: bool = True) -> list[_States]:
         """Up/down changes of every agent in every replication, in one pass.
