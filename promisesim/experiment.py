@@ -171,6 +171,6 @@ def simulate(
                                                for block in blocks]))
         trace = Trace.concat(parts)
     return Result(spec, trace, horizon=horizon, replications=int(replications),
-                  engine=chosen.name, entropy=streams.entropy,
+                  engine=trace.computed_by or chosen.name, entropy=streams.entropy,
                   spawn_key=tuple(streams.seed_sequence.spawn_key),
                   seed_sequence=streams.seed_sequence)

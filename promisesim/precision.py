@@ -268,8 +268,9 @@ def replicate(
     precision = Precision(promise=promise, metric=metric, target=float(half_width),
                           half_width=half, confidence=confidence, met=bool(met),
                           replications=n, batches=len(traces))
-    return PrecisionResult(spec, Trace.concat(traces), precision=precision, horizon=horizon,
-                           replications=n, engine=chosen.name, entropy=streams.entropy,
+    trace = Trace.concat(traces)
+    return PrecisionResult(spec, trace, precision=precision, horizon=horizon,
+                           replications=n, engine=trace.computed_by or chosen.name, entropy=streams.entropy,
                            spawn_key=tuple(streams.seed_sequence.spawn_key),
                            seed_sequence=streams.seed_sequence)
 

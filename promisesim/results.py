@@ -141,7 +141,9 @@ class Result:
     horizon : float
     replications : int
     engine : str
-        The engine that ran (after ``engine="auto"`` chose).
+        The engine that ran (after ``engine="auto"`` chose; ``"reference"`` where the vector
+        engine handed over a model it would compute slowly: see
+        :class:`~promisesim.engines.vector.VectorEngine`).
     entropy : int
         Root seed entropy: ``simulate(..., seed=entropy)`` reproduces the run.
     spawn_key : tuple of int

@@ -92,6 +92,10 @@ class Trace:
         Per (replication, promise) metrics of the promises' standing timelines
         (columns :data:`TIMELINE_COLUMNS`), for a run that did not keep
         ``agent_changes``; None otherwise.
+    computed_by : str or None
+        The engine that computed it, when not the one that was asked (an engine
+        may hand a model it would run slowly to another that gives the same
+        results); None otherwise.
     """
 
     agent_changes: dict[str, np.ndarray] | None = field(
@@ -99,6 +103,7 @@ class Trace:
     requests: dict[str, np.ndarray] | None = field(default_factory=lambda: _empty(REQUEST_COLUMNS))
     request_counts: dict[str, np.ndarray] | None = None
     promise_metrics: dict[str, np.ndarray] | None = None
+    computed_by: str | None = None
 
     def counts(self) -> dict[str, np.ndarray]:
         """Requests per (replication, promise, outcome), rows with a zero count left out."""
@@ -109,7 +114,8 @@ class Trace:
 
     def without_requests(self) -> "Trace":
         """The same trace keeping only the request counts (memory no longer grows with traffic)."""
-        return Trace(self.agent_changes, None, self.counts(), self.promise_metrics)
+        return Trace(self.agent_changes, None, self.counts(), self.promise_metrics,
+                     self.computed_by)
 
     @staticmethod
     def from_lists(agent_changes: dict[str, list], requests: dict[str, list]) -> "Trace":
@@ -138,6 +144,7 @@ class Trace:
             None if changes else
             {k: np.concatenate([t.promise_metrics[k] for t in traces])  # type: ignore[index]
              for k in TIMELINE_COLUMNS},
+            ", ".join(sorted({t.computed_by for t in traces if t.computed_by})) or None,
         )
 
 

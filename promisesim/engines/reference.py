@@ -22,6 +22,23 @@ semantics (see also :mod:`promisesim.model.promises`):
   resolves as soon as its outcome is certain. When it succeeds
   the request joins the promiser's FIFO queue and is served by one of its
   servers; it is kept iff the response time is at most the deadline.
+* Where the promiser's own work sits relative to its calls is its
+  ``order`` (one default, ``"after"``, for every agent; a super-agent's
+  front, which only routes, always calls first):
+
+  - ``"after"``: calls first, then the queue and its own service; it holds
+    no server while it waits for answers (a limit slot, yes);
+  - ``"around"``: it joins the queue on arrival; on taking a server it makes
+    its calls and holds the server until they resolve, then does its own
+    service; if they fail it frees the server at once (a thread-per-request
+    server that calls its database: a slow provider fills its servers);
+  - ``"before"``: the queue and its own service first, then the calls (it
+    holds no server while it waits for them); the answer comes when they
+    resolve.
+
+  The request's behaviour at the promiser (degradations, errors) is fixed
+  when it joins the queue: at its arrival for ``"around"`` and
+  ``"before"``, when its calls resolve for ``"after"``.
 * Choices, versions, limits and scaling:
 
   - a choice calls a provider the promiser *believes* is standing: the truth
@@ -556,14 +573,14 @@ class _Replication:
         me = env.active_process
         self.inside[agent][me] = None
         serving = False
+        order = self.spec.agents[agent].order
+        calls = node.condition is not None
+        wait = self.spec.promises[promise].late == "wait"
         try:
-            if node.condition is not None:
-                wait = self.spec.promises[promise].late == "wait"
+            if calls and order == "after":
                 ok = yield from self._calls(node.condition, w, k, wait)
                 if not ok:
-                    del self.open[rid]
-                    self._record(promise, w, k, arrival, math.nan, CONDITION_FAILED)
-                    return CONDITION_FAILED
+                    return self._failed(rid, promise, w, k, arrival)
             # How the agent serves this request is fixed as it joins the queue: how much slower
             # (degradations) and whether its answer will be an error.
             slower, p_error = self._behaviour(agent, env.now)
@@ -574,6 +591,10 @@ class _Replication:
                 if self.tracked[agent]:
                     self._busy(agent, 1)
                     serving = True
+                if calls and order == "around":   # calls made while holding the server
+                    ok = yield from self._calls(node.condition, w, k, wait)
+                    if not ok:
+                        return self._failed(rid, promise, w, k, arrival)
                 service = self._service_time(node, agent, k)
                 if slower != 1.0:
                     service *= slower
@@ -582,6 +603,13 @@ class _Replication:
                     others = len(resource.users) - 1 + len(resource.queue)
                     service *= 1.0 + slowdown * others
                 yield env.timeout(service)
+            if serving:
+                self._busy(agent, -1)
+                serving = False
+            if calls and order == "before":   # served first, then the calls
+                ok = yield from self._calls(node.condition, w, k, wait)
+                if not ok:
+                    return self._failed(rid, promise, w, k, arrival)
             latency = env.now - arrival
             del self.open[rid]
             if error:
@@ -598,6 +626,12 @@ class _Replication:
             self.inside[agent].pop(me, None)
             if serving:
                 self._busy(agent, -1)
+
+    def _failed(self, rid: int, promise: int, w: int, k: int, arrival: float) -> int:
+        """A request whose calls failed leaves: recorded as such, without a latency."""
+        del self.open[rid]
+        self._record(promise, w, k, arrival, math.nan, CONDITION_FAILED)
+        return CONDITION_FAILED
 
     def _behaviour(self, agent: int, t: float) -> tuple[float, float]:
         """How ``agent`` serves a request joining its queue at ``t``: the factor on its service

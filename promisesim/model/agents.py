@@ -105,6 +105,18 @@ class Agent:
         decided when the request joins the agent's queue, by draw ``k`` of
         ``("error", node path)`` against the probability then (see also
         :class:`~promisesim.model.injections.Degrade`).
+    order : {"after", "around", "before"}
+        Where the agent's own work (its queue and service time) sits relative
+        to the calls a request makes to other agents (its promise's
+        conditions). ``"after"`` (default): the request makes its calls on
+        arrival and joins the queue when they resolve; waiting for answers
+        holds no server (a slot under ``limit`` is held throughout).
+        ``"around"``: the request joins the queue on arrival, takes a server,
+        makes its calls while holding it, then does its own work, so a slow
+        provider keeps the agent's servers busy and its callers pile up (a
+        thread-per-request service). ``"before"``: the request is served
+        first, then makes its calls; the agent answers when they resolve.
+        A request whose calls fail leaves without (further) service.
     """
 
     name: str
@@ -114,3 +126,4 @@ class Agent:
     limit: int | None = None
     slowdown: float = 0.0
     errors: float | Bursts = 0.0
+    order: str = "after"

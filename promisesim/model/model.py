@@ -79,10 +79,11 @@ class Model:
         limit: int | None = None,
         slowdown: float = 0.0,
         errors: float | Bursts = 0.0,
+        order: str = "after",
     ) -> Agent:
         """Add an agent and return it. See :class:`~promisesim.model.agents.Agent`."""
         agent = Agent(name, failures=failures, service_time=service_time, servers=servers,
-                      limit=limit, slowdown=slowdown, errors=errors)
+                      limit=limit, slowdown=slowdown, errors=errors, order=order)
         self.agents.append(agent)
         return agent
 
@@ -382,6 +383,9 @@ def _agent_fields(a: Any, entry: dict[str, Any], servers: bool = True) -> dict[s
                                       if k != "baseline" or v}}
     elif errors:
         entry["errors"] = errors
+    order = getattr(a, "order", "after")
+    if order != "after":
+        entry["order"] = order
     return entry
 
 
@@ -516,10 +520,12 @@ class _Reader:
         template = None
         if e.get("member") is not None:
             t = self._mapping(e["member"], f"{where}: member",
-                              {"failures", "service_time", "servers", "limit", "slowdown", "errors"})
+                              {"failures", "service_time", "servers", "limit", "slowdown", "errors",
+                               "order"})
             failures, service = self._behaviour(t, f"{where}: member")
             template = AgentTemplate(failures, service, t.get("servers", 1), t.get("limit"),
-                                     t.get("slowdown", 0.0), self._errors(t, f"{where}: member"))
+                                     t.get("slowdown", 0.0), self._errors(t, f"{where}: member"),
+                                     t.get("order", "after"))
         failures, service = self._behaviour(e, where)
         members = [str(x) for x in self._list(e.get("members"), f"{where}: members")]
         m.super_agent(e["name"], members=members or None, size=e.get("size"), member=template,
@@ -542,11 +548,13 @@ class _Reader:
         templates = {}
         for label, t in versions.items():
             t = self._mapping(t or {}, f"{where}: version {label!r}",
-                              {"failures", "service_time", "servers", "limit", "slowdown", "errors"})
+                              {"failures", "service_time", "servers", "limit", "slowdown", "errors",
+                               "order"})
             failures, service = self._behaviour(t, f"{where}: version {label!r}")
             templates[str(label)] = AgentTemplate(failures, service, t.get("servers", 1),
                                                   t.get("limit"), t.get("slowdown", 0.0),
-                                                  self._errors(t, f"{where}: version {label!r}"))
+                                                  self._errors(t, f"{where}: version {label!r}"),
+                                                  t.get("order", "after"))
         traffic = e.get("traffic")
         if traffic is not None:
             traffic = {str(k): v for k, v in self._mapping(
@@ -591,13 +599,13 @@ class _Reader:
 
     def agent(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where, {"name", "failures", "service_time", "servers", "limit",
-                                         "slowdown", "errors"}, {"name"})
+                                         "slowdown", "errors", "order"}, {"name"})
         name = e["name"]
         where = f"agent {name!r}"
         failures, service = self._behaviour(e, where)
         m.agent(name, failures=failures, service_time=service, servers=e.get("servers", 1),
                 limit=e.get("limit"), slowdown=e.get("slowdown", 0.0),
-                errors=self._errors(e, where))
+                errors=self._errors(e, where), order=e.get("order", "after"))
 
     def promise(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where,

@@ -146,6 +146,8 @@ class ModelSpec:
             out.add("error bursts")
         elif any(a.errors for a in self.agents):
             out.add("errors")
+        if any(a.order != "after" for a in self.agents):
+            out.add("order of work")
         if self.degradations:
             out.add("degradation")
         if self.partitions:
@@ -212,6 +214,9 @@ def _check_agent(agent: Agent) -> None:
     except ScenarioError as exc:
         raise err(str(exc).split(": ", 1)[1]) from None
     _check_errors(agent.errors, err)
+    if agent.order not in ("after", "around", "before"):
+        raise err(f"order={agent.order!r} must be 'after' (calls, then own work), 'around' "
+                  "(calls while holding a server) or 'before' (own work, then calls)")
     if agent.failures is not None:
         f = agent.failures
         if not isinstance(f, Failures):

@@ -50,11 +50,12 @@ class AgentTemplate:
     limit: int | None = None
     slowdown: float = 0.0
     errors: float | Bursts = 0.0
+    order: str = "after"
 
     def agent(self, name: str) -> Agent:
         return Agent(name, failures=self.failures, service_time=self.service_time,
                      servers=self.servers, limit=self.limit, slowdown=self.slowdown,
-                     errors=self.errors)
+                     errors=self.errors, order=self.order)
 
 
 @dataclass(frozen=True)

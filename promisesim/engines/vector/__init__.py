@@ -61,13 +61,34 @@ exactly the requests it assumed; each pass decides right at least up to the
 first wrong assumption, and it takes a few passes in practice
 (:meth:`.batch._Batch._refusals_settled`).
 
+An agent that calls on taking a server or after serving (order ``"around"``
+or ``"before"``) calls at an instant its own queue decides, and (around) its
+queue depends on how long its calls take: the passes also assume when each
+such request calls (at first: on arrival), route and resolve the calls made
+then, serve the queue, and end when a pass finds the instants it assumed
+(:meth:`.batch._Batch._calls_settled`). A server held around calls is pinned
+(:data:`.fifo.Pin`): a request that takes it at the assumed instant leaves at
+the answer plus its own service, as the reference engine's clock adds them.
+Calls made at one instant reach their provider in the order their requests
+reached the caller (a caller whose calls failed at once frees its server to
+the next request, which calls at that instant). When the passes settle only a
+few requests at a time (a caller's busy periods chained through a provider
+whose response depends on when it is called: one shared with other traffic and
+overloaded, or slowed for a while), the batch is handed to the reference
+engine, which gives the same results sooner; ``Result.engine`` then says
+``reference`` (:data:`.batch._MAX_CALL_PASSES`, :data:`.batch._STALLED_SHARE`).
+
 An autoscaler's feedback (its decisions depend on its members' busy time, which
 depends on its earlier decisions) is found as a fixed point of whole runs
 (:mod:`.autoscale`): guess the decisions, run the batch with
 the membership they imply (per-replication outages), recompute the decisions
 from the busy time the queues logged, and repeat until they reproduce.
 
-Features: every feature of the reference engine. Only models where a request
+Features: every feature of the reference engine, except three combinations
+left to it (``engine="auto"`` picks it; naming this engine is an error that
+names them): an agent calling around its service with a ``slowdown``, one
+calling after it with a ``limit``, and an autoscaler in a model with such
+orders. Models where a request
 can call back into an agent it came through (an agent-level call cycle, for
 example a promise of ``api`` conditioned on a promise of ``db`` that is
 conditioned on another promise of ``api``) are left to the reference engine:

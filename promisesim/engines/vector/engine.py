@@ -15,8 +15,9 @@ from ...random import Streams
 from ...results import summarise
 from ...model.spec import ModelSpec
 from ..base import AGENT_CHANGE_COLUMNS, COUNT_COLUMNS, REQUEST_COLUMNS, TIMELINE_COLUMNS, Trace
+from ..reference import ReferenceEngine
 from .autoscale import run_autoscaled
-from .batch import _Batch
+from .batch import _Batch, _Unsettled
 from .records import _BATCH_RECORDS, _GrowingColumns, _columns
 from .structure import _agent_order, _tree_size
 
@@ -83,14 +84,30 @@ class VectorEngine:
         if cycle:
             missing.append(f"requests that call back into an agent they came through "
                            f"({' -> '.join(cycle)})")
+        for a in spec.agents:   # the queue kernels take a duration fixed when service starts
+            if a.order == "around" and a.slowdown:
+                missing.append(f"order 'around' with a load-dependent slowdown (agent {a.name!r})")
+            if a.order == "before" and a.limit is not None:
+                missing.append(f"order 'before' with a capacity limit (agent {a.name!r})")
+        if spec.scaled and any(a.order != "after" for a in spec.agents):
+            missing.append("an autoscaler in a model with order 'around' or 'before'")
         return missing
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
             replications: Sequence[int], record_requests: bool = True,
             record_changes: bool = True) -> Trace:
-        with _small_pages():
-            return self._run(spec, horizon=horizon, streams=streams, replications=replications,
-                             record_requests=record_requests, record_changes=record_changes)
+        try:
+            with _small_pages():
+                return self._run(spec, horizon=horizon, streams=streams,
+                                 replications=replications, record_requests=record_requests,
+                                 record_changes=record_changes)
+        except _Unsettled:   # (see _MAX_CALL_PASSES) the same results, from the event loop
+            trace = ReferenceEngine().run(spec, horizon=horizon, streams=streams,
+                                          replications=replications,
+                                          record_requests=record_requests,
+                                          record_changes=record_changes)
+            trace.computed_by = "reference"
+            return trace
 
     def _run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
              replications: Sequence[int], record_requests: bool,
@@ -119,7 +136,8 @@ class VectorEngine:
         # Without records, a replication with more requests than a window holds is computed
         # in windows of time, so memory does not grow with the horizon (see _Batch.count_windows).
         window = None
-        if not record_requests and records > _WINDOW_RECORDS:
+        if not record_requests and records > _WINDOW_RECORDS and all(
+                a.order == "after" for a in spec.agents):   # (calls found in passes: no windows)
             batch = 1
             window = horizon * _WINDOW_RECORDS / records
         changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}

@@ -17,7 +17,9 @@ __all__ = ["event_queue"]
 
 def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
                 enters: np.ndarray, servers: int, limit: int | None,
-                slowdown: float, ready: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                slowdown: float, ready: np.ndarray | None = None,
+                began: np.ndarray | None = None,
+                pin: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Departures and rejections of requests at FIFO queues that start empty.
 
     Parameters
@@ -41,6 +43,13 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
         admission to ``ready`` a request counts against the limit but is not
         queued; at ``ready`` it joins the queue or leaves. ``inf``: never (it is
         lost at the crash that ends its segment).
+    began : float array, optional
+        Receives when each request that entered took a server (left alone for the
+        others).
+    pin : (float array, float array), optional
+        ``(at, end)``: a request that takes a server exactly at ``at`` leaves at
+        ``end`` rather than after its service (NaN ``at``: not pinned; see
+        :data:`~promisesim.engines.vector.fifo.Pin`).
 
     Returns
     -------
@@ -49,9 +58,11 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
     rejected : bool array
         Requests that found ``limit`` requests inside.
 
-    Ties at one instant are resolved departures first, then arrivals, then
-    requests whose calls resolve; a request whose calls resolve at its arrival
-    instant (it made none) is admitted and joins or leaves in one step.
+    Ties at one instant are resolved departures first, then requests whose calls
+    resolve, then arrivals: the order of cause and effect where an arrival comes
+    at the instant another request leaves (its caller, freed by that, calls on
+    taking a server). A request whose calls resolve at its arrival instant (it
+    made none) is admitted and joins or leaves in one step.
     """
     n = arrival.size
     departure = arrival.copy()
@@ -83,7 +94,7 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
     head = np.full(q, -1, dtype=np.int64)   # first waiting request
     tail = np.full(q, -1, dtype=np.int64)   # last waiting request
     link = np.full(n, -1, dtype=np.int64)   # the next waiting request behind each
-    state = (busy_until, serving, waiting, head, tail, link, service, slowdown)
+    state = (busy_until, serving, waiting, head, tail, link, service, slowdown, began, pin)
     rows = np.arange(q)
     active = rows
     while active.size:
@@ -103,8 +114,8 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
             continue
         if later.size:
             dep = (t_dep <= t_arr) & (t_dep <= t_res)
-            arr = ~dep & (t_arr <= t_res)
-            res = ~dep & ~arr
+            res = ~dep & (t_res <= t_arr)
+            arr = ~dep & ~res
         else:
             dep = t_dep <= t_arr
             arr = ~dep
@@ -122,7 +133,7 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
                 head[g] = link[i]
                 waiting[g] -= 1
                 tail[g] = np.where(waiting[g] == 0, -1, tail[g])
-                _begin(i, g, kk, t, busy_until, serving, waiting, service, slowdown)
+                _begin(i, g, kk, t, busy_until, serving, waiting, service, slowdown, began, pin)
         # -- arrivals: admitted unless the agent is full; enter service, the queue, or leave
         if arr.any():
             g, i, t = active[arr], a[arr], t_arr[arr]
@@ -155,7 +166,8 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
 
 def _join(i: np.ndarray, g: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
           serving: np.ndarray, waiting: np.ndarray, head: np.ndarray, tail: np.ndarray,
-          link: np.ndarray, service: np.ndarray, slowdown: float) -> None:
+          link: np.ndarray, service: np.ndarray, slowdown: float,
+          start: np.ndarray | None, pin: tuple[np.ndarray, np.ndarray] | None) -> None:
     """Requests ``i`` join queues ``g`` at ``t``: a free server starts them, else they wait."""
     if i.size == 0:
         return
@@ -163,7 +175,7 @@ def _join(i: np.ndarray, g: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
     idle = free.any(axis=1)
     if idle.any():
         _begin(i[idle], g[idle], np.argmax(free[idle], axis=1), t[idle], busy_until, serving,
-               waiting, service, slowdown)
+               waiting, service, slowdown, start, pin)
     queue = ~idle
     if queue.any():
         gq, iq = g[queue], i[queue]
@@ -175,11 +187,15 @@ def _join(i: np.ndarray, g: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
 
 
 def _begin(i: np.ndarray, g: np.ndarray, k: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
-           serving: np.ndarray, waiting: np.ndarray, service: np.ndarray, slowdown: float) -> None:
+           serving: np.ndarray, waiting: np.ndarray, service: np.ndarray, slowdown: float,
+           start: np.ndarray | None = None,
+           pin: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Request ``i`` starts service on server ``k`` of queue ``g`` at ``t``."""
+    if start is not None:
+        start[i] = t
     s = service[i]
     if slowdown:
         others = (busy_until[g] != np.inf).sum(axis=1) + waiting[g]
         s = s * (1.0 + slowdown * others)
-    busy_until[g, k] = t + s
+    busy_until[g, k] = t + s if pin is None else np.where(t == pin[0][i], pin[1][i], t + s)
     serving[g, k] = i

@@ -19,7 +19,7 @@ _LOCKSTEP_MIN_REPLICATIONS = 256
 
 
 def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
-                   segment: np.ndarray) -> np.ndarray | None:
+                   segment: np.ndarray, pin: Pin | None = None) -> np.ndarray | None:
     """Departures of single-server FIFO queues without a loop over requests.
 
     Within a busy period each departure is the previous one plus a service time, so the
@@ -27,19 +27,23 @@ def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
     event loop's ``max(ready, previous departure) + service``). Busy periods start where a
     request finds the server idle: found from a Lindley estimate (cumulative maximum),
     then checked against the exact departures and corrected until they agree. Returns
-    None if that does not settle (the caller then uses the general recursion).
+    None if that does not settle (the caller then uses the general recursion). A request
+    pinned (``pin``) that takes the server at its pinned instant restarts the sum there,
+    at its pinned departure.
     """
     n = rep.size
     group = np.ones(n, dtype=bool)
     group[1:] = (rep[1:] != rep[:-1]) | (segment[1:] != segment[:-1])
     # Nobody waits (a server with no service time, or a light load): every departure is
     # max(ready, previous departure) + service with ready the larger.
-    bound = ready + service
+    bound = ready + service if pin is None else _pinned(ready, service, pin)
     if bool((group[1:] | (ready[1:] >= bound[:-1])).all()):
         return bound
     # Lindley estimate: d_i = S_i + max_{j <= i} (r_j - S_{j-1}) within each group
     total = _segmented_accumulate(np.add, service, group, 0.0)
     estimate = total + _segmented_accumulate(np.maximum, ready - (total - service), group, -np.inf)
+    if pin is not None:
+        return _single_server_pinned(group, ready, service, bound, pin, estimate)
     starts = group.copy()   # where the request finds the server idle
     starts[1:] |= ready[1:] > estimate[:-1]
     values = np.where(starts, bound, service)
@@ -59,34 +63,87 @@ def _single_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray,
     return None
 
 
+def _single_server_pinned(group: np.ndarray, ready: np.ndarray, service: np.ndarray,
+                          bound: np.ndarray, pin: Pin, estimate: np.ndarray) -> np.ndarray | None:
+    """:func:`_single_server` with pinned requests: a request restarts the running sum
+    where it finds the server idle (at ``bound``) or, busy, takes it at its pinned instant
+    (at its pinned departure). From a guess (pinned departures where pinned, the Lindley
+    ``estimate`` elsewhere), corrected until the restarts agree with the departures they
+    give: each correction settles at least the first wrong request of each busy period,
+    and pins that hold (the usual case) are right from the start."""
+    at, end = pin
+    done = np.where(np.isnan(at), estimate, end)
+    for _ in range(16):
+        previous = np.where(group, -np.inf, np.r_[-np.inf, done[:-1]])
+        idle = group | (ready > previous)
+        held = ~idle & (previous == at)   # busy, and the server frees at the pinned instant
+        restart = idle | held
+        values = np.where(idle, bound, np.where(held, end, service))
+        new = _segmented_accumulate(np.add, values, restart, 0.0)
+        if np.array_equal(new, done):
+            return done
+        done = new
+    return None
+
+
+#: Pinned requests of a queue (:func:`_fifo`): ``(at, end)``, float arrays aligned with its
+#: requests. A request that takes its server exactly at ``at`` leaves at ``end`` (not at
+#: ``at + service``: no float ``service`` need give that sum); NaN ``at``: not pinned.
+Pin = tuple[np.ndarray, np.ndarray]
+
+
+def _pinned(start: np.ndarray, service: np.ndarray, pin: Pin) -> np.ndarray:
+    """Departures of requests taking their server at ``start``: ``start + service``, or the
+    pinned departure where ``start`` is the pinned instant."""
+    at, end = pin
+    return np.where(start == at, end, start + service)
+
+
 def _fifo(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.ndarray,
-          servers: int, n_reps: int) -> np.ndarray:
+          servers: int, n_reps: int, start: np.ndarray | None = None,
+          pin: Pin | None = None) -> np.ndarray:
     """Departure instants of FIFO queues with ``servers`` servers, one queue per replication.
 
     Entries are sorted by (replication, ready instant). ``segment`` (the instant of the
     next crash) changes when a crash has emptied the queue. The loop advances every
     replication by one queue position per iteration (Kiefer-Wolfowitz recursion: each
     request takes the server that frees first), so its trip count is the longest queue
-    history of one replication, not the number of events.
+    history of one replication, not the number of events. ``start``, if given, receives
+    when each request takes its server (``max(ready, free)``, the instant each departure
+    adds the service time to). ``pin`` (:data:`Pin`): requests whose departure is fixed
+    if they take their server at a given instant.
     """
     n = rep.size
     if servers == 1 and n:
-        done = _single_server(rep, ready, service, segment)
+        done = _single_server(rep, ready, service, segment, pin)
         if done is not None:
+            if start is not None:
+                _single_server_starts(rep, ready, segment, done, start)
             return done
     # Below many replications the lockstep loop would take one step per request for little
     # work, so run chunks of the history at once instead (see _LOCKSTEP_MIN_REPLICATIONS;
     # measured since: chunks are also 2 to 8x faster than lockstep at 256 to 10,000
     # replications, except for an overloaded queue, whose corrections walk its history).
     if servers > 1 and n and n_reps < _LOCKSTEP_MIN_REPLICATIONS:
-        done = _multi_server(rep, ready, service, segment, servers)
+        done = _multi_server(rep, ready, service, segment, servers, start, pin)
         if done is not None:
             return done
-    return _lockstep(rep, ready, service, segment, servers, n_reps)
+    return _lockstep(rep, ready, service, segment, servers, n_reps, start, pin)
+
+
+def _single_server_starts(rep: np.ndarray, ready: np.ndarray, segment: np.ndarray,
+                          done: np.ndarray, start: np.ndarray) -> None:
+    """When each request of single-server queues took the server: its ready instant, or the
+    departure before it in the same queue if later (written into ``start``)."""
+    start[:] = ready
+    if rep.size > 1:
+        same = (rep[1:] == rep[:-1]) & (segment[1:] == segment[:-1])
+        np.maximum(ready[1:], np.where(same, done[:-1], -np.inf), out=start[1:])
 
 
 def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.ndarray,
-                  servers: int) -> np.ndarray | None:
+                  servers: int, start: np.ndarray | None = None,
+                  pin: Pin | None = None) -> np.ndarray | None:
     """Departures of multi-server FIFO queues: the Kiefer-Wolfowitz recursion run on
     fixed-length chunks of the queue history at once, each guessed to start empty, then
     corrected where that guess was wrong.
@@ -126,6 +183,9 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
     grid_ready = np.empty((width, tile))
     grid_service = np.empty((width, tile))
     grid_done = np.empty((width, tile))
+    grid_start = None if start is None else np.empty((width, tile))
+    grid_at = None if pin is None else np.empty((width, tile))
+    grid_end = None if pin is None else np.empty((width, tile))
     free = [np.empty(tile) for _ in range(servers)]
     spare = np.empty(tile)
     final = np.empty((servers, chunks))   # each chunk's state after its last request
@@ -144,6 +204,13 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
             r[last - cut:, whole] = np.inf
             s[:last - cut, whole] = service[cut:last]
             s[last - cut:, whole] = 0.0
+        if pin is not None:
+            for grid, values in zip((grid_at, grid_end), pin):
+                g = grid[:, :cols]
+                g[:, :whole] = values[first:cut].reshape(whole, width).T
+                if cut < last:
+                    g[:last - cut, whole] = values[cut:last]
+                    g[last - cut:, whole] = np.nan
         rows = [f[:cols] for f in free]
         tmp = spare[:cols]
         for f in rows:
@@ -159,7 +226,13 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
                     f[at] = -np.inf
             finish = d[j]
             np.maximum(r[j], rows[0], out=finish)
-            finish += s[j]
+            if grid_start is not None:
+                grid_start[j, :cols] = finish
+            if pin is None:
+                finish += s[j]
+            else:
+                finish[...] = np.where(finish == grid_at[j, :cols], grid_end[j, :cols],
+                                       finish + s[j])
             # the first free server takes it: drop rows[0], insert finish among the others
             if servers == 2:
                 np.minimum(rows[1], finish, out=rows[0])
@@ -174,12 +247,17 @@ def _multi_server(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segme
         done[first:cut].reshape(whole, width)[...] = d[:, :whole].T
         if cut < last:
             done[cut:last] = d[:last - cut, whole]
+        if start is not None:
+            start[first:cut].reshape(whole, width)[...] = grid_start[:, :whole].T
+            if cut < last:
+                start[cut:last] = grid_start[:last - cut, whole]
         for k, f in enumerate(rows):
             final[k, lo:hi] = f
     # chunks whose first request, after the previous chunk, would not find every server free
     wrong = np.flatnonzero(~starts_empty[1:] & (ready[width:chunks * width:width] < final[-1, :-1])) + 1
     if wrong.size:
-        _correct_lanes(done, ready, service, resets, final[:, wrong - 1], wrong * width)
+        _correct_lanes(done, ready, service, resets, final[:, wrong - 1], wrong * width, start,
+                       pin)
     return done
 
 
@@ -197,7 +275,8 @@ def _chunk_length(n: int) -> int:
 
 
 def _correct_lanes(done: np.ndarray, ready: np.ndarray, service: np.ndarray, resets: np.ndarray,
-                   free: np.ndarray, position: np.ndarray) -> None:
+                   free: np.ndarray, position: np.ndarray, start: np.ndarray | None = None,
+                   pin: Pin | None = None) -> None:
     """Recompute ``done`` in place from ``position`` on, for each lane from its state
     ``free`` (servers x lanes, sorted), until the lane's queue empties (a request finds every
     server free), is reset (a position in ``resets``, sorted), or the history ends."""
@@ -206,7 +285,12 @@ def _correct_lanes(done: np.ndarray, ready: np.ndarray, service: np.ndarray, res
     while position.size:
         r = ready[position]
         d = np.maximum(r, free[0])
-        d += service[position]
+        if start is not None:
+            start[position] = d
+        if pin is None:
+            d += service[position]
+        else:
+            d = np.where(d == pin[0][position], pin[1][position], d + service[position])
         done[position] = d
         _take_first_server(free, d)
         position = position + 1
@@ -226,7 +310,8 @@ def _periods_to_redo(starts: np.ndarray, changed: np.ndarray) -> np.ndarray:
 
 
 def _lockstep(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: np.ndarray,
-              servers: int, n_reps: int) -> np.ndarray:
+              servers: int, n_reps: int, start: np.ndarray | None = None,
+              pin: Pin | None = None) -> np.ndarray:
     """The Kiefer-Wolfowitz recursion advanced for every replication's queue at once."""
     n = rep.size
     starts = np.searchsorted(rep, np.arange(n_reps + 1))
@@ -238,6 +323,10 @@ def _lockstep(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: 
     grid_service = np.zeros((width, n_reps))
     grid_ready[position, rep] = ready
     grid_service[position, rep] = service
+    if pin is not None:
+        grid_at = np.full((width, n_reps), np.nan)
+        grid_end = np.empty((width, n_reps))
+        grid_at[position, rep], grid_end[position, rep] = pin
     grid_segment = np.full((width, n_reps), np.nan)
     grid_segment[position, rep] = segment
     valid = np.zeros((width, n_reps), dtype=bool)
@@ -249,13 +338,21 @@ def _lockstep(rep: np.ndarray, ready: np.ndarray, service: np.ndarray, segment: 
     # free[0] is the server that frees first: the columns are kept sorted.
     free = np.full((servers, n_reps), -np.inf)
     done = np.empty((width, n_reps))
+    began = None if start is None else np.empty((width, n_reps))
     for j in range(width):
         if reset_any[j]:
             free[:, reset[j]] = -np.inf
         finish = done[j]
         np.maximum(grid_ready[j], free[0], out=finish)
-        finish += grid_service[j]
+        if began is not None:
+            began[j] = finish
+        if pin is None:
+            finish += grid_service[j]
+        else:
+            finish[...] = np.where(finish == grid_at[j], grid_end[j], finish + grid_service[j])
         _take_first_server(free, finish)
+    if start is not None:
+        start[:] = began[position, rep]
     return done[position, rep]
 
 

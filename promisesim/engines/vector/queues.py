@@ -16,15 +16,20 @@ from ...model.agents import Bursts
 from ..base import (CONDITION_FAILED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN, REJECTED,
                     UNFINISHED)
 from .events import event_queue
-from .fifo import _fifo
+from .fifo import Pin, _fifo
 from .kernels import _UNIT, _concat, _sort_within_replications
 from .routing import _NodeRun
 
 
-def _limited_order(rep: np.ndarray, arrival: np.ndarray, several: bool) -> np.ndarray:
+def _limited_order(rep: np.ndarray, arrival: np.ndarray, several: bool,
+                   tie: np.ndarray | None = None) -> np.ndarray:
     """Queue entries (sorted by replication within each of ``several`` nodes) in order of
-    (replication, arrival), stably: ties in node order, then arrival index."""
-    order = np.argsort(rep, kind="stable") if several else None
+    (replication, arrival), stably: ties by ``tie`` if given, then in node order, then
+    arrival index."""
+    if tie is not None:
+        order = np.lexsort((tie, rep))
+    else:
+        order = np.argsort(rep, kind="stable") if several else None
     order = _sort_within_replications(rep if order is None else rep[order],
                                       arrival if order is None else arrival[order], order)
     return np.arange(rep.size) if order is None else order
@@ -51,7 +56,12 @@ class Service:
             everyone = pos.size == m     # the promiser was up for every request
             at = slice(None) if everyone else pos
             rep, t = arr.rep[run.called], run.arrival if everyone else run.arrival[pos]
-            if run.node.condition is not None:
+            plan = None
+            if run.calls_at is not None:   # calls while or after being served: joins on arrival
+                ok, resolved = self._resolve_calls(run, run.calls_at)
+                plan = (run.calls_at, ok, resolved)
+                cond_ok, ready = np.ones(t.size, dtype=bool), t
+            elif run.node.condition is not None:
                 cond_ok, ready = self._resolve_calls(run, t)
             else:
                 cond_ok, ready = np.ones(t.size, dtype=bool), t
@@ -73,11 +83,12 @@ class Service:
                 run.done[at] = ready
                 enter = cond_ok
             if limited:   # every request counts against the limit, even one that fails its checks
-                entries.append((run, pos, rep, ready, crash, enter))
+                entries.append((run, pos, rep, ready, crash, enter, plan))
             elif enter.all():
-                entries.append((run, pos, rep, ready, crash))
+                entries.append((run, pos, rep, ready, crash, None, plan))
             else:
-                entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter]))
+                assert plan is None   # (such requests all join the queue)
+                entries.append((run, pos[enter], rep[enter], ready[enter], crash[enter], None, None))
         self._queue(agent, entries)
         for run in runs:
             t = run.arrival
@@ -149,6 +160,65 @@ class Service:
             error[at] = u < p[at - n_g]
         return error
 
+    def _caller_order(self, entries: list, n_g: int) -> np.ndarray | None:  # type: ignore[type-arg]
+        """When each entry reached the agent that called it, where some caller calls on
+        taking a server or leaving its queue (order ``"around"`` or ``"before"``; None
+        otherwise): the key that orders calls made at one instant."""
+        if not any(run.calls_late() for run, *_rest in entries):
+            return None
+        assert not n_g   # (time windows are not used with such orders)
+        return _concat([run.call_order(pos) for run, pos, *_rest in entries])
+
+    def _held(self, entries: list, bounds: np.ndarray,  # type: ignore[type-arg]
+              service: np.ndarray) -> tuple[np.ndarray, Pin]:
+        """Order ``"around"``: how long each request holds its server, and the pin
+        (:data:`~promisesim.engines.vector.fifo.Pin`) that makes the queue kernels exact.
+
+        A request that takes its server at the instant assumed for its calls, ``s``,
+        answers at ``r + own`` (calls resolved at ``r``, then its own service) or at ``r`` if
+        they failed, as the reference engine's clock adds them: pinned to ``(s, that
+        instant)``, since no float duration need give it when added to ``s``. Taking the
+        server at any other instant (this pass's assumption was wrong: another pass
+        follows), it holds it for ``that instant - s``."""
+        held = service.copy()
+        at = np.full(service.size, np.nan)
+        end = np.full(service.size, np.nan)
+        for (run, pos, rep, ready, crash, enter, plan), lo, hi in zip(entries, bounds[:-1],
+                                                                       bounds[1:]):
+            if plan is None:
+                continue
+            calls_at, ok, resolved = plan
+            calls = calls_at < np.inf
+            answer = np.where(ok, resolved + service[lo:hi], resolved)
+            held[lo:hi][calls] = answer[calls] - calls_at[calls]
+            at[lo:hi][calls] = calls_at[calls]
+            end[lo:hi][calls] = answer[calls]
+        return held, (at, end)
+
+    def _calls_made(self, order: str, entries: list, bounds: np.ndarray,  # type: ignore[type-arg]
+                    done: np.ndarray, start: np.ndarray | None,
+                    crash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Orders ``"around"`` and ``"before"``: each run's ``calls_found`` (when its requests
+        called: on taking a server, or on leaving the queue; inf if the agent crashed
+        first), and each entry's answer instant and whether its calls failed, from the
+        calls this pass assumed (the passes settle when they agree: see
+        :meth:`~promisesim.engines.vector.batch._Batch._calls_settled`)."""
+        answer = done.copy()
+        failed = np.zeros(done.size, dtype=bool)
+        for (run, pos, rep, ready, _crash, enter, plan), lo, hi in zip(entries, bounds[:-1],
+                                                                        bounds[1:]):
+            if plan is None:
+                continue
+            calls_at, ok, resolved = plan
+            made = start[lo:hi] if order == "around" else done[lo:hi]
+            found = np.where(made < crash[lo:hi], made, np.inf)
+            run.calls_found = found
+            calls = calls_at < np.inf
+            failed[lo:hi] = calls & ~ok
+            if order == "before":   # the answer comes when the calls resolve
+                answer[lo:hi] = np.where(calls, resolved, done[lo:hi])
+        return answer, failed
+
     def _queue(self, agent: int, entries: list) -> None:  # type: ignore[type-arg]
         """FIFO service on the agent's servers; a crash empties the queue.
 
@@ -177,43 +247,72 @@ class Service:
             k0, k1 = self.streams.keys(self.reps, "service", run.node.path)
             Streams.draw_rows(dist, k0, k1, rep[lo:hi], index[lo:hi], out=service[lo:hi])
         error = self._behaviour(agent, entries, bounds, n_g, rep, ready, index, service)
+        order = self.spec.agents[agent].order
+        plans = any(e[6] is not None for e in entries)
+        pin = None
+        if plans and order == "around":   # a server is held from the calls to the answer
+            service, pin = self._held(entries, bounds, service)
         # Each node's requests come sorted by (replication, arrival index), and entries in
         # node order: the queue's order is by (replication, ready, node, arrival index).
-        order = None if len(entries) == 1 and not n_g else np.argsort(rep, kind="stable")
-        order = _sort_within_replications(rep if order is None else rep[order],
-                                          ready if order is None else ready[order], order)
-        limited = len(entries[0]) > 5
+        # Calls made on taking a server or on leaving a queue can come at one instant (a
+        # caller whose calls failed at once frees its server to the next, which calls at
+        # that instant): they come in the order they reached their caller, as in the
+        # reference engine's clock.
+        tie = self._caller_order(entries, n_g)
+        if tie is not None:
+            sort = np.lexsort((tie, rep))
+        else:
+            sort = None if len(entries) == 1 and not n_g else np.argsort(rep, kind="stable")
+        sort = _sort_within_replications(rep if sort is None else rep[sort],
+                                         ready if sort is None else ready[sort], sort)
+        limited = entries[0][5] is not None
+        start = np.empty(rep.size) if plans and order == "around" else None
         if limited:   # a capacity limit or slowdown: an event loop in lockstep
             agent_spec = self.spec.agents[agent]
             enters = _concat([e[5] for e in entries])
             # admitted in order of arrival here; queued in order of ready (calls resolved)
             arrival = _concat([e[0].arrival[e[1]] for e in entries])
-            o = _limited_order(rep, arrival, len(entries) > 1)
+            o = _limited_order(rep, arrival, len(entries) > 1, tie)
             r, c, a = rep[o], crash[o], arrival[o]
             segment = np.cumsum(np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])])
             resolved = ready[o]
             resolved = np.where(c <= resolved, np.inf, resolved)   # lost: inside until the crash
+            began = None if start is None else np.full(rep.size, np.inf)
             departure, turned_away = event_queue(segment, a, service[o], enters[o], servers,
                                                  agent_spec.limit, agent_spec.slowdown,
-                                                 ready=resolved)
+                                                 ready=resolved, began=began,
+                                                 pin=None if pin is None else
+                                                 (pin[0][o], pin[1][o]))
             done = np.empty(rep.size)
             done[o] = departure
+            if start is not None:
+                start[o] = began
             rejected = np.empty(rep.size, dtype=bool)
             rejected[o] = turned_away
-        elif order is None:
-            done = _fifo(rep, ready, service, crash, servers, self.reps.size)
+        elif sort is None:
+            done = _fifo(rep, ready, service, crash, servers, self.reps.size, start, pin)
         else:
             done = np.empty(rep.size)
-            done[order] = _fifo(rep[order], ready[order], service[order], crash[order], servers,
-                                self.reps.size)
+            began = None if start is None else np.empty(rep.size)
+            done[sort] = _fifo(rep[sort], ready[sort], service[sort], crash[sort], servers,
+                               self.reps.size, began,
+                               None if pin is None else (pin[0][sort], pin[1][sort]))
+            if start is not None:
+                start[sort] = began
         if self.windowed:
             self._log_queue(agent, entries, bounds, rep, ready, done, crash, n_g,
                             (enters, rejected, arrival) if limited else None)
+        failed = None
+        if plans:   # the answer waits for the calls; found: when they were made
+            done, failed = self._calls_made(order, entries, bounds, done, start, crash)
         lost = done >= crash
         done = np.where(lost, crash, done)
         outcome = np.where(lost, LOST, KEPT).astype(np.int8)   # KEPT: answered; sorted out later
+        if failed is not None:
+            failed &= ~lost
+            outcome[failed] = CONDITION_FAILED
         if error is not None:
-            outcome[error & ~lost] = ERROR
+            outcome[error & ~lost & (True if failed is None else ~failed)] = ERROR
         for (run, pos, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
             if limited:
                 served = enters[lo:hi] & ~rejected[lo:hi]

@@ -38,6 +38,33 @@ class _NodeRun:
     outcome: np.ndarray = field(default=None)  # type: ignore[assignment]
     latency: np.ndarray = field(default=None)  # type: ignore[assignment]
     partitioned: np.ndarray | None = None     # per reach: cut off by a partition (None: none)
+    # An agent whose own work is not after its calls (order "around" or "before") calls at
+    # another instant than the arrival: per called, the instants this pass assumed (inf:
+    # no calls, lost first), and those its queue gave (see Service._serve).
+    calls_at: np.ndarray | None = None
+    calls_found: np.ndarray | None = None
+    caller: _NodeRun | None = None            # the run whose condition called this node
+
+    def calls_late(self) -> bool:
+        """Whether some caller above this node calls on taking a server or on leaving its
+        queue (order ``"around"`` or ``"before"``), not on arrival."""
+        c = self.caller
+        while c is not None:
+            if c.calls_at is not None:
+                return True
+            c = c.caller
+        return False
+
+    def call_order(self, pos: np.ndarray) -> np.ndarray:
+        """The key that orders calls reaching this node at one instant, for the requests at
+        positions ``pos`` (of ``reach``): when they reached the nearest caller above that
+        calls on taking a server or leaving its queue (its queue's order), else their
+        arrival at the root."""
+        c = self.caller
+        if c is None:
+            return self.arrival[pos]
+        at = np.searchsorted(c.reach, self.reach[pos])
+        return c.arrival[at] if c.calls_at is not None else c.call_order(at)
 
 
 # -- push-mode bindings ----------------------------------------------------------------------
@@ -137,14 +164,16 @@ class Routing:
         return count >= item.k
 
     def _reach(self, node: CallNode, w: int, reach: np.ndarray, arrival: np.ndarray,
-               rep: np.ndarray | None = None, ordered: bool | None = None) -> None:
+               rep: np.ndarray | None = None, ordered: bool | None = None,
+               caller: _NodeRun | None = None) -> None:
         """Top down: which requests reach ``node`` (arriving at ``arrival``), and where the
         promiser is up, what they call. ``rep``: the replication of each (else looked up);
         ``ordered``: whether ``arrival`` is in time order within each replication (the
         workload's own arrivals are; a random hop breaks it). Arrays are shared between
-        nodes, never written in place."""
+        nodes, never written in place. ``caller``: the run whose condition calls ``node``."""
         run = _NodeRun(node, w, len(self.runs), reach)
         run.arrival = arrival
+        run.caller = caller
         self.runs.append(run)
         self.by_node[id(node)] = run
         arr = self.arrivals[w]
@@ -178,11 +207,29 @@ class Routing:
                 rep, arrival = rep[up], arrival[up]
         if node.condition is not None:
             called, times = run.called, arrival
+            if self.spec.agents[self.promiser[node.promise]].order != "after":
+                times = run.calls_at = self._assumed_calls(node, called, times)
+                calls = times < np.inf
+                if not calls.all():
+                    called, times, rep = called[calls], times[calls], rep[calls]
+                ordered = False
             refused = self.refused.get(id(node))
             if refused is not None and refused.size:   # rejected: no calls (see _serve)
                 calls = ~_isin_sorted(called, refused)
                 called, times, rep = called[calls], times[calls], rep[calls]
             self._reach_condition(node.condition, w, called, run, times, rep, ordered)
+
+    def _assumed_calls(self, node: CallNode, called: np.ndarray, arrival: np.ndarray) -> np.ndarray:
+        """When the requests ``called`` at ``node`` (arriving at ``arrival``) make their calls,
+        as this pass assumes: as the pass before found (see
+        :meth:`~promisesim.engines.vector.batch._Batch._calls_settled`), else on arrival."""
+        before = self.calls_assumed.get(id(node))
+        if before is None:
+            return arrival
+        known, instants = before
+        pos = np.minimum(np.searchsorted(known, called), max(known.size - 1, 0))
+        found = known[pos] == called if known.size else np.zeros(called.size, dtype=bool)
+        return np.where(found, instants[pos] if known.size else arrival, arrival)
 
     def _partitioned(self, promise: int, t: np.ndarray) -> np.ndarray | None:
         """Which requests to ``promise`` arriving at ``t`` a partition cuts off (None: none)."""
@@ -252,10 +299,10 @@ class Routing:
                         index = arr.index[called]
                     out = out + self._draws("hop", item.path, item.hop, sub_rep,
                                             index if mask is None else index[mask])
-                    self._reach(item, w, sub, sub_times + out, sub_rep, False)
+                    self._reach(item, w, sub, sub_times + out, sub_rep, False, run)
                 else:   # a constant delay keeps the time order (and t + 0.0 is t: t >= 0)
                     self._reach(item, w, sub, sub_times + out if out else sub_times, sub_rep,
-                                ordered)
+                                ordered, run)
 
     def _version_of(self, cond: CallCondition, rep: np.ndarray, index: np.ndarray,
                     times: np.ndarray) -> np.ndarray:
@@ -322,14 +369,17 @@ class Routing:
 
     def _resolve_calls(self, run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether the condition of ``run``'s node held for each request where its promiser
-        was up (arriving at ``t``), and when that was known. Requests assumed rejected by a
-        limit made no calls: failed at once (see :meth:`_refusals_settled`)."""
+        was up (calling at ``t``: inf for none), and when that was known. Requests assumed
+        rejected by a limit made no calls: failed at once (see :meth:`_refusals_settled`)."""
         cond = run.node.condition
         assert cond is not None
         refused = self.refused.get(id(run.node))
-        if refused is None or not refused.size:
+        calls = None if run.calls_at is None else t < np.inf
+        if refused is not None and refused.size:
+            out = ~_isin_sorted(run.called, refused)
+            calls = out if calls is None else calls & out
+        if calls is None or calls.all():
             return self._resolve(cond, run.workload, run.called, run, t)
-        calls = ~_isin_sorted(run.called, refused)
         ok = np.zeros(t.size, dtype=bool)
         ready = t.copy()
         ok[calls], ready[calls] = self._resolve(cond, run.workload, run.called[calls], run,
