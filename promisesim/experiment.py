@@ -148,6 +148,11 @@ def simulate(
         raise ScenarioError(f"replications={replications!r} must be a whole number of at least 1")
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ScenarioError(f"workers={workers!r} must be a whole number of at least 1")
+    probes = [o.name for o in spec.observers if o.probe]
+    if probes and not record_requests:
+        raise ScenarioError(f"observer {probes[0]!r} checks by sending requests (probe=True), "
+                            "whose outcomes are read from the request records: simulate with "
+                            "record_requests=True")
     streams = Streams(seed)
     chosen = get_engine(engine, spec)
     n, workers = int(replications), min(int(workers), int(replications))

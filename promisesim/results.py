@@ -556,11 +556,17 @@ class Result:
         not_kept, kept_share, repaired_share, not_kept_share, breaks_detected,
         mean_detection_delay`` (the mean time from a break's start to the first
         check at or after it, over the breaks some check came after; NaN if none).
+        A probing observer's checks are its requests that finished (kept: the
+        request was kept; never repaired), and it detects a break by the first
+        probe in it that is not kept.
         """
         spec, n_r = self.spec, self.replications
         frames = []
         for observer in spec.observers:
             timeline = self._promise_timelines[spec.promise_index[observer.promise]]
+            if observer.probe:
+                frames.append(self._probe_observations(observer, timeline))
+                continue
             rep, check = self._check_instants(observer)
             first = np.ones(rep.size, dtype=bool)
             first[1:] = rep[1:] != rep[:-1]
@@ -613,6 +619,54 @@ class Result:
         frame["observer"] = pd.Categorical(frame["observer"], categories=names)
         frame.attrs.update(self.attrs)
         return frame
+
+    def _probe_observations(self, observer, timeline) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+        """:attr:`observations` of an observer that probes with requests."""
+        n_r = self.replications
+        req = self.requests
+        mine = req[(req["workload"] == observer.name) & (req["promise"] == observer.promise)
+                   & (req["outcome"] != "unfinished")]
+        rep = mine["replication"].to_numpy(dtype=np.int64)
+        sent = mine["arrival"].to_numpy(dtype=np.float64)
+        kept = mine["kept"].to_numpy(dtype=bool)
+        checks = np.bincount(rep, minlength=n_r)
+        n_kept = np.bincount(rep[kept], minlength=n_r)
+        # detection: the first probe not kept at or after each break's start, before its end
+        f_rep, f_time = rep[~kept], sent[~kept]
+        breaks = np.flatnonzero(~timeline.value)
+        b_rep, b_time = timeline.rep[breaks], timeline.time[breaks]
+        nxt = breaks + 1
+        b_end = np.full(breaks.size, self.horizon)
+        later = nxt < timeline.rep.size
+        later[later] = timeline.rep[nxt[later]] == b_rep[later]
+        b_end[later] = timeline.time[nxt[later]]
+        last = _last_at_or_before(f_rep, f_time, b_rep, b_time)
+        exact = last >= 0
+        exact[exact] = f_time[last[exact]] == b_time[exact]
+        at = np.where(exact, last, np.where(last >= 0, last + 1,
+                                            np.searchsorted(f_rep, b_rep)))
+        found = at < f_rep.size
+        found[found] = (f_rep[at[found]] == b_rep[found]) & (f_time[at[found]] < b_end[found])
+        delay = f_time[at[found]] - b_time[found]
+        detected = np.bincount(b_rep[found], minlength=n_r)
+        total_delay = np.bincount(b_rep[found], weights=delay, minlength=n_r)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = lambda x: np.where(checks > 0, x / np.maximum(checks, 1), np.nan)  # noqa: E731
+            mean_delay = np.where(detected > 0, total_delay / np.maximum(detected, 1), np.nan)
+        return pd.DataFrame({
+            "replication": np.arange(n_r, dtype=np.int32),
+            "observer": observer.name,
+            "promise": observer.promise,
+            "checks": checks,
+            "kept": n_kept,
+            "repaired": np.zeros(n_r, dtype=np.int64),
+            "not_kept": checks - n_kept,
+            "kept_share": share(n_kept),
+            "repaired_share": share(np.zeros(n_r)),
+            "not_kept_share": share(checks - n_kept),
+            "breaks_detected": detected,
+            "mean_detection_delay": mean_delay,
+        })
 
     def observation_summary(self, confidence: float = 0.95) -> pd.DataFrame:
         """Mean, standard error and confidence interval of each observer's outcome shares and

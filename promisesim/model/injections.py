@@ -128,11 +128,27 @@ class Observer:
     *repaired* (standing now, but broken at some time since the last check)
     or *not kept* (broken now). A break is detected at the first check at or
     after it starts.
+
+    With ``probe=True`` it is a synthetic check instead: each check sends a
+    request to the (latency) promise and is *kept* iff that request is kept,
+    so it sees what a state check cannot (error answers, slowness, a
+    partition); it cannot see a break that healed between checks (no
+    *repaired*). Probes are real requests: they load the agents, count in the
+    promise's request metrics, and are recorded in ``Result.requests`` as the
+    workload named after the observer, whose gaps are draws of ``interval``
+    (its ``("arrival", name)`` stream). A break of the promise's state is
+    detected by the first probe in it that is not kept.
     """
 
     name: str
     promise: str
     interval: Distribution | None = None
+    probe: bool = False
+
+    def workload(self) -> Workload:
+        """The requests a probing observer sends (see ``probe``)."""
+        assert self.probe and self.interval is not None
+        return Workload(self.promise, interarrival=self.interval, name=self.name)
 
 
 @dataclass(frozen=True)

@@ -235,11 +235,12 @@ class Model:
         return injection
 
     def observe(self, promise: PromiseRef, *, interval: Distribution | None = None,
-                name: str | None = None) -> Observer:
+                name: str | None = None, probe: bool = False) -> Observer:
         """Add an observer that checks ``promise`` every ``interval`` (or at its promiser's
-        maintenance runs). See :class:`~promisesim.model.injections.Observer`."""
+        maintenance runs); with ``probe=True``, by sending it a request each time (a
+        synthetic check). See :class:`~promisesim.model.injections.Observer`."""
         observer = Observer(name if name is not None else f"{_name(promise)}-observer",
-                            _name(promise), interval)
+                            _name(promise), interval, probe)
         self.observers.append(observer)
         return observer
 
@@ -332,7 +333,8 @@ class Model:
         if self.observers:
             out["observers"] = [
                 {"name": o.name, "promise": o.promise,
-                 **({"interval": o.interval.to_dict()} if o.interval is not None else {})}
+                 **({"interval": o.interval.to_dict()} if o.interval is not None else {}),
+                 **({"probe": True} if o.probe else {})}
                 for o in self.observers
             ]
         if (self.outages or self.scalings or self.autoscalers or self.version_events
@@ -461,12 +463,13 @@ class _Reader:
             m.workload(str(e["promise"]), rate=e.get("rate"), interarrival=gaps, name=e.get("name"),
                        start=e.get("start", 0.0), end=e.get("end"))
         for i, entry in enumerate(self._list(data.get("observers"), "observers")):
-            e = self._mapping(entry, f"observers[{i}]", {"name", "promise", "interval"},
+            e = self._mapping(entry, f"observers[{i}]", {"name", "promise", "interval", "probe"},
                               {"name", "promise"})
             interval = None
             if e.get("interval") is not None:
                 interval = distribution_from_dict(e["interval"], where=f"observers[{i}]: interval")
-            m.observe(str(e["promise"]), interval=interval, name=e["name"])
+            m.observe(str(e["promise"]), interval=interval, name=e["name"],
+                      probe=e.get("probe", False))
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
             kinds = {"outage", "degrade", "partition", "scale_to", "autoscaler",
                      *_EVENT_KEYS.values()}

@@ -11,6 +11,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Union
 
+import numpy as np
+
 from ..dists import Distribution
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
@@ -548,6 +550,9 @@ def build_spec(
             raise ScenarioError(
                 f"{owner}: {o.promise!r} is an interior promise of {interior[o.promise]!r}; "
                 "observers outside see only its exterior promises", element=("observer", o.name))
+        if isinstance(o.probe, (bool, np.bool_)) and o.probe and o.interval is None:
+            raise ScenarioError(f"{owner}: a probe sends requests every interval; give one "
+                                "(it cannot probe at maintenance runs)", element=("observer", o.name))
         if o.interval is None:
             f = agent_map[p.promiser].failures
             if f is None or f.maintenance is None:
@@ -557,6 +562,19 @@ def build_spec(
         elif not isinstance(o.interval, Distribution) or o.interval.mean <= 0:
             raise ScenarioError(f"{owner}: interval must be a distribution with a positive mean, "
                                 f"got {o.interval!r}", element=("observer", o.name))
+        if not isinstance(o.probe, (bool, np.bool_)):
+            raise ScenarioError(f"{owner}: probe={o.probe!r} must be true or false",
+                                element=("observer", o.name))
+        if o.probe:
+            if not isinstance(p.body, Latency):
+                raise ScenarioError(f"{owner}: probes are requests, which go to latency "
+                                    f"promises; {o.promise!r} promises availability",
+                                    element=("observer", o.name))
+            if o.name in labels:
+                raise ScenarioError(f"{owner}: its probes are the workload named {o.name!r}, and "
+                                    "a workload already has that name", element=("observer", o.name))
+            labels.add(o.name)
+            workloads = [*workloads, o.workload()]
     trees = tuple(_call_tree(w, ordered_map) for w in workloads)
     return ModelSpec(
         name=name,

@@ -171,3 +171,79 @@ def test_observers_at_runs_follow_the_engine_seed_sequence():
     row = r.observations.iloc[0]
     ups = r.events[(r.events["kind"] == "agent") & (r.events["event"] == "up")]
     assert row["repaired"] == len(ups)          # every repair happens at a run the observer sees
+
+
+# -- probes: observers that check by sending requests --------------------------------------
+
+def probed(errors=0.0, **observe):
+    m = ps.Model("probed")
+    pay = m.agent("payments", service_time=D(0.5), errors=errors)
+    p = m.promise(pay, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="pay")
+    m.inject(ps.Outage("payments", at=7.0, duration=4.0))     # down [7, 11)
+    m.observe(p, **{"interval": D(5.0), "name": "synthetic", "probe": True, **observe})
+    return m
+
+
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_probes_are_requests_at_the_observers_instants_exact(engine):
+    """Probes at 5, 10, 15 (gaps of 5): answered at 5.5, refused while down at 10, answered
+    at 15.5; a break of [7, 11) detected by the probe at 10, 3 after it began."""
+    r = ps.simulate(probed(), horizon=20.0, seed=0, engine=engine)
+    req = r.requests
+    sent = req[req["workload"] == "synthetic"]
+    assert list(zip(sent["arrival"], sent["outcome"].astype(str))) == [
+        (5.0, "kept"), (10.0, "promiser_down"), (15.0, "kept")]
+    row = r.observations.set_index("observer").loc["synthetic"]
+    assert (row["checks"], row["kept"], row["repaired"], row["not_kept"]) == (3, 2, 0, 1)
+    assert (row["breaks_detected"], row["mean_detection_delay"]) == (1, 3.0)
+
+
+def test_probes_see_error_answers_that_a_state_check_cannot():
+    """payments up a share A of the time, answering errors with probability p: probes fail
+    1 - A (1 - p) of the time (PASTA), a state check 1 - A; both engines, identical."""
+    mttf, mttr, p = 500.0, 20.0, 0.05
+    m = ps.Model("errors and outages")
+    pay = m.agent("payments", service_time=Exponential(0.02), errors=p,
+                  failures=ps.Failures(time_to_failure=Exponential(mttf),
+                                       time_to_repair=Exponential(mttr)))
+    pay_p = m.promise(pay, to=m.agent("u"), body=ps.Latency(deadline=1.0), name="pay")
+    m.observe(pay_p, interval=Exponential(2.0), name="state")
+    m.observe(pay_p, interval=Exponential(2.0), name="synthetic", probe=True)
+    vec = ps.simulate(m, horizon=40_000.0, replications=12, seed=5, engine="vector")
+    ref = ps.simulate(m, horizon=40_000.0, replications=1, seed=5, engine="reference")
+    first = vec.observations[vec.observations["replication"] == 0].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ref.observations, first, check_exact=True)
+    a = mttf / (mttf + mttr)
+    summary = vec.observation_summary().set_index(["observer", "metric"])
+    for observer, expected in (("synthetic", 1 - a * (1 - p)), ("state", 1 - a)):
+        row = summary.loc[(observer, "not_kept_share")]
+        assert abs(row["mean"] - expected) <= 3 * row["stderr"], (observer, row["mean"], expected)
+        assert row["stderr"] < 0.004   # power: the two differ by 0.048
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(interval=None), "a probe sends requests every interval"),
+    (dict(probe="yes"), "probe='yes' must be true or false"),
+    (dict(name="pay"), "a workload already has that name"),
+])
+def test_bad_probes_are_refused(change, message):
+    m = probed(**change)
+    if "name" in change:
+        m.workload("pay", rate=1.0)
+    with pytest.raises(ps.ScenarioError, match=message):
+        m.spec()
+
+
+def test_probes_need_a_latency_promise_and_request_records(tmp_path):
+    m = ps.Model("up")
+    p = m.promise(m.agent("a"), to=m.agent("u"), body=ps.Availability(), name="up")
+    m.observe(p, interval=D(1.0), probe=True, name="probe")
+    with pytest.raises(ps.ScenarioError, match="observer 'probe': probes are requests"):
+        m.spec()
+    with pytest.raises(ps.ScenarioError, match="simulate with record_requests=True"):
+        ps.simulate(probed(), horizon=20.0, record_requests=False)
+    path = tmp_path / "probed.yaml"
+    ps.dump_scenario(probed(), path)
+    assert "probe: true" in path.read_text()
+    again = ps.load_scenario(path).model
+    assert again.observers == probed().observers
