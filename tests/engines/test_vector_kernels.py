@@ -154,9 +154,12 @@ def _kiefer_wolfowitz(rep, ready, service, segment, servers):
     return out
 
 
+@pytest.mark.parametrize("scalar", [0, 10**9])   # lanes walked in numpy steps, or one by one
 @pytest.mark.parametrize("width, tile", [(None, None), (1, None), (2, 3), (3, 1), (7, 2), (5, None),
                                          ("lockstep", None)])
-def test_fifo_is_the_kiefer_wolfowitz_recursion(width, tile, monkeypatch):
+def test_fifo_is_the_kiefer_wolfowitz_recursion(width, tile, scalar, monkeypatch):
+    monkeypatch.setattr(fifo, "_SCALAR_LANES", scalar)
+    monkeypatch.setattr(fifo, "_WALK_BLOCK", 7)   # lanes cross blocks
     if width == "lockstep":   # every replication advanced one position per step
         monkeypatch.setattr(fifo, "_LOCKSTEP_MIN_REPLICATIONS", 1)
         width = None
@@ -181,8 +184,11 @@ def test_fifo_is_the_kiefer_wolfowitz_recursion(width, tile, monkeypatch):
         crashes = np.sort(rng.random(3)) * ready.max()
         segment = np.append(crashes, np.inf)[np.searchsorted(crashes, ready, side="right")]
         expected = _kiefer_wolfowitz(rep, ready, service, segment, servers)
-        got = fifo._fifo(rep, ready, service, segment, servers, int(rep.max()) + 1)
+        start = np.empty(n)
+        got = fifo._fifo(rep, ready, service, segment, servers, int(rep.max()) + 1, start)
         assert np.array_equal(got, expected), trial
+        assert np.array_equal(got, start + service), trial   # each departure adds its service
+        assert (start >= ready).all()
 
 
 def test_values_at_ordered_queries_are_the_last_change_at_or_before():
