@@ -23,7 +23,8 @@ from .engines.base import (CONDITION_FAILED, ERROR, KEPT, LATE, LOST, OUTCOMES, 
                            PROMISER_DOWN, REJECTED, UNFINISHED)
 from .model.promises import Condition
 
-__all__ = ["causes", "cause_summary", "absorbed", "request_causes", "request_cause_summary"]
+__all__ = ["causes", "cause_summary", "absorbed", "request_causes", "request_cause_summary",
+           "request_absorbed"]
 
 
 def _distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,10 +198,37 @@ _REQUEST_CAUSES = {ERROR: "errors", LATE: "late", PROMISER_DOWN: "down", LOST: "
 #: By outcome: whether a root request with it failed by itself (not through its calls).
 _FAILED_ITSELF = np.array([o in (ERROR, PROMISER_DOWN, LOST, REJECTED, PARTITIONED)
                            for o in range(len(OUTCOMES))])
-_CAUSE_LABELS = ["errors", "late", "down", "rejected", "partitioned", "condition"]
+_CAUSE_LABELS = ["errors", "late", "down", "rejected", "partitioned", "condition", "timeout"]
 #: By outcome: the code of its cause in :data:`_CAUSE_LABELS` (others: "condition").
 _CAUSE_OF = np.array([_CAUSE_LABELS.index(_REQUEST_CAUSES.get(o, "condition"))
                       for o in range(len(OUTCOMES))], dtype=np.int64)
+
+
+def _callers(spec: Any) -> np.ndarray:
+    """Per (workload, promise): the promise that calls it in that workload's call tree (-1:
+    not called there; -2: called by several, or more than once)."""
+    out = np.full((len(spec.workloads), len(spec.promises)), -1, dtype=np.int64)
+
+    def walk(w: int, caller: int, item: Any) -> None:
+        if hasattr(item, "items"):   # a condition: its items are called by the same promise
+            for sub in item.items:
+                walk(w, caller, sub)
+            return
+        out[w, item.promise] = caller if out[w, item.promise] == -1 else -2
+        if item.condition is not None:
+            walk(w, item.promise, item.condition)
+
+    for w, tree in enumerate(spec.call_trees):
+        if tree.condition is not None:
+            walk(w, tree.promise, tree.condition)
+    return out
+
+
+def _caller_timeouts(spec: Any) -> np.ndarray:
+    """Per (workload, promise): the timeout of the promise that calls it in that workload's
+    call tree (inf: none, not called there, or called by several)."""
+    timeouts = np.array([np.inf if p.timeout is None else p.timeout for p in spec.promises] + [np.inf])
+    return timeouts[_callers(spec)]   # (-1 and -2 read the last: inf)
 
 
 def request_causes(result: Any) -> pd.DataFrame:
@@ -214,14 +242,16 @@ def request_causes(result: Any) -> pd.DataFrame:
     * a late root request is blamed on the calls under it answered late, or, if none
       was, on its own promiser (its queue and work);
     * a root request whose condition failed is blamed on the calls under it that failed
-      other than by lateness, else on those answered late (a caller that fails on late
-      answers), else on its promiser's condition itself (``"condition"``: an
-      availability condition, or a choice with no provider believed up).
+      other than by lateness, else on those its caller gave up on (``"timeout"``: a call
+      whose provider took longer than the caller's timeout, judged by the provider's
+      response time), else on those answered late (a caller that fails on late answers),
+      else on its promiser's condition itself (``"condition"``: an availability
+      condition, or a choice with no provider believed up).
 
     Columns: ``replication``, ``promise``, ``workload``, ``index``, ``arrival`` and
     ``outcome`` of the root request; ``agent`` (the promiser of the record blamed),
-    ``cause`` (``errors``, ``late``, ``down``, ``rejected``, ``partitioned`` or
-    ``condition``) and ``weight`` (1 over the request's number of causes, so each broken
+    ``cause`` (``errors``, ``late``, ``down``, ``rejected``, ``partitioned``,
+    ``timeout`` or ``condition``) and ``weight`` (1 over the request's number of causes, so each broken
     request counts once). Requests still unfinished at the horizon are left out.
     """
     spec = result.spec
@@ -230,8 +260,9 @@ def request_causes(result: Any) -> pd.DataFrame:
         raise ValueError("request causes need the requests: run simulate(..., "
                          "record_requests=True)")
     order = np.lexsort((req["index"], req["workload"], req["replication"]))
-    rep, promise, workload, index, arrival, outcome = (
-        req[k][order] for k in ("replication", "promise", "workload", "index", "arrival", "outcome"))
+    rep, promise, workload, index, arrival, outcome, latency = (
+        req[k][order] for k in ("replication", "promise", "workload", "index", "arrival", "outcome",
+                                "latency"))
     n = rep.size
     first = np.ones(n, dtype=bool)
     first[1:] = (rep[1:] != rep[:-1]) | (workload[1:] != workload[:-1]) | (index[1:] != index[:-1])
@@ -244,11 +275,16 @@ def request_causes(result: Any) -> pd.DataFrame:
     broken = (root_outcome != KEPT) & (root_outcome != UNFINISHED)
     failing = np.isin(outcome, list(_REQUEST_CAUSES))     # the records that failed themselves
     below = failing & ~is_root & broken
-    late_below = below & (outcome == LATE)
+    # calls their caller gave up on: not answered within its timeout (if it has one)
+    tau = _caller_timeouts(spec)[workload, promise] if n else np.zeros(0)
+    timed_out = (~is_root & broken & np.isfinite(tau) & ~(latency <= tau)
+                 & np.isin(outcome, [KEPT, LATE, UNFINISHED]))
+    late_below = below & (outcome == LATE) & ~timed_out
     other_below = below & (outcome != LATE)
     n_groups = root_of.size
     has_late = np.bincount(group[late_below], minlength=n_groups) > 0
     has_other = np.bincount(group[other_below], minlength=n_groups) > 0
+    has_timeout = np.bincount(group[timed_out], minlength=n_groups) > 0
     g_root = root_outcome   # per record: its root's outcome
     itself = _FAILED_ITSELF[g_root]
     blamed = np.zeros(n, dtype=bool)
@@ -258,17 +294,22 @@ def request_causes(result: Any) -> pd.DataFrame:
     late_root = broken & (g_root == LATE)
     blamed |= late_root & late_below
     blamed |= late_root & is_root & ~has_late[group]
-    # a failed condition: other failures under it, else late ones, else the condition itself
+    # a failed condition: other failures under it, else calls given up on, else late ones,
+    # else the condition itself
     cond_root = broken & (g_root == CONDITION_FAILED)
     blamed |= cond_root & other_below
-    blamed |= cond_root & late_below & ~has_other[group]
-    bare = cond_root & is_root & ~has_other[group] & ~has_late[group]
+    gave_up = cond_root & timed_out & ~has_other[group]
+    blamed |= gave_up
+    blamed |= cond_root & late_below & ~has_other[group] & ~has_timeout[group]
+    bare = cond_root & is_root & ~has_other[group] & ~has_late[group] & ~has_timeout[group]
     blamed |= bare
     at = np.flatnonzero(blamed)
     g = group[at]
     count = np.bincount(g, minlength=n_groups)
     root = root_of[g]
-    cause_codes = np.where(bare[at], _CAUSE_LABELS.index("condition"), _CAUSE_OF[outcome[at]])
+    cause_codes = np.where(bare[at], _CAUSE_LABELS.index("condition"),
+                           np.where(gave_up[at], _CAUSE_LABELS.index("timeout"),
+                                    _CAUSE_OF[outcome[at]]))
     promiser = np.array([spec.agent_index[p.promiser] for p in spec.promises], dtype=np.int64)
     frame = pd.DataFrame({
         "replication": rep[root].astype(np.int32),
@@ -283,6 +324,61 @@ def request_causes(result: Any) -> pd.DataFrame:
         "cause": pd.Categorical.from_codes(cause_codes, categories=_CAUSE_LABELS),
         "weight": 1.0 / count[g],
     })
+    frame.attrs.update(result.attrs)
+    return frame
+
+
+def request_absorbed(result: Any) -> pd.DataFrame:
+    """Failed calls their callers absorbed: per (replication, promise, condition), how many
+    calls of the promise's requests to the condition promise failed (from the caller's
+    view: not answered, an error, late where the caller fails on late answers, or not back
+    within its timeout) and how many of those the caller's request was kept despite (a
+    k-of-n condition that got its k answers elsewhere). Calls whose request or caller was
+    unfinished at the horizon are left out, as are promises called more than once in one
+    call tree (which of their records a caller made is not in the table).
+    """
+    spec = result.spec
+    req = result.trace.requests
+    if req is None:
+        raise ValueError("absorbed calls need the requests: run simulate(..., "
+                         "record_requests=True)")
+    order = np.lexsort((req["promise"], req["index"], req["workload"], req["replication"]))
+    rep, promise, workload, index, outcome, latency = (
+        req[k][order] for k in ("replication", "promise", "workload", "index", "outcome",
+                                "latency"))
+    n_p = len(spec.promises)
+    caller = _callers(spec)[workload, promise] if rep.size else np.zeros(0, dtype=np.int64)
+    first = np.ones(rep.size, dtype=bool)
+    first[1:] = (rep[1:] != rep[:-1]) | (workload[1:] != workload[:-1]) | (index[1:] != index[:-1])
+    group = np.cumsum(first) - 1
+    key = group * n_p + promise                 # sorted: records by (request, promise)
+    called = np.flatnonzero(caller >= 0)
+    at = np.searchsorted(key, group[called] * n_p + caller[called])
+    found = at < key.size
+    found[found] = key[at[found]] == group[called[found]] * n_p + caller[called[found]]
+    called, at = called[found], at[found]
+    c = caller[called]
+    waits = np.array([p.late == "wait" for p in spec.promises])[c]
+    tau = _caller_timeouts(spec)[workload[called], promise[called]]
+    o, lat = outcome[called], latency[called]
+    answered = (o == KEPT) | (waits & (o == LATE) & ~np.isnan(lat))
+    failed = ~answered | (np.isfinite(tau) & ~(lat <= tau))   # (NaN: never answered)
+    decided = (o != UNFINISHED) & (outcome[at] != UNFINISHED)
+    failed &= decided
+    absorbed = failed & (outcome[at] == KEPT)
+    pairs = sorted({(int(a), int(b)) for a, b in zip(c.tolist(), promise[called].tolist())})
+    n_r = result.replications
+    rows = []
+    for a, b in pairs:
+        mine = (c == a) & (promise[called] == b)
+        r = rep[called]
+        total = np.bincount(r[mine & failed], minlength=n_r)
+        held = np.bincount(r[mine & absorbed], minlength=n_r)
+        for i in range(n_r):
+            rows.append((i, spec.promises[a].name, spec.promises[b].name, int(total[i]),
+                         int(held[i])))
+    frame = pd.DataFrame(rows, columns=["replication", "promise", "condition", "failed_calls",
+                                        "absorbed"])
     frame.attrs.update(result.attrs)
     return frame
 

@@ -144,6 +144,10 @@ def conflicts(model: Model | ModelSpec) -> pd.DataFrame:
       workload (if all calls are made) times its mean service time reaches
       its number of servers: its queue grows without bound, so its latency
       promises cannot all be kept. One row per latency promise of the agent.
+    * ``"timeout beyond its deadline"``: a latency promise whose promiser waits
+      for each call at least as long as the whole request may take: a call it
+      gives up on has already made the request late, so the timeout protects
+      nothing (set it below the deadline, less the promiser's own work).
     """
     spec = _spec(model)
     rows = []
@@ -157,6 +161,9 @@ def conflicts(model: Model | ModelSpec) -> pd.DataFrame:
             if shortest > p.body.deadline:
                 rows.append((agent.name, p.name, "deadline below service time",
                              f"deadline {p.body.deadline:g} < shortest service {shortest:g}"))
+            if p.timeout is not None and p.timeout >= p.body.deadline:
+                rows.append((agent.name, p.name, "timeout beyond its deadline",
+                             f"timeout {p.timeout:g} >= deadline {p.body.deadline:g}"))
             if utilisation >= 1.0:
                 rows.append((agent.name, p.name, "overcommitted capacity",
                              f"offered load {load[a]:g}/time unit needs utilisation "

@@ -529,6 +529,12 @@ class Result:
         :func:`promisesim.attribution.request_cause_summary`)."""
         return attribution.request_cause_summary(self)
 
+    @cached_property
+    def request_absorbed(self) -> pd.DataFrame:
+        """Failed calls their callers' requests were kept despite (see
+        :func:`promisesim.attribution.request_absorbed`)."""
+        return attribution.request_absorbed(self)
+
     # -- observers ----------------------------------------------------------------------
     def _check_instants(self, observer) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
         """``(replication, instant)`` of an observer's checks, sorted; the same draws the

@@ -18,7 +18,10 @@ semantics (see also :mod:`promisesim.model.promises`):
   answered, and not with an error: a late answer counts when the caller
   waits for late answers (the promise's ``late="wait"``, the default: it is
   what a caller without a timeout does, so slow providers make slow
-  callers), not when it fails on them (``late="fail"``). A condition
+  callers), not when it fails on them (``late="fail"``). A caller with a
+  ``timeout`` gives up on a call whose answer is not back ``timeout`` after
+  it was sent: the call fails then (an answer back exactly then counts),
+  and the provider goes on with the work it took. A condition
   resolves as soon as its outcome is certain. When it succeeds
   the request joins the promiser's FIFO queue and is served by one of its
   servers; it is kept iff the response time is at most the deadline.
@@ -575,10 +578,11 @@ class _Replication:
         serving = False
         order = self.spec.agents[agent].order
         calls = node.condition is not None
-        wait = self.spec.promises[promise].late == "wait"
+        # how the promiser uses its calls' answers: goes on with late ones? gives up when?
+        use = (self.spec.promises[promise].late == "wait", self.spec.promises[promise].timeout)
         try:
             if calls and order == "after":
-                ok = yield from self._calls(node.condition, w, k, wait)
+                ok = yield from self._calls(node.condition, w, k, use)
                 if not ok:
                     return self._failed(rid, promise, w, k, arrival)
             # How the agent serves this request is fixed as it joins the queue: how much slower
@@ -592,7 +596,7 @@ class _Replication:
                     self._busy(agent, 1)
                     serving = True
                 if calls and order == "around":   # calls made while holding the server
-                    ok = yield from self._calls(node.condition, w, k, wait)
+                    ok = yield from self._calls(node.condition, w, k, use)
                     if not ok:
                         return self._failed(rid, promise, w, k, arrival)
                 service = self._service_time(node, agent, k)
@@ -607,7 +611,7 @@ class _Replication:
                 self._busy(agent, -1)
                 serving = False
             if calls and order == "before":   # served first, then the calls
-                ok = yield from self._calls(node.condition, w, k, wait)
+                ok = yield from self._calls(node.condition, w, k, use)
                 if not ok:
                     return self._failed(rid, promise, w, k, arrival)
             latency = env.now - arrival
@@ -687,9 +691,9 @@ class _Replication:
         return reader[k]
 
     def _item(self, item: CallNode | CallCondition, w: int, k: int,
-              wait: bool) -> Generator[simpy.Event, Any, bool]:
+              use: tuple[bool, float | None]) -> Generator[simpy.Event, Any, bool]:
         if isinstance(item, CallCondition):
-            return (yield from self._calls(item, w, k, wait))
+            return (yield from self._calls(item, w, k, use))
         if not item.is_request:
             return self._standing(item.promise)
         # Internal communication: the call is handed to the network now and reaches the
@@ -700,7 +704,19 @@ class _Replication:
             out += self._hop(item.path, item.hop, k)
             back += self._hop(item.path + "/answer", item.hop, k)
         call = self._in_flight(item, w, k, out) if out else self._request(item, w, k)
-        outcome = yield self.env.process(call)
+        wait, timeout = use
+        process = self.env.process(call)
+        if timeout is None:
+            outcome = yield process
+        else:   # the caller gives up at give_up: the provider's process goes on without it
+            give_up = self.env.now + timeout
+            timer = self.env.timeout(timeout)
+            yield process | timer
+            if not process.triggered or (back and self.env.now + back > give_up):
+                if not timer.processed:
+                    yield timer
+                return False
+            outcome = process.value
         # a late answer is still an answer: a caller that waits goes on with it
         kept = outcome == KEPT or (wait and outcome == LATE)
         if back:
@@ -718,15 +734,15 @@ class _Replication:
         return (yield from self._request(item, w, k))
 
     def _calls(self, cond: CallCondition, w: int, k: int,
-               wait: bool) -> Generator[simpy.Event, Any, bool]:
+               use: tuple[bool, float | None]) -> Generator[simpy.Event, Any, bool]:
         if cond.rule == "split":
-            return (yield from self._item(self._split(cond, k), w, k, wait))
+            return (yield from self._item(self._split(cond, k), w, k, use))
         if cond.rule == "any":
             chosen = self._choose(cond, k)
             if chosen is None:
                 return False
-            return (yield from self._item(chosen, w, k, wait))
-        pending = [self.env.process(self._item(item, w, k, wait)) for item in cond.items]
+            return (yield from self._item(chosen, w, k, use))
+        pending = [self.env.process(self._item(item, w, k, use)) for item in cond.items]
         kept = failed = 0
         n = len(pending)
         while True:

@@ -137,6 +137,7 @@ class Model:
         accepted: bool = True,
         about: AgentRef | None = None,
         late: str = "wait",
+        timeout: float | None = None,
     ) -> Promise:
         """Add a promise by ``promiser`` to ``to`` and return it.
 
@@ -156,6 +157,9 @@ class Model:
             What the promiser does with a call's answer that comes after that
             call's deadline: go on with it (``"wait"``) or fail (``"fail"``). See
             :class:`~promisesim.model.promises.Promise`.
+        timeout : float, optional
+            How long the promiser waits for each of its calls before it gives up on
+            it (a failed call). See :class:`~promisesim.model.promises.Promise`.
         """
         promiser_name, promisee_name = _name(promiser), _name(to)
         if name is None:
@@ -172,6 +176,7 @@ class Model:
             accepted=accepted,
             about=None if about is None else _name(about),
             late=late,
+            timeout=timeout,
         )
         self.promises.append(p)
         return p
@@ -304,6 +309,8 @@ class Model:
                 entry["about"] = p.about
             if p.late != "wait":
                 entry["late"] = p.late
+            if p.timeout is not None:
+                entry["timeout"] = p.timeout
             promises.append(entry)
         out: dict[str, Any] = {"name": self.name, "time_unit": self.time_unit, "agents": agents}
         if groups:
@@ -613,7 +620,7 @@ class _Reader:
     def promise(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where,
                           {"name", "promiser", "promisee", "body", "conditions", "accepted", "about",
-                           "late"},
+                           "late", "timeout"},
                           {"name", "promiser", "promisee", "body"})
         where = f"promise {e['name']!r}"
         body_data = e["body"]
@@ -636,7 +643,7 @@ class _Reader:
             conditions = self.condition(e["conditions"], where)
         m.promise(str(e["promiser"]), to=str(e["promisee"]), body=body, conditions=conditions,
                   name=str(e["name"]), accepted=e.get("accepted", True), about=e.get("about"),
-                  late=e.get("late", "wait"))
+                  late=e.get("late", "wait"), timeout=e.get("timeout"))
 
     def condition(self, data: Any, where: str) -> Condition:
         if isinstance(data, str):

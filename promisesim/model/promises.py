@@ -234,6 +234,13 @@ class Promise:
         promise's own deadline: the late call is recorded late, the caller's
         request only if its own response is). ``"fail"``: a late answer fails
         the condition when it comes, as a broken promise.
+    timeout : float or None
+        How long the promiser waits for each of its calls, from sending it to
+        the answer coming back: an answer that has not come by then fails the
+        call at that instant (the caller goes on without it; the provider
+        still does the work it took, and its own request is recorded as it
+        ends). ``None`` (the default): it waits as long as it takes. Part of
+        the promiser's promise: how it uses the promises it depends on.
     """
 
     name: str
@@ -244,3 +251,4 @@ class Promise:
     accepted: bool = True
     about: str | None = None
     late: str = "wait"
+    timeout: float | None = None

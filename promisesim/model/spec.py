@@ -335,6 +335,11 @@ def _check_promise(p: Promise, agents: dict[str, Agent], promises: dict[str, Pro
         raise err(f"accepted={p.accepted!r} must be true or false")
     if p.late not in ("wait", "fail"):
         raise err(f"late={p.late!r} must be 'wait' (go on with a late answer) or 'fail'")
+    if p.timeout is not None:
+        _number(owner, "timeout", p.timeout, positive=True)
+        if p.conditions is None:
+            raise err(f"timeout={p.timeout!r} is how long it waits for its calls, and it makes "
+                      "none (no conditions)")
     if isinstance(p.body, Latency):
         _number(owner, "deadline", p.body.deadline, positive=True)
     elif not isinstance(p.body, Availability):

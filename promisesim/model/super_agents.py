@@ -366,7 +366,7 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
         interior_of.update((q.name, s.name) for q in interior)
         conditions = composed if p.conditions is None else all_of(p.conditions, composed)
         new_promises.append(Promise(p.name, p.promiser, p.promisee, p.body, conditions,
-                                    p.accepted, p.about, p.late))
+                                    p.accepted, p.about, p.late, p.timeout))
 
     new_outages = []
     for o in outages:

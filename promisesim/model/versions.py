@@ -229,6 +229,6 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
                           shares=tuple(knots[v.name]))
         conditions = split if p.conditions is None else all_of(p.conditions, split)
         new_promises.append(Promise(p.name, p.promiser, p.promisee, p.body, conditions,
-                                    p.accepted, p.about, p.late))
+                                    p.accepted, p.about, p.late, p.timeout))
     return new_agents, new_promises, new_outages, interior_of
 

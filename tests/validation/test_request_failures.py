@@ -7,6 +7,8 @@ and ``r``), whose tables must be identical to the vector engine's. Arrivals are 
 condition of time is the share of time it holds (PASTA).
 """
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -90,3 +92,47 @@ def test_a_partition_from_the_only_provider_breaks_its_share_of_requests():
     mean, se = request_estimate(r, "serve")
     assert_close(mean, se, 1 - d / horizon)
     assert se < 0.005
+
+
+def test_a_timeout_on_an_m_m_1_provider_keeps_its_response_time_distribution():
+    """api calls db (M/M/1: arrival 0.5, service rate 1) and gives up after tau: a call is kept
+    iff db's response time, exponential with rate mu - lambda, is at most tau. db still serves
+    every call, so its own promise (deadline 3) keeps 1 - exp(-(mu - lambda) 3)."""
+    arrival, mu, tau, deadline = 0.5, 1.0, 1.0, 3.0
+    m = ps.Model("timeout")
+    api = m.agent("api", service_time=Exponential(1e-9))
+    db = m.agent("db", service_time=Exponential(1 / mu))
+    query = m.promise(db, to=api, body=ps.Latency(deadline=deadline), name="query")
+    serve = m.promise(api, to=m.agent("u"), body=ps.Latency(deadline=1e9), name="serve",
+                      conditions=query, timeout=tau)
+    m.workload(serve, rate=arrival)
+    r = both_engines(m, 20_000.0, 16, 1)
+    mean, se = request_estimate(r, "serve")
+    assert_close(mean, se, 1 - math.exp(-(mu - arrival) * tau))
+    assert se < 0.006   # power: 0.39 against 0.78 without the timeout
+    mean, se = request_estimate(r, "query")
+    assert_close(mean, se, 1 - math.exp(-(mu - arrival) * deadline))
+
+
+def test_a_two_of_three_quorum_absorbs_a_failed_call_when_the_other_two_answer():
+    """api reads from three replicas answering errors with probability p and needs two: a
+    failed call is absorbed iff both other calls of its request answered, (1 - p)^2 of
+    them; a state-based view sees no break at all (the replicas never go down)."""
+    p = 0.2
+    m = ps.Model("quorum")
+    replicas = [m.agent(f"r{i}", service_time=Exponential(0.001), errors=p) for i in range(3)]
+    api = m.agent("api", service_time=Exponential(0.001))
+    reads = [m.promise(a, to=api, body=ps.Latency(deadline=10.0), name=f"read@{a.name}")
+             for a in replicas]
+    serve = m.promise(api, to=m.agent("u"), body=ps.Latency(deadline=10.0), name="serve",
+                      conditions=ps.k_of(2, *reads))
+    m.workload(serve, rate=1.0)
+    vec = ps.simulate(m, horizon=4_000.0, replications=12, seed=37, engine="vector")
+    ref = ps.simulate(m, horizon=4_000.0, replications=1, seed=37, engine="reference")
+    first = vec.request_absorbed[vec.request_absorbed["replication"] == 0]
+    pd.testing.assert_frame_equal(ref.request_absorbed, first.reset_index(drop=True))
+    table = vec.request_absorbed.groupby("replication")[["failed_calls", "absorbed"]].sum()
+    share = (table["absorbed"] / table["failed_calls"]).to_numpy()
+    assert_close(share.mean(), share.std(ddof=1) / math.sqrt(share.size), (1 - p) ** 2)
+    assert share.std(ddof=1) / math.sqrt(share.size) < 0.01
+    assert (vec.absorbed["upstream_breaks"] == 0).all()

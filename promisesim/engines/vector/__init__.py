@@ -37,6 +37,10 @@ start-ups after scaling are outages of drawn length, and draining outages
 stop arrivals without emptying the queue (crashes are taken from the states
 without them).
 
+A timeout is applied where calls are resolved: an answer (with its way
+back) later than the send instant plus the caller's timeout is a failure at
+that sum, computed with the reference engine's floating-point operations.
+
 Request-level failures are fixed where a request joins a queue: the
 degradations under way multiply its drawn service time before the queue
 kernels run, and its answer is an error by its keyed draw against the error

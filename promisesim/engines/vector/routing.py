@@ -349,8 +349,17 @@ class Routing:
             if item.hop is not None:   # the answer's way back takes a draw of the hop too
                 back = back + self._draws("hop", item.path + "/answer", item.hop, arr.rep[called],
                                           arr.index[called])
-                return ok, np.where(back != 0, done + back, done)
-            return ok, done + back if back else done
+                done = np.where(back != 0, done + back, done)
+            elif back:
+                done = done + back
+            timeout = self.spec.promises[run.node.promise].timeout
+            if timeout is not None:   # an answer not back by then fails the call then
+                give_up = t + timeout
+                late = ~(done <= give_up)
+                if late.any():
+                    ok = np.where(late, False, ok)
+                    done = np.where(late, give_up, done)
+            return ok, done
         if item.rule in ("any", "split"):
             choice = run.choice[id(item)]
             ok = np.zeros(called.size, dtype=bool)
