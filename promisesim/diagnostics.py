@@ -148,6 +148,9 @@ def conflicts(model: Model | ModelSpec) -> pd.DataFrame:
       for each call at least as long as the whole request may take: a call it
       gives up on has already made the request late, so the timeout protects
       nothing (set it below the deadline, less the promiser's own work).
+    * ``"retries without backoff"``: a promise that retries calls it gives up on
+      (it has a timeout) at once: when its provider is slow, every retry adds
+      load to it just then, the start of a retry storm.
     """
     spec = _spec(model)
     rows = []
@@ -161,6 +164,11 @@ def conflicts(model: Model | ModelSpec) -> pd.DataFrame:
             if shortest > p.body.deadline:
                 rows.append((agent.name, p.name, "deadline below service time",
                              f"deadline {p.body.deadline:g} < shortest service {shortest:g}"))
+            if p.retries and p.timeout is not None and (p.backoff is None or
+                                                        p.backoff.initial == 0):
+                rows.append((agent.name, p.name, "retries without backoff",
+                             f"{p.retries} retries at once of calls that time out after "
+                             f"{p.timeout:g}"))
             if p.timeout is not None and p.timeout >= p.body.deadline:
                 rows.append((agent.name, p.name, "timeout beyond its deadline",
                              f"timeout {p.timeout:g} >= deadline {p.body.deadline:g}"))

@@ -53,6 +53,7 @@ PURPOSES: dict[str, int] = {
     "error": 11,
     "burst_gap": 12,
     "burst": 13,
+    "backoff": 14,
 }
 
 _MASK = (1 << 64) - 1

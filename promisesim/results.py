@@ -409,13 +409,15 @@ class Result:
     @cached_property
     def requests(self) -> pd.DataFrame:
         """One row per request (root and calls) with ``kept`` and ``outcome``, in order of
-        replication, workload, arrival index and promise."""
+        replication, workload, arrival index, promise and ``attempt`` (0: a call's first
+        attempt; 1, 2, ...: its retries, each a request of its own)."""
         req = self.trace.requests
         if req is None:
             raise ValueError("requests were not recorded: run simulate(..., record_requests=True) "
                              "to get one row per request")
         # A canonical order, whatever order the engine finished requests in.
-        order = np.lexsort((req["promise"], req["index"], req["workload"], req["replication"]))
+        order = np.lexsort((req["attempt"], req["promise"], req["index"], req["workload"],
+                            req["replication"]))
         req = {k: v[order] for k, v in req.items()}
         promises = [p.name for p in self.spec.promises]
         workloads = [w.label for w in self.spec.workloads]
@@ -424,6 +426,7 @@ class Result:
             "promise": pd.Categorical.from_codes(req["promise"], categories=promises),
             "workload": pd.Categorical.from_codes(req["workload"], categories=workloads),
             "index": req["index"],
+            "attempt": req["attempt"],
             "arrival": req["arrival"],
             "latency": req["latency"],
             "kept": req["outcome"] == KEPT,

@@ -45,6 +45,7 @@ REQUEST_COLUMNS = {
     "promise": np.int32,
     "workload": np.int32,
     "index": np.int64,
+    "attempt": np.int16,
     "arrival": np.float64,
     "latency": np.float64,
     "outcome": np.int8,

@@ -21,7 +21,12 @@ semantics (see also :mod:`promisesim.model.promises`):
   callers), not when it fails on them (``late="fail"``). A caller with a
   ``timeout`` gives up on a call whose answer is not back ``timeout`` after
   it was sent: the call fails then (an answer back exactly then counts),
-  and the provider goes on with the work it took. A condition
+  and the provider goes on with the work it took. A caller with
+  ``retries`` sends a failed call again, after its backoff (the wait before
+  retry ``j``, jittered by draw ``k`` of ``("backoff", retry path)``), as a
+  request of its own (its node's path has ``~j`` added, so it draws from
+  its own streams and is recorded with ``attempt=j``); the call fails when
+  its last attempt does. A condition
   resolves as soon as its outcome is certain. When it succeeds
   the request joins the promiser's FIFO queue and is served by one of its
   servers; it is kept iff the response time is at most the deadline.
@@ -181,9 +186,10 @@ class _Replication:
         ]
         self.service: dict[str, StreamReader] = {}
         self.changes: dict[str, list[Any]] = {k: [] for k in ("replication", "time", "agent", "up", "cause")}
-        self.open: dict[int, tuple[int, int, int, float]] = {}
+        self.open: dict[int, tuple[int, int, int, float, int]] = {}
         self.requests: dict[str, list[Any]] = {
-            k: [] for k in ("replication", "promise", "workload", "index", "arrival", "latency", "outcome")
+            k: [] for k in ("replication", "promise", "workload", "index", "attempt", "arrival",
+                            "latency", "outcome")
         }
         self._next_id = 0
         # Every agent's changes of state (times, up), for beliefs that lag the truth.
@@ -221,9 +227,10 @@ class _Replication:
         for w, (workload, tree) in enumerate(zip(self.spec.workloads, self.spec.call_trees)):
             env.process(self._workload(w, workload, tree))
         env.run(until=self.horizon)
-        for rid, (promise, workload, index, arrival) in sorted(self.open.items()):
+        for rid, (promise, workload, index, arrival, attempt) in sorted(self.open.items()):
             overdue = arrival + self.deadline[promise] < self.horizon
-            self._record(promise, workload, index, arrival, math.nan, LATE if overdue else UNFINISHED)
+            self._record(promise, workload, index, arrival, math.nan, LATE if overdue else UNFINISHED,
+                         attempt)
         return Trace.from_lists(self.changes, self.requests)
 
     # -- agent state ---------------------------------------------------------------
@@ -548,9 +555,9 @@ class _Replication:
             k += 1
 
     def _record(self, promise: int, workload: int, index: int, arrival: float, latency: float,
-                outcome: int) -> None:
-        for key, value in zip(self.requests, (self.replication, promise, workload, index, arrival,
-                                              latency, outcome)):
+                outcome: int, attempt: int = 0) -> None:
+        for key, value in zip(self.requests, (self.replication, promise, workload, index, attempt,
+                                              arrival, latency, outcome)):
             self.requests[key].append(value)
 
     def _request(self, node: CallNode, w: int, k: int) -> Generator[simpy.Event, Any, int]:
@@ -558,33 +565,34 @@ class _Replication:
         it and returns its outcome (a code of :data:`~promisesim.engines.base.OUTCOMES`)."""
         env = self.env
         arrival = env.now
-        promise = node.promise
+        promise, attempt = node.promise, node.attempt
         agent = self.promiser[promise]
         if any(start <= arrival < end for start, end in self.cut[promise]):
-            self._record(promise, w, k, arrival, math.nan, PARTITIONED)
+            self._record(promise, w, k, arrival, math.nan, PARTITIONED, attempt)
             return PARTITIONED
         if not self.up[agent]:
-            self._record(promise, w, k, arrival, math.nan, PROMISER_DOWN)
+            self._record(promise, w, k, arrival, math.nan, PROMISER_DOWN, attempt)
             return PROMISER_DOWN
         limit = self.spec.agents[agent].limit
         if limit is not None and len(self.inside[agent]) >= limit:
-            self._record(promise, w, k, arrival, math.nan, REJECTED)
+            self._record(promise, w, k, arrival, math.nan, REJECTED, attempt)
             return REJECTED
         rid = self._next_id
         self._next_id += 1
-        self.open[rid] = (promise, w, k, arrival)
+        self.open[rid] = (promise, w, k, arrival, attempt)
         me = env.active_process
         self.inside[agent][me] = None
         serving = False
         order = self.spec.agents[agent].order
         calls = node.condition is not None
         # how the promiser uses its calls' answers: goes on with late ones? gives up when?
-        use = (self.spec.promises[promise].late == "wait", self.spec.promises[promise].timeout)
+        mine = self.spec.promises[promise]
+        use = (mine.late == "wait", mine.timeout, mine.backoff)
         try:
             if calls and order == "after":
                 ok = yield from self._calls(node.condition, w, k, use)
                 if not ok:
-                    return self._failed(rid, promise, w, k, arrival)
+                    return self._failed(rid, promise, w, k, arrival, attempt)
             # How the agent serves this request is fixed as it joins the queue: how much slower
             # (degradations) and whether its answer will be an error.
             slower, p_error = self._behaviour(agent, env.now)
@@ -598,7 +606,7 @@ class _Replication:
                 if calls and order == "around":   # calls made while holding the server
                     ok = yield from self._calls(node.condition, w, k, use)
                     if not ok:
-                        return self._failed(rid, promise, w, k, arrival)
+                        return self._failed(rid, promise, w, k, arrival, attempt)
                 service = self._service_time(node, agent, k)
                 if slower != 1.0:
                     service *= slower
@@ -613,28 +621,29 @@ class _Replication:
             if calls and order == "before":   # served first, then the calls
                 ok = yield from self._calls(node.condition, w, k, use)
                 if not ok:
-                    return self._failed(rid, promise, w, k, arrival)
+                    return self._failed(rid, promise, w, k, arrival, attempt)
             latency = env.now - arrival
             del self.open[rid]
             if error:
-                self._record(promise, w, k, arrival, latency, ERROR)
+                self._record(promise, w, k, arrival, latency, ERROR, attempt)
                 return ERROR
             kept = latency <= self.deadline[promise]
-            self._record(promise, w, k, arrival, latency, KEPT if kept else LATE)
+            self._record(promise, w, k, arrival, latency, KEPT if kept else LATE, attempt)
             return KEPT if kept else LATE
         except simpy.Interrupt:
             del self.open[rid]
-            self._record(promise, w, k, arrival, math.nan, LOST)
+            self._record(promise, w, k, arrival, math.nan, LOST, attempt)
             return LOST
         finally:
             self.inside[agent].pop(me, None)
             if serving:
                 self._busy(agent, -1)
 
-    def _failed(self, rid: int, promise: int, w: int, k: int, arrival: float) -> int:
+    def _failed(self, rid: int, promise: int, w: int, k: int, arrival: float,
+                attempt: int) -> int:
         """A request whose calls failed leaves: recorded as such, without a latency."""
         del self.open[rid]
-        self._record(promise, w, k, arrival, math.nan, CONDITION_FAILED)
+        self._record(promise, w, k, arrival, math.nan, CONDITION_FAILED, attempt)
         return CONDITION_FAILED
 
     def _behaviour(self, agent: int, t: float) -> tuple[float, float]:
@@ -691,11 +700,35 @@ class _Replication:
         return reader[k]
 
     def _item(self, item: CallNode | CallCondition, w: int, k: int,
-              use: tuple[bool, float | None]) -> Generator[simpy.Event, Any, bool]:
+              use: tuple[bool, float | None, Any]) -> Generator[simpy.Event, Any, bool]:
         if isinstance(item, CallCondition):
             return (yield from self._calls(item, w, k, use))
         if not item.is_request:
             return self._standing(item.promise)
+        if not item.retries:
+            return (yield from self._attempt(item, w, k, use))
+        # a failed call is sent again (each retry a node of its own), after the backoff
+        backoff = use[2]
+        for node in (item, *item.retries):
+            if node.attempt:
+                wait = 0.0 if backoff is None else backoff.wait(node.attempt, self._backoff_draw(
+                    node, k) if backoff.jitter else 0.0)
+                if wait > 0:
+                    yield self.env.timeout(wait)
+            if (yield from self._attempt(node, w, k, use)):
+                return True
+        return False
+
+    def _backoff_draw(self, node: CallNode, k: int) -> float:
+        reader = self.routes.get("backoff:" + node.path)
+        if reader is None:
+            reader = self.routes["backoff:" + node.path] = StreamReader(
+                self.streams, _UNIT, self.replication, "backoff", node.path)
+        return reader[k]
+
+    def _attempt(self, item: CallNode, w: int, k: int,
+                 use: tuple[bool, float | None, Any]) -> Generator[simpy.Event, Any, bool]:
+        """One attempt of a call: sent now, given up on at the caller's timeout."""
         # Internal communication: the call is handed to the network now and reaches the
         # provider delay_out later, even if the caller crashes meanwhile; the answer takes
         # delay_back to come back (plus a draw of a random hop latency each way).
@@ -704,7 +737,7 @@ class _Replication:
             out += self._hop(item.path, item.hop, k)
             back += self._hop(item.path + "/answer", item.hop, k)
         call = self._in_flight(item, w, k, out) if out else self._request(item, w, k)
-        wait, timeout = use
+        wait, timeout, _ = use
         process = self.env.process(call)
         if timeout is None:
             outcome = yield process
@@ -734,7 +767,7 @@ class _Replication:
         return (yield from self._request(item, w, k))
 
     def _calls(self, cond: CallCondition, w: int, k: int,
-               use: tuple[bool, float | None]) -> Generator[simpy.Event, Any, bool]:
+               use: tuple[bool, float | None, Any]) -> Generator[simpy.Event, Any, bool]:
         if cond.rule == "split":
             return (yield from self._item(self._split(cond, k), w, k, use))
         if cond.rule == "any":

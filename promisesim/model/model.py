@@ -9,7 +9,7 @@ from ..dists import Deterministic, Distribution, distribution_from_dict
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleTo, Workload
-from .promises import Availability, Condition, Latency, Promise, all_of, any_of, k_of
+from .promises import Availability, Backoff, Condition, Latency, Promise, all_of, any_of, k_of
 from .spec import ModelSpec, build_spec
 from .super_agents import AgentTemplate, SuperAgent, expand
 from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned, expand_versions
@@ -138,6 +138,8 @@ class Model:
         about: AgentRef | None = None,
         late: str = "wait",
         timeout: float | None = None,
+        retries: int = 0,
+        backoff: Backoff | None = None,
     ) -> Promise:
         """Add a promise by ``promiser`` to ``to`` and return it.
 
@@ -160,6 +162,9 @@ class Model:
         timeout : float, optional
             How long the promiser waits for each of its calls before it gives up on
             it (a failed call). See :class:`~promisesim.model.promises.Promise`.
+        retries : int
+            How many more attempts it makes of a call that failed, after waiting as
+            ``backoff`` says (:class:`~promisesim.model.promises.Backoff`; default: no wait).
         """
         promiser_name, promisee_name = _name(promiser), _name(to)
         if name is None:
@@ -177,6 +182,8 @@ class Model:
             about=None if about is None else _name(about),
             late=late,
             timeout=timeout,
+            retries=retries,
+            backoff=backoff,
         )
         self.promises.append(p)
         return p
@@ -311,6 +318,10 @@ class Model:
                 entry["late"] = p.late
             if p.timeout is not None:
                 entry["timeout"] = p.timeout
+            if p.retries:
+                entry["retries"] = p.retries
+            if p.backoff is not None:
+                entry["backoff"] = p.backoff.to_dict()
             promises.append(entry)
         out: dict[str, Any] = {"name": self.name, "time_unit": self.time_unit, "agents": agents}
         if groups:
@@ -620,7 +631,7 @@ class _Reader:
     def promise(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where,
                           {"name", "promiser", "promisee", "body", "conditions", "accepted", "about",
-                           "late", "timeout"},
+                           "late", "timeout", "retries", "backoff"},
                           {"name", "promiser", "promisee", "body"})
         where = f"promise {e['name']!r}"
         body_data = e["body"]
@@ -643,7 +654,15 @@ class _Reader:
             conditions = self.condition(e["conditions"], where)
         m.promise(str(e["promiser"]), to=str(e["promisee"]), body=body, conditions=conditions,
                   name=str(e["name"]), accepted=e.get("accepted", True), about=e.get("about"),
-                  late=e.get("late", "wait"), timeout=e.get("timeout"))
+                  late=e.get("late", "wait"), timeout=e.get("timeout"),
+                  retries=e.get("retries", 0), backoff=self.backoff(e.get("backoff"), where))
+
+    def backoff(self, data: Any, where: str) -> Backoff | None:
+        if data is None:
+            return None
+        b = self._mapping(data, f"{where}: backoff", {"initial", "multiplier", "maximum", "jitter"},
+                          {"initial"})
+        return Backoff(b["initial"], b.get("multiplier", 2.0), b.get("maximum"), b.get("jitter"))
 
     def condition(self, data: Any, where: str) -> Condition:
         if isinstance(data, str):

@@ -19,6 +19,7 @@ from typing import Union
 
 __all__ = [
     "Availability",
+    "Backoff",
     "Latency",
     "Body",
     "Condition",
@@ -27,6 +28,39 @@ __all__ = [
     "any_of",
     "k_of",
 ]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """The wait before each retry of a call: ``initial * multiplier**(j - 1)`` before
+    retry ``j`` (1, 2, ...), at most ``maximum``; with ``jitter="full"`` a uniform draw
+    below that, with ``"equal"`` half of it plus a uniform draw below the other half
+    (draw ``k`` of ``("backoff", path of the retry's node)`` for request ``k``).
+    """
+
+    initial: float
+    multiplier: float = 2.0
+    maximum: float | None = None
+    jitter: str | None = None
+
+    def wait(self, j: int, u: float) -> float:
+        """The wait before retry ``j`` given a uniform draw ``u`` (used only with jitter)."""
+        d = self.initial * self.multiplier ** (j - 1)
+        if self.maximum is not None and d > self.maximum:
+            d = self.maximum
+        if self.jitter == "full":
+            return d * u
+        if self.jitter == "equal":
+            return d / 2 + (d / 2) * u
+        return d
+
+    def to_dict(self) -> dict:
+        out: dict = {"initial": self.initial, "multiplier": self.multiplier}
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        if self.jitter is not None:
+            out["jitter"] = self.jitter
+        return out
 
 
 @dataclass(frozen=True)
@@ -241,6 +275,13 @@ class Promise:
         still does the work it took, and its own request is recorded as it
         ends). ``None`` (the default): it waits as long as it takes. Part of
         the promiser's promise: how it uses the promises it depends on.
+    retries : int
+        How many more times the promiser sends a call that failed (an error,
+        a refusal, a rejection, a partition, a late answer it fails on, a
+        timeout): each attempt is a real request to the provider, drawn from
+        its own streams, and the call fails only when the last one does.
+    backoff : Backoff or None
+        How long it waits before each retry (``None``: not at all).
     """
 
     name: str
@@ -252,3 +293,5 @@ class Promise:
     about: str | None = None
     late: str = "wait"
     timeout: float | None = None
+    retries: int = 0
+    backoff: Backoff | None = None

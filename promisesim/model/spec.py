@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 import numpy as np
@@ -17,7 +17,7 @@ from ..dists import Distribution
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Degrade, Observer, Outage, Partition, StartUp, Workload
-from .promises import Availability, Condition, Latency, Promise
+from .promises import Availability, Backoff, Condition, Latency, Promise
 
 __all__ = ["ModelSpec", "CallNode", "CallCondition", "build_spec"]
 
@@ -25,6 +25,8 @@ __all__ = ["ModelSpec", "CallNode", "CallCondition", "build_spec"]
 #: dependencies are expanded per path, so a deep diamond-shaped graph can
 #: grow exponentially; this turns that into an error instead of a hang).
 MAX_CALL_NODES = 100_000
+#: Retries of a call, at most (each is a copy of the call's subtree in the call tree).
+MAX_RETRIES = 100
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ class CallNode:
     #: A random hop latency: each way of the call also takes a draw of it (keyed by the
     #: node's path, and the path plus ``"/answer"`` for the way back).
     hop: Distribution | None = None
+    #: Which attempt of its call this node is (0: the first), and the nodes of the retries
+    #: after it (on the first attempt only). A retry's node is a copy of the first's with
+    #: ``~j`` added to its path, so it and the calls under it draw from their own streams.
+    attempt: int = 0
+    retries: tuple["CallNode", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -340,6 +347,26 @@ def _check_promise(p: Promise, agents: dict[str, Agent], promises: dict[str, Pro
         if p.conditions is None:
             raise err(f"timeout={p.timeout!r} is how long it waits for its calls, and it makes "
                       "none (no conditions)")
+    if (isinstance(p.retries, bool) or not isinstance(p.retries, numbers.Integral)
+            or not 0 <= p.retries <= MAX_RETRIES):
+        raise err(f"retries={p.retries!r} must be a whole number from 0 to {MAX_RETRIES}")
+    if p.retries and p.conditions is None:
+        raise err(f"retries={p.retries!r} are more attempts of its calls, and it makes none "
+                  "(no conditions)")
+    if p.backoff is not None:
+        b = p.backoff
+        if not isinstance(b, Backoff):
+            raise err(f"backoff must be a Backoff, got {b!r}")
+        if not p.retries:
+            raise err("a backoff is the wait before a retry, and it makes none (retries=0)")
+        _number(owner, "backoff initial", b.initial, positive=True, allow_zero=True)
+        _number(owner, "backoff multiplier", b.multiplier, positive=True)
+        if b.multiplier < 1:
+            raise err(f"backoff multiplier={b.multiplier!r} must be at least 1")
+        if b.maximum is not None:
+            _number(owner, "backoff maximum", b.maximum, positive=True, allow_zero=True)
+        if b.jitter not in (None, "full", "equal"):
+            raise err(f"backoff jitter={b.jitter!r} must be 'full', 'equal' or none")
     if isinstance(p.body, Latency):
         _number(owner, "deadline", p.body.deadline, positive=True)
     elif not isinstance(p.body, Availability):
@@ -424,7 +451,7 @@ def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
     count = 0
 
     def node(name: str, path: str, delays: tuple[float, float] = (0.0, 0.0),
-             hop: Distribution | None = None) -> CallNode:
+             hop: Distribution | None = None, retries: int = 0) -> CallNode:
         nonlocal count
         count += 1
         if count > MAX_CALL_NODES:
@@ -435,16 +462,19 @@ def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
         p = promises[name]
         is_request = isinstance(p.body, Latency)
         # An availability condition is a check of state, not a call: nothing below it is called.
-        cond = condition(p.conditions, path, "") if is_request and p.conditions is not None else None
-        return CallNode(index[name], path, is_request, cond, delays[0], delays[1], hop)
+        cond = (condition(p.conditions, path, "", p.retries)
+                if is_request and p.conditions is not None else None)
+        later = tuple(replace(node(name, f"{path}~{j}", delays, hop), attempt=j)
+                      for j in range(1, retries + 1)) if is_request else ()
+        return CallNode(index[name], path, is_request, cond, delays[0], delays[1], hop, 0, later)
 
-    def condition(c: Condition, path: str, position: str) -> CallCondition:
+    def condition(c: Condition, path: str, position: str, retries: int) -> CallCondition:
         # The item's position within the condition makes the path unique even when one
         # promise appears in several branches (names cannot contain "/").
         delays = c.delays or ((0.0, 0.0),) * len(c.items)
         items = tuple(
-            condition(item, path, f"{position}{j}.") if isinstance(item, Condition)
-            else node(item, f"{path}/{position}{j}/{item}", delays[j], c.hop)
+            condition(item, path, f"{position}{j}.", retries) if isinstance(item, Condition)
+            else node(item, f"{path}/{position}{j}/{item}", delays[j], c.hop, retries)
             for j, item in enumerate(c.items)
         )
         return CallCondition(c.rule, c.k, items, f"{path}/{position}{c.rule}", c.choose, c.mode,

@@ -28,7 +28,7 @@ runs it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..dists import Deterministic, Distribution
 from ..errors import ScenarioError
@@ -365,8 +365,7 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
                                  composed.choose)
         interior_of.update((q.name, s.name) for q in interior)
         conditions = composed if p.conditions is None else all_of(p.conditions, composed)
-        new_promises.append(Promise(p.name, p.promiser, p.promisee, p.body, conditions,
-                                    p.accepted, p.about, p.late, p.timeout))
+        new_promises.append(replace(p, conditions=conditions))
 
     new_outages = []
     for o in outages:

@@ -32,7 +32,7 @@ The exterior promise stands while every version that carries traffic stands.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import ScenarioError
 from .super_agents import AgentTemplate
@@ -228,7 +228,6 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
         split = Condition("split", len(interior), tuple(q.name for q in interior),
                           shares=tuple(knots[v.name]))
         conditions = split if p.conditions is None else all_of(p.conditions, split)
-        new_promises.append(Promise(p.name, p.promiser, p.promisee, p.body, conditions,
-                                    p.accepted, p.about, p.late, p.timeout))
+        new_promises.append(replace(p, conditions=conditions))
     return new_agents, new_promises, new_outages, interior_of
 

@@ -136,3 +136,25 @@ def test_a_two_of_three_quorum_absorbs_a_failed_call_when_the_other_two_answer()
     assert_close(share.mean(), share.std(ddof=1) / math.sqrt(share.size), (1 - p) ** 2)
     assert share.std(ddof=1) / math.sqrt(share.size) < 0.01
     assert (vec.absorbed["upstream_breaks"] == 0).all()
+
+
+def test_retries_keep_all_but_the_calls_whose_every_attempt_errs():
+    """Errors with probability p on each attempt, independent (keyed draws per attempt):
+    with k retries a call fails only if all k + 1 attempts do, p^(k + 1) of them, and the
+    provider receives 1 + p + ... + p^k requests per call. Reference engine (the vector
+    engine leaves retries to it)."""
+    p, k = 0.3, 2
+    m = ps.Model("retries")
+    db = m.agent("db", service_time=Exponential(0.001), errors=p)
+    api = m.agent("api", service_time=Exponential(0.001))
+    query = m.promise(db, to=api, body=ps.Latency(deadline=10.0), name="query")
+    serve = m.promise(api, to=m.agent("u"), body=ps.Latency(deadline=10.0), name="serve",
+                      conditions=query, retries=k)
+    m.workload(serve, rate=2.0)
+    r = ps.simulate(m, horizon=2_000.0, replications=8, seed=13, engine="reference")
+    mean, se = request_estimate(r, "serve")
+    assert_close(mean, se, 1 - p ** (k + 1))
+    assert se < 0.003   # power: no retries would keep 0.7
+    per = r.promises.set_index(["replication", "promise"])["requests"].unstack()
+    ratio = (per["query"] / per["serve"]).to_numpy()
+    assert_close(ratio.mean(), ratio.std(ddof=1) / math.sqrt(ratio.size), 1 + p + p ** 2)

@@ -91,6 +91,9 @@ class VectorEngine:
                 missing.append(f"order 'before' with a capacity limit (agent {a.name!r})")
         if spec.scaled and any(a.order != "after" for a in spec.agents):
             missing.append("an autoscaler in a model with order 'around' or 'before'")
+        retrying = [p.name for p in spec.promises if p.retries]
+        if retrying:   # a retry's reach depends on the outcome of the attempt before it
+            missing.append(f"retries (promise {retrying[0]!r})")
         return missing
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,

@@ -82,6 +82,7 @@ class Records:
             views["promise"][at] = run.node.promise
             views["workload"][at] = run.workload
             np.take(arr.index, reach, out=views["index"][at], mode="clip")
+            views["attempt"][at] = run.node.attempt
             views["arrival"][at] = arrival
             views["latency"][at] = latency
             views["outcome"][at] = outcome

@@ -1,0 +1,124 @@
+"""Retries with backoff, in the reference engine (the vector engine leaves them to it): hand
+traces, the keyed draws of jitter, and bad settings.
+
+users -> api (service 1) -> db (service 2), deterministic; db answers errors while a
+degradation with ``errors=1`` lasts.
+"""
+
+import math
+
+import pytest
+
+import promisesim as ps
+from promisesim.dists import Deterministic as D
+from promisesim.dists import Uniform
+from promisesim.engines.vector import VectorEngine
+from promisesim.errors import EngineError
+from promisesim.random import StreamReader, Streams
+
+
+def api_db(retries=2, backoff=None, timeout=None, errors_until=3.0, end=1.5):
+    m = ps.Model("retries")
+    users = m.agent("users")
+    api = m.agent("api", service_time=D(1.0))
+    db = m.agent("db", service_time=D(2.0))
+    if errors_until:
+        m.inject(ps.Degrade("db", at=0.0, duration=errors_until, errors=1.0))
+    q = m.promise(db, to=api, body=ps.Latency(deadline=10.0), name="query")
+    serve = m.promise(api, to=users, body=ps.Latency(deadline=30.0), name="serve", conditions=q,
+                      retries=retries, backoff=backoff, timeout=timeout)
+    m.workload(serve, interarrival=D(1.0), end=end)
+    return m
+
+
+def rows(result, promise):
+    rq = result.requests
+    rq = rq[rq["promise"] == promise]
+    return [(int(at), a, None if math.isnan(lat) else round(lat, 12), str(o))
+            for at, a, lat, o in zip(rq["attempt"], rq["arrival"], rq["latency"], rq["outcome"])]
+
+
+def test_an_error_is_retried_after_the_backoff():
+    """The call at 1.0 is answered with an error at 3.0 (db errs until 3.0); after 0.5 the
+    retry reaches db at 3.5, is kept at 5.5, and api serves until 6.5."""
+    r = ps.simulate(api_db(backoff=ps.Backoff(0.5)), horizon=30.0, seed=0)
+    assert r.engine == "reference"
+    assert rows(r, "query") == [(0, 1.0, 2.0, "error"), (1, 3.5, 2.0, "kept")]
+    assert rows(r, "serve") == [(0, 1.0, 5.5, "kept")]
+
+
+def test_exponential_backoff_and_the_last_attempt_failing():
+    """db errs until 12: attempts at 1, then after each error (2 later) waits of 0.5, 1, 2:
+    attempts at 1, 3.5, 6.5, 10.5, all errors; the call fails with the last at 12.5."""
+    r = ps.simulate(api_db(retries=3, backoff=ps.Backoff(0.5, multiplier=2.0), errors_until=12.0),
+                    horizon=30.0, seed=0)
+    assert rows(r, "query") == [(0, 1.0, 2.0, "error"), (1, 3.5, 2.0, "error"),
+                                (2, 6.5, 2.0, "error"), (3, 10.5, 2.0, "error")]
+    assert rows(r, "serve") == [(0, 1.0, None, "condition_failed")]
+    capped = ps.simulate(api_db(retries=3, backoff=ps.Backoff(0.5, maximum=0.75),
+                                errors_until=12.0), horizon=30.0, seed=0)
+    assert [a for _, a, _, _ in rows(capped, "query")] == [1.0, 3.5, 6.25, 9.0]
+
+
+def test_a_retry_after_a_timeout_adds_load_to_a_provider_still_busy():
+    """timeout 1: the first attempt (db 1-3) is given up at 2 and retried at once; db serves
+    the retry after the first (3-5), past its own timeout (3): both fail, db did both."""
+    r = ps.simulate(api_db(retries=1, timeout=1.0, errors_until=None, end=1.5), horizon=30.0,
+                    seed=0)
+    assert rows(r, "query") == [(0, 1.0, 2.0, "kept"), (1, 2.0, 3.0, "kept")]
+    assert rows(r, "serve") == [(0, 1.0, None, "condition_failed")]
+
+
+def test_jitter_draws_from_the_keyed_stream_of_each_retry():
+    """Full jitter: the wait before retry j is u * 0.5 * 2**(j - 1), u draw k of
+    ("backoff", path of retry j's node)."""
+    m = api_db(retries=2, backoff=ps.Backoff(0.5, jitter="full"), errors_until=6.0)
+    r = ps.simulate(m, horizon=30.0, seed=11)
+    node = m.spec().call_trees[0].condition.items[0]
+    streams = Streams(11)
+    u1 = StreamReader(streams, Uniform(0.0, 1.0), 0, "backoff", node.retries[0].path)[0]
+    u2 = StreamReader(streams, Uniform(0.0, 1.0), 0, "backoff", node.retries[1].path)[0]
+    sent = [a for _, a, _, _ in rows(r, "query")]
+    assert sent[0] == 1.0
+    assert sent[1] == 3.0 + 0.5 * u1
+    assert sent[2] == sent[1] + 2.0 + 1.0 * u2
+    equal = ps.Backoff(0.5, jitter="equal")
+    assert equal.wait(2, 0.0) == 0.5 and equal.wait(2, 1.0) == 1.0
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(retries=-1), "retries=-1 must be a whole number from 0 to 100"),
+    (dict(retries=1.5), "retries=1.5 must be a whole number"),
+    (dict(retries=True), "retries=True must be a whole number"),
+    (dict(retries=0, backoff=ps.Backoff(1.0)), "a backoff is the wait before a retry"),
+    (dict(backoff=ps.Backoff(1.0, multiplier=0.5)), "multiplier=0.5 must be at least 1"),
+    (dict(backoff=ps.Backoff(-1.0)), "backoff initial=-1.0 must be non-negative"),
+    (dict(backoff=ps.Backoff(1.0, jitter="half")), "jitter='half' must be 'full', 'equal'"),
+])
+def test_bad_retries_are_refused(change, message):
+    with pytest.raises(ps.ScenarioError, match=f"promise 'serve': .*{message}"):
+        api_db(**change).spec()
+
+
+def test_the_vector_engine_leaves_retries_to_the_reference_engine(tmp_path):
+    m = api_db(backoff=ps.Backoff(0.5, maximum=4.0, jitter="equal"))
+    assert VectorEngine().unsupported(m.spec()) == ["retries (promise 'serve')"]
+    with pytest.raises(EngineError, match="retries"):
+        ps.simulate(m, horizon=10.0, engine="vector")
+    path = tmp_path / "m.yaml"
+    ps.dump_scenario(m, path)
+    text = path.read_text()
+    assert "retries: 2" in text and "jitter: equal" in text
+    assert ps.load_scenario(path).model.spec().promises == m.spec().promises
+
+
+def test_check_flags_immediate_retries_of_calls_that_time_out():
+    from promisesim import diagnostics
+
+    def flagged(m):
+        rows = diagnostics.conflicts(m)
+        return rows[rows["conflict"] == "retries without backoff"]["detail"].tolist()
+
+    assert flagged(api_db(timeout=1.0)) == ["2 retries at once of calls that time out after 1"]
+    assert flagged(api_db(timeout=1.0, backoff=ps.Backoff(0.2))) == []
+    assert flagged(api_db()) == []   # no timeout: retries of errors only
