@@ -409,15 +409,17 @@ class Result:
     @cached_property
     def requests(self) -> pd.DataFrame:
         """One row per request (root and calls) with ``kept`` and ``outcome``, in order of
-        replication, workload, arrival index, promise and ``attempt`` (0: a call's first
-        attempt; 1, 2, ...: its retries, each a request of its own)."""
+        replication, workload, arrival index, promise, ``attempt`` (0: a call's first
+        attempt; 1, 2, ...: its retries, each a request of its own) and arrival instant."""
         req = self.trace.requests
         if req is None:
             raise ValueError("requests were not recorded: run simulate(..., record_requests=True) "
                              "to get one row per request")
         # A canonical order, whatever order the engine finished requests in.
-        order = np.lexsort((req["attempt"], req["promise"], req["index"], req["workload"],
-                            req["replication"]))
+        # (calls under different attempts of a retried call share their other keys: the
+        # later attempt's come later)
+        order = np.lexsort((req["arrival"], req["attempt"], req["promise"], req["index"],
+                            req["workload"], req["replication"]))
         req = {k: v[order] for k, v in req.items()}
         promises = [p.name for p in self.spec.promises]
         workloads = [w.label for w in self.spec.workloads]
