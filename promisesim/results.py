@@ -132,6 +132,19 @@ def _labels(codes: np.ndarray, labels: list[str]) -> pd.Categorical:
                                      categories=categories)
 
 
+
+def _first_at_or_after(rep: np.ndarray, time: np.ndarray, q_rep: np.ndarray,
+                       q_time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, the index of the first instant (sorted by replication, time) of its
+    replication at or after its time, and whether there is one."""
+    last = _last_at_or_before(rep, time, q_rep, q_time)
+    exact = last >= 0
+    exact[exact] = time[last[exact]] == q_time[exact]
+    nxt = np.where(exact, last, np.where(last >= 0, last + 1, np.searchsorted(rep, q_rep)))
+    found = nxt < rep.size
+    found[found] = rep[nxt[found]] == q_rep[found]
+    return nxt, found
+
 class Result:
     """What a simulation returns. Tables are built on first access and cached.
 
@@ -595,13 +608,7 @@ class Result:
             # detection: the first check at or after each break's start
             breaks = ~timeline.value
             b_rep, b_time = timeline.rep[breaks], timeline.time[breaks]
-            last = _last_at_or_before(rep, check, b_rep, b_time)
-            exact = last >= 0
-            exact[exact] = check[last[exact]] == b_time[exact]
-            start = np.searchsorted(rep, b_rep)
-            nxt = np.where(exact, last, np.where(last >= 0, last + 1, start))
-            found = nxt < rep.size
-            found[found] = rep[nxt[found]] == b_rep[found]
+            nxt, found = _first_at_or_after(rep, check, b_rep, b_time)
             delay = check[nxt[found]] - b_time[found]
             detected = np.bincount(b_rep[found], minlength=n_r)
             total_delay = np.bincount(b_rep[found], weights=delay, minlength=n_r)
@@ -651,13 +658,8 @@ class Result:
         later = nxt < timeline.rep.size
         later[later] = timeline.rep[nxt[later]] == b_rep[later]
         b_end[later] = timeline.time[nxt[later]]
-        last = _last_at_or_before(f_rep, f_time, b_rep, b_time)
-        exact = last >= 0
-        exact[exact] = f_time[last[exact]] == b_time[exact]
-        at = np.where(exact, last, np.where(last >= 0, last + 1,
-                                            np.searchsorted(f_rep, b_rep)))
-        found = at < f_rep.size
-        found[found] = (f_rep[at[found]] == b_rep[found]) & (f_time[at[found]] < b_end[found])
+        at, found = _first_at_or_after(f_rep, f_time, b_rep, b_time)
+        found[found] = f_time[at[found]] < b_end[found]   # while the break lasts
         delay = f_time[at[found]] - b_time[found]
         detected = np.bincount(b_rep[found], minlength=n_r)
         total_delay = np.bincount(b_rep[found], weights=delay, minlength=n_r)

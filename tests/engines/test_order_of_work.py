@@ -185,9 +185,14 @@ def ordered_models(draw):
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
 @given(drawn=ordered_models(), seed=st.integers(0, 2**63))
 def test_random_models_with_orders_of_work_agree_exactly(drawn, seed, monkeypatch):
-    # The passes, not the handover: 40 passes, no stall rule. A model whose passes do not
-    # settle by then (a caller around a limited or overloaded queue) is left out: the vector
-    # engine hands it to the reference engine, and the tables are then the same trivially.
+    assert_passes_agree(drawn, seed, monkeypatch)
+
+
+def assert_passes_agree(drawn, seed, monkeypatch):
+    """Both engines' tables equal, the vector engine's by its passes, not by the handover:
+    40 passes, no stall rule. A model whose passes do not settle by then (a caller around a
+    limited or overloaded queue) is left out: the vector engine hands it to the reference
+    engine, and the tables are then the same trivially."""
     monkeypatch.setattr(vector_batch, "_MAX_CALL_PASSES", 40)
     monkeypatch.setattr(vector_batch, "_STALLED_SHARE", math.inf)
     model, family = drawn

@@ -8,14 +8,12 @@ users -> api (one server, service 1) -> db (one server, service 2); requests at 
 import dataclasses
 import math
 
-import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import promisesim as ps
 from promisesim.dists import Deterministic as D
-from promisesim.engines.vector import batch as vector_batch
 
 ENGINES = ["reference", "vector"]
 
@@ -138,20 +136,7 @@ def timed_models(draw):
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
 @given(drawn=timed_models(), seed=st.integers(0, 2**63))
 def test_random_models_with_timeouts_agree_exactly(drawn, seed, monkeypatch):
-    # The passes, not the handover: 40 passes, no stall rule. A model whose passes do not
-    # settle by then (a caller around a limited or overloaded queue) is left out: the vector
-    # engine hands it to the reference engine, and the tables are then the same trivially.
-    monkeypatch.setattr(vector_batch, "_MAX_CALL_PASSES", 40)
-    monkeypatch.setattr(vector_batch, "_STALLED_SHARE", math.inf)
-    model, family = drawn
-    args = dict(horizon=60.0, replications=3, seed=seed)
-    vec = ps.simulate(model, engine="vector", **args)
-    if vec.engine != "vector":
-        reject()
-    ref = ps.simulate(model, engine="reference", **args)
-    for table in family.TABLES:
-        pd.testing.assert_frame_equal(getattr(ref, table), getattr(vec, table), check_exact=True,
-                                      obj=table, check_flags=False)
+    _ORDERED.assert_passes_agree(drawn, seed, monkeypatch)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
