@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .engines.base import (CONDITION_FAILED, ERROR, KEPT, LATE, LOST, OUTCOMES, PARTITIONED,
+from .engines.base import (BREAKER_OPEN, CONDITION_FAILED, ERROR, KEPT, LATE, LOST, OUTCOMES, PARTITIONED,
                            PROMISER_DOWN, REJECTED, UNFINISHED)
 from .model.promises import Condition
 
@@ -194,11 +194,12 @@ def absorbed(result: Any) -> pd.DataFrame:
 
 #: Causes of broken requests, by the outcome of the record blamed.
 _REQUEST_CAUSES = {ERROR: "errors", LATE: "late", PROMISER_DOWN: "down", LOST: "down",
-                   REJECTED: "rejected", PARTITIONED: "partitioned"}
+                   REJECTED: "rejected", PARTITIONED: "partitioned", BREAKER_OPEN: "breaker"}
 #: By outcome: whether a root request with it failed by itself (not through its calls).
-_FAILED_ITSELF = np.array([o in (ERROR, PROMISER_DOWN, LOST, REJECTED, PARTITIONED)
+_FAILED_ITSELF = np.array([o in (ERROR, PROMISER_DOWN, LOST, REJECTED, PARTITIONED, BREAKER_OPEN)
                            for o in range(len(OUTCOMES))])
-_CAUSE_LABELS = ["errors", "late", "down", "rejected", "partitioned", "condition", "timeout"]
+_CAUSE_LABELS = ["errors", "late", "down", "rejected", "partitioned", "condition", "timeout",
+                  "breaker"]
 #: By outcome: the code of its cause in :data:`_CAUSE_LABELS` (others: "condition").
 _CAUSE_OF = np.array([_CAUSE_LABELS.index(_REQUEST_CAUSES.get(o, "condition"))
                       for o in range(len(OUTCOMES))], dtype=np.int64)
@@ -238,7 +239,8 @@ def request_causes(result: Any) -> pd.DataFrame:
     replication, workload and arrival index):
 
     * a root request that failed itself (an error answer, its promiser down or crashed,
-      rejected at a limit, cut off by a partition) is its own cause;
+      rejected at a limit, cut off by a partition, failed fast by its caller's open
+      breaker: ``"breaker"``) is its own cause;
     * a late root request is blamed on the calls under it answered late, or, if none
       was, on its own promiser (its queue and work);
     * a root request whose condition failed is blamed on the calls under it that failed
@@ -251,7 +253,7 @@ def request_causes(result: Any) -> pd.DataFrame:
     Columns: ``replication``, ``promise``, ``workload``, ``index``, ``arrival`` and
     ``outcome`` of the root request; ``agent`` (the promiser of the record blamed),
     ``cause`` (``errors``, ``late``, ``down``, ``rejected``, ``partitioned``,
-    ``timeout`` or ``condition``) and ``weight`` (1 over the request's number of causes, so each broken
+    ``breaker``, ``timeout`` or ``condition``) and ``weight`` (1 over the request's number of causes, so each broken
     request counts once). Requests still unfinished at the horizon are left out.
     """
     spec = result.spec

@@ -213,7 +213,7 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from .plotting import plot_kept, plot_timeline
+    from .plotting import plot_breakers, plot_kept, plot_timeline
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -223,6 +223,9 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
         tables.append(("observations", result.observations))
     if result.trace.requests is not None:
         tables.append(("request_causes", result.request_cause_summary()))
+    guarded = any(p.breaker is not None for p in result.spec.promises)
+    if guarded:
+        tables.append(("breakers", result.breakers))
     for name, frame in tables:
         path = out / f"{name}.csv"
         frame.to_csv(path, index=False)
@@ -235,6 +238,11 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     path = out / "kept.png"
     fig.savefig(path, dpi=110)
     written.append(path)
+    if guarded:
+        ax = plot_breakers(result, replication=0)
+        path = out / "breakers.png"
+        ax.figure.savefig(path, dpi=110, bbox_inches="tight")
+        written.append(path)
     return written
 
 

@@ -148,9 +148,16 @@ def conflicts(model: Model | ModelSpec) -> pd.DataFrame:
       for each call at least as long as the whole request may take: a call it
       gives up on has already made the request late, so the timeout protects
       nothing (set it below the deadline, less the promiser's own work).
-    * ``"retries without backoff"``: a promise that retries calls it gives up on
-      (it has a timeout) at once: when its provider is slow, every retry adds
-      load to it just then, the start of a retry storm.
+    * ``"retries without backoff or budget"``: a promise that retries calls it
+      gives up on (it has a timeout) at once and without a retry budget: when its
+      provider is slow, every retry adds load to it just then, the start of a
+      retry storm.
+    * ``"retries can overload"``: a promise that retries calls to a latency
+      promise whose promiser is busy enough that, were every call retried as
+      often as allowed, its offered load would reach its servers (utilisation
+      times ``1 + retries`` at least 1), with neither a retry budget nor a circuit
+      breaker to bound the extra load: a slowdown there can turn into a retry
+      storm that outlasts it (a metastable failure). One row per such provider.
     """
     spec = _spec(model)
     rows = []
@@ -164,11 +171,23 @@ def conflicts(model: Model | ModelSpec) -> pd.DataFrame:
             if shortest > p.body.deadline:
                 rows.append((agent.name, p.name, "deadline below service time",
                              f"deadline {p.body.deadline:g} < shortest service {shortest:g}"))
-            if p.retries and p.timeout is not None and (p.backoff is None or
-                                                        p.backoff.initial == 0):
-                rows.append((agent.name, p.name, "retries without backoff",
-                             f"{p.retries} retries at once of calls that time out after "
-                             f"{p.timeout:g}"))
+            if p.retries and p.timeout is not None and p.budget is None and (
+                    p.backoff is None or p.backoff.initial == 0):
+                rows.append((agent.name, p.name, "retries without backoff or budget",
+                             f"{p.retries} retries at once, without a budget, of calls that "
+                             f"time out after {p.timeout:g}"))
+            if p.retries and p.budget is None and p.breaker is None and p.conditions is not None:
+                for q in dict.fromkeys(_providers(p.conditions)):
+                    provider = spec.promises[spec.promise_index[q]]
+                    if not isinstance(provider.body, Latency):
+                        continue
+                    b = spec.agents[spec.agent_index[provider.promiser]]
+                    busy = load[spec.agent_index[b.name]] * b.service_time.mean / b.servers
+                    if 0 < busy < 1 <= busy * (1 + p.retries):
+                        rows.append((agent.name, p.name, "retries can overload",
+                                     f"{b.name} at utilisation {busy:.3g} would need "
+                                     f"{busy * (1 + p.retries):.3g} if every call to {q!r} were "
+                                     f"retried {p.retries} time(s); no budget or breaker bounds it"))
             if p.timeout is not None and p.timeout >= p.body.deadline:
                 rows.append((agent.name, p.name, "timeout beyond its deadline",
                              f"timeout {p.timeout:g} >= deadline {p.body.deadline:g}"))
@@ -177,6 +196,14 @@ def conflicts(model: Model | ModelSpec) -> pd.DataFrame:
                              f"offered load {load[a]:g}/time unit needs utilisation "
                              f"{utilisation:.3g} of {agent.servers} server(s)"))
     return pd.DataFrame(rows, columns=["agent", "promise", "conflict", "detail"])
+
+
+def _providers(cond: Condition) -> list[str]:
+    """The names of the promises a condition relies on, in order (nested ones included)."""
+    out: list[str] = []
+    for item in cond.items:
+        out.extend(_providers(item) if isinstance(item, Condition) else [item])
+    return out
 
 
 def agent_cycles(model: Model | ModelSpec) -> list[list[str]]:

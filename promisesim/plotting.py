@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .results import Result
 
-__all__ = ["plot_kept", "plot_timeline", "plot_latency", "plot_sweep", "plot_graph"]
+__all__ = ["plot_kept", "plot_timeline", "plot_breakers", "plot_latency", "plot_sweep",
+           "plot_graph"]
 
 
 def _axes(ax: "Axes | None", **figure: Any) -> "Axes":
@@ -97,6 +98,55 @@ def plot_timeline(result: "Result", replication: int = 0, ax: "Axes | None" = No
               ncols=4, fontsize="small", frameon=False)
     ax.set_title(f"{result.spec.name}: replication {replication}", loc="left")
     return ax
+
+
+def plot_breakers(result: "Result", replication: int = 0, ax: "Axes | None" = None) -> "Axes":
+    """Each circuit breaker's state over time in one replication: one row per (caller's
+    promise, provided promise), closed / half-open / open as coloured spans.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if not 0 <= replication < result.replications:
+        raise ValueError(f"replication={replication} is not in 0..{result.replications - 1}")
+    names = [p.name for p in result.spec.promises]
+    guards = [(p.name, q) for p in result.spec.promises if p.breaker is not None
+              for q in _called(result.spec, names.index(p.name))]
+    if not guards:
+        raise ValueError("the model has no circuit breakers (Promise(breaker=...))")
+    log = result.breakers
+    log = log[log["replication"] == replication]
+    ax = _axes(ax, figsize=(9, 0.9 + 0.35 * len(guards)))
+    colours = {"closed": "tab:green", "half_open": "gold", "open": "tab:red"}
+    for row, (caller, provider) in enumerate(guards):
+        mine = log[(log["promise"] == caller) & (log["provider"] == provider)]
+        starts = np.concatenate([[0.0], mine["time"].to_numpy()])
+        ends = np.concatenate([mine["time"].to_numpy(), [result.horizon]])
+        states = ["closed"] + [str(s) for s in mine["state"]]
+        for start, end, state in zip(starts, ends, states):
+            if end > start:
+                ax.broken_barh([(start, end - start)], (row - 0.4, 0.8),
+                               facecolors=colours[state], label=state.replace("_", "-"))
+    ax.set_yticks(range(len(guards)), [f"{c} \u2192 {q}" for c, q in guards])
+    ax.invert_yaxis()
+    ax.set_xlim(0, result.horizon)
+    ax.set_xlabel(f"time ({result.spec.time_unit})")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), loc="lower right", bbox_to_anchor=(1.0, 1.0),
+              ncols=3, fontsize="small", frameon=False)
+    ax.set_title(f"circuit breakers: replication {replication}", loc="left")
+    return ax
+
+
+def _called(spec: Any, promise: int) -> list[str]:
+    """The latency promises a promise calls (in the order its conditions name them)."""
+    from .diagnostics import _providers
+
+    cond = spec.promises[promise].conditions
+    return [q for q in dict.fromkeys(_providers(cond))
+            if spec.promises[spec.promise_index[q]].body.kind == "latency"]
 
 
 def plot_latency(result: "Result", promise: str, ax: "Axes | None" = None, bins: int = 60) -> "Axes":

@@ -41,7 +41,8 @@ from ._renewal import renewal_instants
 from .attribution import _distinct_rows
 from ._timeline import Timelines, _last_at_or_before, at_least
 from .analytic import t_quantile
-from .engines.base import CAUSES, KEPT, OUTCOMES, TIMELINE_COLUMNS, UNFINISHED, Trace
+from .engines.base import (BREAKER_COLUMNS, BREAKER_STATES, CAUSES, KEPT, OUTCOMES, TIMELINE_COLUMNS,
+                           UNFINISHED, Trace)
 from .model.promises import Condition, Latency
 from .model.spec import CallCondition, CallNode, ModelSpec
 from .random import Streams
@@ -89,7 +90,7 @@ def summarise(spec: ModelSpec, trace: Trace, replications: np.ndarray | list[int
                "promise": np.tile(np.arange(n_p, dtype=np.int32), reps.size)}
     metrics.update({k: columns[k].astype(TIMELINE_COLUMNS[k]) for k in _TIMELINE_METRICS})
     return Trace(None, trace.requests, trace.request_counts if trace.requests is None else None,
-                 metrics)
+                 metrics, trace.computed_by, trace.breakers)
 
 
 _NO_COUNTS = {"replication": np.empty(0, np.int32), "promise": np.empty(0, np.int32),
@@ -446,6 +447,29 @@ class Result:
             "latency": req["latency"],
             "kept": req["outcome"] == KEPT,
             "outcome": pd.Categorical.from_codes(req["outcome"].astype(np.int64), categories=list(OUTCOMES)),
+        })
+
+    @cached_property
+    def breakers(self) -> pd.DataFrame:
+        """One row per change of state of a circuit breaker: ``replication``, ``promise``
+        (the caller's promise, whose :class:`~promisesim.model.promises.Breaker` it is),
+        ``provider`` (the promise it guards calls to), ``time`` and ``state``
+        (``closed``, ``open``, ``half_open``), in time order within each replication. Every
+        breaker is closed at time 0; a model without breakers gives no rows."""
+        log = self.trace.breakers
+        if log is None:
+            log = {k: np.empty(0, dtype=t) for k, t in BREAKER_COLUMNS.items()}
+        order = np.lexsort((np.arange(log["time"].size), log["time"], log["replication"]))
+        log = {k: v[order] for k, v in log.items()}
+        promises = [p.name for p in self.spec.promises]
+        return self._frame({
+            "replication": log["replication"],
+            "promise": pd.Categorical.from_codes(log["promise"].astype(np.int64), categories=promises),
+            "provider": pd.Categorical.from_codes(log["provider"].astype(np.int64),
+                                                  categories=promises),
+            "time": log["time"],
+            "state": pd.Categorical.from_codes(log["state"].astype(np.int64),
+                                               categories=list(BREAKER_STATES)),
         })
 
     # -- internal communication ---------------------------------------------------------

@@ -64,3 +64,19 @@ def test_example_summaries_as_json():
     records = json.loads(cli("run", EXAMPLES / "serverless_meme.yaml", "--replications", "1",
                              "--horizon", "600", "--json"))
     assert {r["promise"] for r in records} >= {"meme", "edit", "edit@meme-fn.0"}
+
+
+def test_the_retry_storm_is_flagged_and_writes_its_breakers(tmp_path):
+    """`check` flags the storm's configuration; with a breaker, `run --out` writes the
+    breakers' table and plot."""
+    text = cli("check", EXAMPLES / "retry_storm.yaml")
+    assert "retries without backoff or budget" in text and "retries can overload" in text
+    path = tmp_path / "storm.yaml"
+    path.write_text((EXAMPLES / "retry_storm.yaml").read_text().replace(
+        "    retries: 3\n", "    retries: 3\n    breaker: {failure_rate: 0.5, window: 20, "
+        "open_for: 5}\n"))
+    cli("run", path, "--replications", "1", "--out", tmp_path / "out")
+    table = (tmp_path / "out" / "breakers.csv").read_text().splitlines()
+    assert table[0] == "replication,promise,provider,time,state"
+    assert table[1].startswith("0,page,answer,") and table[1].endswith(",open")
+    assert (tmp_path / "out" / "breakers.png").stat().st_size > 0

@@ -10,7 +10,8 @@ import numpy as np
 from ..model.spec import ModelSpec
 from ..random import Streams
 
-__all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "TIMELINE_COLUMNS", "count_requests"]
+__all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "TIMELINE_COLUMNS", "BREAKER_STATES",
+           "count_requests"]
 
 #: Request outcomes, by code. ``kept``: answered within the deadline;
 #: ``late``: answered after it (or still unanswered when the horizon came
@@ -24,11 +25,14 @@ __all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "TIMELINE_COLUMNS", "count_r
 #: ``error``: answered, but the answer was an error (the agent's error
 #: probability, a burst or a degradation);
 #: ``partitioned``: the request could not reach the promiser: a network
-#: partition cut it off from its caller.
+#: partition cut it off from its caller;
+#: ``breaker_open``: the caller's circuit breaker on this provider was open
+#: (or half-open with its trial calls out), so the call failed at once
+#: without reaching the promiser.
 OUTCOMES = ("kept", "late", "promiser_down", "condition_failed", "lost", "rejected", "unfinished",
-            "error", "partitioned")
-KEPT, LATE, PROMISER_DOWN, CONDITION_FAILED, LOST, REJECTED, UNFINISHED, ERROR, PARTITIONED = \
-    range(len(OUTCOMES))
+            "error", "partitioned", "breaker_open")
+(KEPT, LATE, PROMISER_DOWN, CONDITION_FAILED, LOST, REJECTED, UNFINISHED, ERROR, PARTITIONED,
+ BREAKER_OPEN) = range(len(OUTCOMES))
 
 #: Why an agent changed state: its own failure process or an injected outage.
 CAUSES = ("failure", "outage")
@@ -49,6 +53,17 @@ REQUEST_COLUMNS = {
     "arrival": np.float64,
     "latency": np.float64,
     "outcome": np.int8,
+}
+
+#: States of a circuit breaker, by code.
+BREAKER_STATES = ("closed", "open", "half_open")
+#: One row per change of a breaker's state: the caller's promise and the provider's.
+BREAKER_COLUMNS = {
+    "replication": np.int32,
+    "promise": np.int32,
+    "provider": np.int32,
+    "time": np.float64,
+    "state": np.int8,
 }
 
 
@@ -97,6 +112,10 @@ class Trace:
         The engine that computed it, when not the one that was asked (an engine
         may hand a model it would run slowly to another that gives the same
         results); None otherwise.
+    breakers : dict of str to numpy.ndarray, or None
+        One row per change of state of a circuit breaker (columns
+        :data:`BREAKER_COLUMNS`; every breaker is closed at time 0), in time
+        order within each replication; None for a model without breakers.
     """
 
     agent_changes: dict[str, np.ndarray] | None = field(
@@ -105,6 +124,7 @@ class Trace:
     request_counts: dict[str, np.ndarray] | None = None
     promise_metrics: dict[str, np.ndarray] | None = None
     computed_by: str | None = None
+    breakers: dict[str, np.ndarray] | None = None
 
     def counts(self) -> dict[str, np.ndarray]:
         """Requests per (replication, promise, outcome), rows with a zero count left out."""
@@ -116,14 +136,17 @@ class Trace:
     def without_requests(self) -> "Trace":
         """The same trace keeping only the request counts (memory no longer grows with traffic)."""
         return Trace(self.agent_changes, None, self.counts(), self.promise_metrics,
-                     self.computed_by)
+                     self.computed_by, self.breakers)
 
     @staticmethod
-    def from_lists(agent_changes: dict[str, list], requests: dict[str, list]) -> "Trace":
+    def from_lists(agent_changes: dict[str, list], requests: dict[str, list],
+                   breakers: dict[str, list] | None = None) -> "Trace":
         """Build a trace from column lists (converted to the schema's dtypes)."""
         return Trace(
             {k: np.asarray(agent_changes[k], dtype=t) for k, t in AGENT_CHANGE_COLUMNS.items()},
             {k: np.asarray(requests[k], dtype=t) for k, t in REQUEST_COLUMNS.items()},
+            breakers=None if breakers is None else
+            {k: np.asarray(breakers[k], dtype=t) for k, t in BREAKER_COLUMNS.items()},
         )
 
     @staticmethod
@@ -146,6 +169,9 @@ class Trace:
             {k: np.concatenate([t.promise_metrics[k] for t in traces])  # type: ignore[index]
              for k in TIMELINE_COLUMNS},
             ", ".join(sorted({t.computed_by for t in traces if t.computed_by})) or None,
+            None if all(t.breakers is None for t in traces) else
+            {k: np.concatenate([t.breakers[k] for t in traces if t.breakers is not None])
+             for k in BREAKER_COLUMNS},
         )
 
 

@@ -9,7 +9,7 @@ from ..dists import Deterministic, Distribution, distribution_from_dict
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleTo, Workload
-from .promises import Availability, Backoff, Condition, Latency, Promise, all_of, any_of, k_of
+from .promises import Availability, Backoff, Breaker, Condition, RetryBudget, Latency, Promise, all_of, any_of, k_of
 from .spec import ModelSpec, build_spec
 from .super_agents import AgentTemplate, SuperAgent, expand
 from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned, expand_versions
@@ -140,6 +140,9 @@ class Model:
         timeout: float | None = None,
         retries: int = 0,
         backoff: Backoff | None = None,
+        retry_on: str | tuple[str, ...] | list[str] | None = None,
+        budget: RetryBudget | None = None,
+        breaker: Breaker | None = None,
     ) -> Promise:
         """Add a promise by ``promiser`` to ``to`` and return it.
 
@@ -165,6 +168,15 @@ class Model:
         retries : int
             How many more attempts it makes of a call that failed, after waiting as
             ``backoff`` says (:class:`~promisesim.model.promises.Backoff`; default: no wait).
+        retry_on : str or sequence of str, optional
+            Which failures it retries: ``"errors"``, ``"timeouts"``, ``"refusals"``
+            (:data:`~promisesim.model.promises.RETRY_ON`); default every failure.
+        budget : RetryBudget, optional
+            At most a share of its calls to each provider are retries
+            (:class:`~promisesim.model.promises.RetryBudget`).
+        breaker : Breaker, optional
+            A circuit breaker on each provider it calls
+            (:class:`~promisesim.model.promises.Breaker`).
         """
         promiser_name, promisee_name = _name(promiser), _name(to)
         if name is None:
@@ -184,6 +196,10 @@ class Model:
             timeout=timeout,
             retries=retries,
             backoff=backoff,
+            retry_on=(retry_on,) if isinstance(retry_on, str) else
+            (tuple(retry_on) if isinstance(retry_on, (list, tuple)) else retry_on),
+            budget=budget,
+            breaker=breaker,
         )
         self.promises.append(p)
         return p
@@ -322,6 +338,12 @@ class Model:
                 entry["retries"] = p.retries
             if p.backoff is not None:
                 entry["backoff"] = p.backoff.to_dict()
+            if p.retry_on is not None:
+                entry["retry_on"] = list(p.retry_on)
+            if p.budget is not None:
+                entry["budget"] = p.budget.to_dict()
+            if p.breaker is not None:
+                entry["breaker"] = p.breaker.to_dict()
             promises.append(entry)
         out: dict[str, Any] = {"name": self.name, "time_unit": self.time_unit, "agents": agents}
         if groups:
@@ -631,7 +653,8 @@ class _Reader:
     def promise(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where,
                           {"name", "promiser", "promisee", "body", "conditions", "accepted", "about",
-                           "late", "timeout", "retries", "backoff"},
+                           "late", "timeout", "retries", "backoff", "retry_on", "budget",
+                           "breaker"},
                           {"name", "promiser", "promisee", "body"})
         where = f"promise {e['name']!r}"
         body_data = e["body"]
@@ -655,7 +678,9 @@ class _Reader:
         m.promise(str(e["promiser"]), to=str(e["promisee"]), body=body, conditions=conditions,
                   name=str(e["name"]), accepted=e.get("accepted", True), about=e.get("about"),
                   late=e.get("late", "wait"), timeout=e.get("timeout"),
-                  retries=e.get("retries", 0), backoff=self.backoff(e.get("backoff"), where))
+                  retries=e.get("retries", 0), backoff=self.backoff(e.get("backoff"), where),
+                  retry_on=e.get("retry_on"), budget=self.budget(e.get("budget"), where),
+                  breaker=self.breaker(e.get("breaker"), where))
 
     def backoff(self, data: Any, where: str) -> Backoff | None:
         if data is None:
@@ -663,6 +688,20 @@ class _Reader:
         b = self._mapping(data, f"{where}: backoff", {"initial", "multiplier", "maximum", "jitter"},
                           {"initial"})
         return Backoff(b["initial"], b.get("multiplier", 2.0), b.get("maximum"), b.get("jitter"))
+
+    def budget(self, data: Any, where: str) -> RetryBudget | None:
+        if data is None:
+            return None
+        b = self._mapping(data, f"{where}: budget", {"ratio", "window", "minimum"})
+        return RetryBudget(b.get("ratio", 0.1), b.get("window", 10.0), b.get("minimum", 1))
+
+    def breaker(self, data: Any, where: str) -> Breaker | None:
+        if data is None:
+            return None
+        b = self._mapping(data, f"{where}: breaker", {"failure_rate", "window", "per", "minimum",
+                                                       "open_for", "trials"})
+        return Breaker(b.get("failure_rate", 0.5), b.get("window", 20), b.get("per", "calls"),
+                       b.get("minimum"), b.get("open_for", 30.0), b.get("trials", 1))
 
     def condition(self, data: Any, where: str) -> Condition:
         if isinstance(data, str):

@@ -20,6 +20,9 @@ from typing import Union
 __all__ = [
     "Availability",
     "Backoff",
+    "Breaker",
+    "RetryBudget",
+    "RETRY_ON",
     "Latency",
     "Body",
     "Condition",
@@ -60,6 +63,79 @@ class Backoff:
             out["maximum"] = self.maximum
         if self.jitter is not None:
             out["jitter"] = self.jitter
+        return out
+
+
+#: The kinds of failed attempt a caller may retry (``retry_on``): ``"errors"``, an answer
+#: that is an error (the provider's own, or its calls failing: a 5xx) or a request lost
+#: inside it; ``"timeouts"``, a call given up on at the caller's timeout or a late answer
+#: it fails on; ``"refusals"``, a request that never got served: its promiser down, over
+#: its limit, cut off by a partition, or failed fast by the caller's open breaker.
+RETRY_ON = ("errors", "timeouts", "refusals")
+
+
+@dataclass(frozen=True)
+class RetryBudget:
+    """At most a share of a caller's calls to one provider may be retries.
+
+    A retry of a call to a provider may be sent at ``t`` only while the
+    retries the caller sent to that provider in ``(t - window, t]`` number
+    fewer than ``minimum + ratio * n``, ``n`` being the first attempts it sent
+    there in that window. A retry the budget refuses is not sent: the call
+    fails with the attempt that failed last. ``minimum`` lets a caller with
+    little traffic retry at all. (The shape of Finagle's retry budget: a
+    deposit per call, a withdrawal per retry, over a sliding window.)
+    """
+
+    ratio: float = 0.1
+    window: float = 10.0
+    minimum: int = 1
+
+    def to_dict(self) -> dict:
+        return {"ratio": self.ratio, "window": self.window, "minimum": self.minimum}
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """A circuit breaker on each provider the promiser calls (one per provider promise).
+
+    *Closed*, it lets calls through and remembers how each ended (kept, or
+    failed in any way, the caller's timeout included). When the calls
+    remembered number at least ``minimum`` and the share that failed reaches
+    ``failure_rate``, it *opens*: for ``open_for`` time units every call to that
+    provider fails at once, without reaching it (recorded there with the
+    outcome ``breaker_open``). Then it is *half-open*: it lets ``trials`` calls
+    through and fails the others fast; if every trial is kept it closes (and
+    forgets what it remembered), if one fails it opens again at once. Calls
+    sent before a change of state do not count after it.
+
+    What it remembers is a sliding window: the last ``window`` calls that ended
+    (``per="calls"``) or the calls that ended in the last ``window`` time units
+    (``per="time"``). ``minimum`` defaults to ``window`` for a count window and
+    to 10 calls for a time window.
+    """
+
+    failure_rate: float = 0.5
+    window: float = 20
+    per: str = "calls"
+    minimum: int | None = None
+    open_for: float = 30.0
+    trials: int = 1
+
+    @property
+    def least(self) -> int:
+        """The number of remembered calls before it may open."""
+        if self.minimum is not None:
+            return int(self.minimum)
+        return int(self.window) if self.per == "calls" else 10
+
+    def to_dict(self) -> dict:
+        out: dict = {"failure_rate": self.failure_rate, "window": self.window}
+        if self.per != "calls":
+            out["per"] = self.per
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        out.update({"open_for": self.open_for, "trials": self.trials})
         return out
 
 
@@ -282,6 +358,13 @@ class Promise:
         its own streams, and the call fails only when the last one does.
     backoff : Backoff or None
         How long it waits before each retry (``None``: not at all).
+    retry_on : tuple of str or None
+        Which failed attempts it retries, among :data:`RETRY_ON` (``None``:
+        every failure).
+    budget : RetryBudget or None
+        A cap on the share of its calls to each provider that are retries.
+    breaker : Breaker or None
+        A circuit breaker on each provider it calls.
     """
 
     name: str
@@ -295,3 +378,6 @@ class Promise:
     timeout: float | None = None
     retries: int = 0
     backoff: Backoff | None = None
+    retry_on: tuple[str, ...] | None = None
+    budget: RetryBudget | None = None
+    breaker: Breaker | None = None

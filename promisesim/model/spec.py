@@ -17,7 +17,7 @@ from ..dists import Distribution
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Degrade, Observer, Outage, Partition, StartUp, Workload
-from .promises import Availability, Backoff, Condition, Latency, Promise
+from .promises import RETRY_ON, Availability, Backoff, Breaker, Condition, Latency, Promise, RetryBudget
 
 __all__ = ["ModelSpec", "CallNode", "CallCondition", "build_spec"]
 
@@ -367,6 +367,50 @@ def _check_promise(p: Promise, agents: dict[str, Agent], promises: dict[str, Pro
             _number(owner, "backoff maximum", b.maximum, positive=True, allow_zero=True)
         if b.jitter not in (None, "full", "equal"):
             raise err(f"backoff jitter={b.jitter!r} must be 'full', 'equal' or none")
+    if p.retry_on is not None:
+        if not isinstance(p.retry_on, tuple) or not p.retry_on or any(
+                not isinstance(x, str) or x not in RETRY_ON for x in p.retry_on):
+            raise err(f"retry_on={p.retry_on!r} must name one or more of {', '.join(RETRY_ON)}")
+        if not p.retries:
+            raise err("retry_on says which failures it retries, and it makes no retries "
+                      "(retries=0)")
+    if p.budget is not None:
+        g = p.budget
+        if not isinstance(g, RetryBudget):
+            raise err(f"budget must be a RetryBudget, got {g!r}")
+        if not p.retries:
+            raise err("a budget caps its retries, and it makes none (retries=0)")
+        _number(owner, "budget ratio", g.ratio, positive=True, allow_zero=True)
+        _number(owner, "budget window", g.window, positive=True)
+        if isinstance(g.minimum, bool) or not isinstance(g.minimum, numbers.Integral) \
+                or g.minimum < 0:
+            raise err(f"budget minimum={g.minimum!r} must be a whole number of at least 0")
+    if p.breaker is not None:
+        k = p.breaker
+        if not isinstance(k, Breaker):
+            raise err(f"breaker must be a Breaker, got {k!r}")
+        if p.conditions is None:
+            raise err("a breaker guards its calls, and it makes none (no conditions)")
+        rate = _number(owner, "breaker failure_rate", k.failure_rate, positive=True)
+        if rate > 1:
+            raise err(f"breaker failure_rate={k.failure_rate!r} must be a share from 0 to 1")
+        if k.per not in ("calls", "time"):
+            raise err(f"breaker per={k.per!r} must be 'calls' (the last window calls) or 'time' "
+                      "(the calls of the last window time units)")
+        _number(owner, "breaker window", k.window, positive=True)
+        if k.per == "calls" and (isinstance(k.window, bool) or not isinstance(
+                k.window, numbers.Integral)):
+            raise err(f"breaker window={k.window!r} counts calls: a whole number of at least 1")
+        if k.minimum is not None and (isinstance(k.minimum, bool) or not isinstance(
+                k.minimum, numbers.Integral) or k.minimum < 1):
+            raise err(f"breaker minimum={k.minimum!r} must be a whole number of at least 1")
+        if k.per == "calls" and k.least > k.window:
+            raise err(f"breaker minimum={k.minimum!r} is more calls than its window "
+                      f"({k.window!r}) remembers: it could never open")
+        _number(owner, "breaker open_for", k.open_for, positive=True)
+        if isinstance(k.trials, bool) or not isinstance(k.trials, numbers.Integral) \
+                or not 1 <= k.trials <= 1_000_000:
+            raise err(f"breaker trials={k.trials!r} must be a whole number of at least 1")
     if isinstance(p.body, Latency):
         _number(owner, "deadline", p.body.deadline, positive=True)
     elif not isinstance(p.body, Availability):

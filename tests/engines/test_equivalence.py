@@ -34,10 +34,16 @@ def assert_same(model, horizon, replications, seed):
     return ref, vec
 
 
+#: Examples whose features the vector engine leaves to the reference engine, and which.
+REFERENCE_ONLY = {"retry_storm": ["retries (promise 'page')"]}
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_scenarios_agree_exactly(path):
     scenario = ps.load_scenario(path)
-    assert VectorEngine().unsupported(scenario.model.spec()) == []
+    assert VectorEngine().unsupported(scenario.model.spec()) == REFERENCE_ONLY.get(path.stem, [])
+    if path.stem in REFERENCE_ONLY:
+        return
     horizon = min(scenario.horizon or 1e9, 2 * 86_400.0)
     ref, _ = assert_same(scenario.model, horizon, 2, 7)
     if scenario.model.workloads:

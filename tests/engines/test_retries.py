@@ -117,8 +117,9 @@ def test_check_flags_immediate_retries_of_calls_that_time_out():
 
     def flagged(m):
         rows = diagnostics.conflicts(m)
-        return rows[rows["conflict"] == "retries without backoff"]["detail"].tolist()
+        return rows[rows["conflict"] == "retries without backoff or budget"]["detail"].tolist()
 
-    assert flagged(api_db(timeout=1.0)) == ["2 retries at once of calls that time out after 1"]
+    assert flagged(api_db(timeout=1.0)) == [
+        "2 retries at once, without a budget, of calls that time out after 1"]
     assert flagged(api_db(timeout=1.0, backoff=ps.Backoff(0.2))) == []
     assert flagged(api_db()) == []   # no timeout: retries of errors only

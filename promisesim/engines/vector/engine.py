@@ -94,6 +94,9 @@ class VectorEngine:
         retrying = [p.name for p in spec.promises if p.retries]
         if retrying:   # a retry's reach depends on the outcome of the attempt before it
             missing.append(f"retries (promise {retrying[0]!r})")
+        guarded = [p.name for p in spec.promises if p.breaker is not None]
+        if guarded:    # whether a call is sent depends on how the calls before it ended
+            missing.append(f"circuit breakers (promise {guarded[0]!r})")
         return missing
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,

@@ -115,16 +115,17 @@ from typing import Any, Generator, Sequence
 import simpy
 from simpy.core import URGENT
 
-from ..dists import Exponential, Uniform
-from ..model.agents import Bursts
-from ..model.injections import Workload
-from ..model.promises import Condition, Latency
-from ..model.spec import CallCondition, CallNode, ModelSpec
-from ..random import Streams, StreamReader
-from .base import (
-    CONDITION_FAILED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN, REJECTED, UNFINISHED,
-    Trace,
+from ...dists import Exponential, Uniform
+from ...model.agents import Bursts
+from ...model.injections import Workload
+from ...model.promises import Condition, Latency
+from ...model.spec import CallCondition, CallNode, ModelSpec
+from ...random import Streams, StreamReader
+from ..base import (
+    CONDITION_FAILED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN, REJECTED,
+    UNFINISHED, Trace,
 )
+from .calls import Caller, Use
 
 __all__ = ["ReferenceEngine"]
 
@@ -144,7 +145,7 @@ class ReferenceEngine:
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
             replications: Sequence[int], record_requests: bool = True,
             record_changes: bool = True) -> Trace:
-        from ..results import summarise
+        from ...results import summarise
 
         traces = []
         for r in replications:
@@ -157,7 +158,7 @@ class ReferenceEngine:
         return Trace.concat(traces)
 
 
-class _Replication:
+class _Replication(Caller):
     def __init__(self, spec: ModelSpec, horizon: float, streams: Streams, replication: int) -> None:
         self.spec = spec
         self.horizon = horizon
@@ -209,6 +210,13 @@ class _Replication:
         # Partitions that cut the calls to each promise: (start, end).
         self.cut = [[(float(x.at), float(x.at) + float(x.duration)) for x in spec.cut(i)]
                     for i in range(len(spec.promises))]
+        # Each promise's defences, and their state per (caller's promise, provider's promise).
+        self.use = [Use(i, p) for i, p in enumerate(spec.promises)]
+        self.breakers = {}
+        self.budgets = {}
+        self.breaker_log: dict[str, list[Any]] | None = (
+            {k: [] for k in ("replication", "promise", "provider", "time", "state")}
+            if any(p.breaker is not None for p in spec.promises) else None)
 
     # -- driver ------------------------------------------------------------------
     def run(self) -> Trace:
@@ -231,7 +239,11 @@ class _Replication:
             overdue = arrival + self.deadline[promise] < self.horizon
             self._record(promise, workload, index, arrival, math.nan, LATE if overdue else UNFINISHED,
                          attempt)
-        return Trace.from_lists(self.changes, self.requests)
+        log = self.breaker_log
+        if log is not None:   # in time order (a move to half-open is logged as the breaker opens)
+            order = sorted((t, i) for i, t in enumerate(log["time"]) if t < self.horizon)
+            log = {k: [v[i] for _, i in order] for k, v in log.items()}
+        return Trace.from_lists(self.changes, self.requests, log)
 
     # -- agent state ---------------------------------------------------------------
     def _state_change(self, delay: float) -> simpy.Event:
@@ -586,8 +598,7 @@ class _Replication:
         order = self.spec.agents[agent].order
         calls = node.condition is not None
         # how the promiser uses its calls' answers: goes on with late ones? gives up when?
-        mine = self.spec.promises[promise]
-        use = (mine.late == "wait", mine.timeout, mine.backoff)
+        use = self.use[promise]
         try:
             if calls and order == "after":
                 ok = yield from self._calls(node.condition, w, k, use)
@@ -698,95 +709,3 @@ class _Replication:
             reader = self.service[node.path] = StreamReader(
                 self.streams, dist, self.replication, "service", node.path)
         return reader[k]
-
-    def _item(self, item: CallNode | CallCondition, w: int, k: int,
-              use: tuple[bool, float | None, Any]) -> Generator[simpy.Event, Any, bool]:
-        if isinstance(item, CallCondition):
-            return (yield from self._calls(item, w, k, use))
-        if not item.is_request:
-            return self._standing(item.promise)
-        if not item.retries:
-            return (yield from self._attempt(item, w, k, use))
-        # a failed call is sent again (each retry a node of its own), after the backoff
-        backoff = use[2]
-        for node in (item, *item.retries):
-            if node.attempt:
-                wait = 0.0 if backoff is None else backoff.wait(node.attempt, self._backoff_draw(
-                    node, k) if backoff.jitter else 0.0)
-                if wait > 0:
-                    yield self.env.timeout(wait)
-            if (yield from self._attempt(node, w, k, use)):
-                return True
-        return False
-
-    def _backoff_draw(self, node: CallNode, k: int) -> float:
-        reader = self.routes.get("backoff:" + node.path)
-        if reader is None:
-            reader = self.routes["backoff:" + node.path] = StreamReader(
-                self.streams, _UNIT, self.replication, "backoff", node.path)
-        return reader[k]
-
-    def _attempt(self, item: CallNode, w: int, k: int,
-                 use: tuple[bool, float | None, Any]) -> Generator[simpy.Event, Any, bool]:
-        """One attempt of a call: sent now, given up on at the caller's timeout."""
-        # Internal communication: the call is handed to the network now and reaches the
-        # provider delay_out later, even if the caller crashes meanwhile; the answer takes
-        # delay_back to come back (plus a draw of a random hop latency each way).
-        out, back = item.delay_out, item.delay_back
-        if item.hop is not None:
-            out += self._hop(item.path, item.hop, k)
-            back += self._hop(item.path + "/answer", item.hop, k)
-        call = self._in_flight(item, w, k, out) if out else self._request(item, w, k)
-        wait, timeout, _ = use
-        process = self.env.process(call)
-        if timeout is None:
-            outcome = yield process
-        else:   # the caller gives up at give_up: the provider's process goes on without it
-            give_up = self.env.now + timeout
-            timer = self.env.timeout(timeout)
-            yield process | timer
-            if not process.triggered or (back and self.env.now + back > give_up):
-                if not timer.processed:
-                    yield timer
-                return False
-            outcome = process.value
-        # a late answer is still an answer: a caller that waits goes on with it
-        kept = outcome == KEPT or (wait and outcome == LATE)
-        if back:
-            yield self.env.timeout(back)
-        return kept
-
-    def _hop(self, key: str, dist: Any, k: int) -> float:
-        reader = self.hops.get(key)
-        if reader is None:
-            reader = self.hops[key] = StreamReader(self.streams, dist, self.replication, "hop", key)
-        return reader[k]
-
-    def _in_flight(self, item: CallNode, w: int, k: int, delay: float) -> Generator[simpy.Event, Any, bool]:
-        yield self.env.timeout(delay)
-        return (yield from self._request(item, w, k))
-
-    def _calls(self, cond: CallCondition, w: int, k: int,
-               use: tuple[bool, float | None, Any]) -> Generator[simpy.Event, Any, bool]:
-        if cond.rule == "split":
-            return (yield from self._item(self._split(cond, k), w, k, use))
-        if cond.rule == "any":
-            chosen = self._choose(cond, k)
-            if chosen is None:
-                return False
-            return (yield from self._item(chosen, w, k, use))
-        pending = [self.env.process(self._item(item, w, k, use)) for item in cond.items]
-        kept = failed = 0
-        n = len(pending)
-        while True:
-            for process in [p for p in pending if p.triggered]:
-                pending.remove(process)
-                if process.value:
-                    kept += 1
-                else:
-                    failed += 1
-            if kept >= cond.k:
-                return True
-            if n - failed < cond.k:
-                return False
-            yield self.env.any_of(pending)

@@ -1,0 +1,83 @@
+"""A caller's defences against closed forms: circuit breakers and retry budgets (reference
+engine: the vector engine leaves both to it). Estimates are means across replications, within
+3 standard errors of the closed form; arrivals are Poisson.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import promisesim as ps
+from promisesim.dists import Deterministic
+
+pytestmark = pytest.mark.slow
+
+Z = 3.0
+
+
+def caller_of_flaky(p, *, rate, **defences):
+    """users -> api -> db, both instant; db answers an error with probability p."""
+    m = ps.Model("flaky provider")
+    db = m.agent("db", service_time=Deterministic(0.0), errors=p)
+    api = m.agent("api", service_time=Deterministic(0.0))
+    query = m.promise(db, to=api, body=ps.Latency(deadline=1.0), name="query")
+    serve = m.promise(api, to=m.agent("users"), body=ps.Latency(deadline=1.0), name="serve",
+                      conditions=query, **defences)
+    m.workload(serve, rate=rate)
+    return m
+
+
+def per_replication_share(result, promise, outcome):
+    rq = result.requests
+    rq = rq[rq["promise"] == promise]
+    hit = (rq["outcome"] == outcome).groupby(rq["replication"]).mean()
+    return hit.to_numpy()
+
+
+def assert_close(values, expected):
+    mean, se = values.mean(), values.std(ddof=1) / math.sqrt(values.size)
+    assert se > 0
+    assert abs(mean - expected) <= Z * se, (mean, se, expected)
+    return se
+
+
+def test_a_breaker_that_opens_on_every_failure_keeps_its_renewal_share():
+    """A breaker that opens on any failure (window 1, failure rate 1) for T, with a trial of
+    one call. From one opening to the next: the lambda*T calls of the open period fail fast;
+    then the trial fails (p: the next opening) or is kept, and the closed breaker passes calls
+    until one fails, 1/p of them on average, (1-p)/p kept. Per cycle E[calls] = lambda*T + 1/p
+    and E[kept] = (1-p)/p: the share kept is (1-p)/(1 + p*lambda*T) (renewal-reward), and the
+    share failed fast lambda*T / (lambda*T + 1/p)."""
+    p, rate, T = 0.2, 10.0, 0.5
+    m = caller_of_flaky(p, rate=rate, breaker=ps.Breaker(failure_rate=1.0, window=1, open_for=T))
+    r = ps.simulate(m, horizon=400.0, replications=10, seed=5, engine="reference")
+    kept = per_replication_share(r, "query", "kept")
+    se = assert_close(kept, (1 - p) / (1 + p * rate * T))          # 0.4
+    assert se < 0.01   # power: without the breaker 1 - p = 0.8 are kept
+    fast = per_replication_share(r, "query", "breaker_open")
+    assert_close(fast, rate * T / (rate * T + 1 / p))               # 0.5
+    # the callers' requests are kept exactly when their one call is
+    np.testing.assert_array_equal(per_replication_share(r, "serve", "kept"), kept)
+    states = r.breakers
+    assert set(states["state"].astype(str)) == {"open", "half_open", "closed"}
+
+
+def test_a_retry_budget_holds_retries_to_its_share_of_first_attempts():
+    """Every attempt errs and every call wants a retry; a budget with ratio b and no floor
+    over a window W lets through a retry only while fewer than b times the first attempts of
+    the last W have been retried: retries / first attempts stays within [b - 1/(lambda W), b +
+    1/(lambda W)] (one retry of slack per window), and near b since every call asks."""
+    b, rate, W = 0.2, 10.0, 10.0
+    m = caller_of_flaky(1.0, rate=rate, retries=1,
+                        budget=ps.RetryBudget(ratio=b, window=W, minimum=0))
+    r = ps.simulate(m, horizon=500.0, replications=4, seed=8, engine="reference")
+    rq = r.requests[r.requests["promise"] == "query"]
+    per = rq.groupby("replication")["attempt"].agg(["size", "sum"])
+    firsts, retries = per["size"] - per["sum"], per["sum"]
+    share = (retries / firsts).to_numpy()
+    slack = 1 / (rate * W)
+    assert ((share >= b - slack) & (share <= b + slack)).all(), share
+    unbudgeted = ps.simulate(caller_of_flaky(1.0, rate=rate, retries=1), horizon=50.0, seed=8,
+                             engine="reference").requests
+    assert unbudgeted["attempt"].sum() == (unbudgeted["attempt"] == 0).sum() // 2
