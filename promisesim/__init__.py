@@ -12,7 +12,7 @@ from .experiment import simulate
 from .model import (
     Agent, AgentTemplate, SuperAgent, Availability, Backoff, Breaker, Bursts, Degrade, Partition, Condition, Failures, Latency, Maintenance, Model, ModelSpec, Observer, Outage, ScaleTo, Autoscaler, Promise, RetryBudget, Workload,
     Versioned, Release, Retire, Migrate, UndocumentedChange,
-    all_of, any_of, k_of,
+    all_of, any_of, fallback, k_of,
 )
 from .random import Streams
 from .results import Result
@@ -26,6 +26,6 @@ __all__ = [
     "EngineError", "Exponential", "Failures", "Latency", "Maintenance", "LogNormal", "Model", "ModelSpec",
     "Observer", "Outage", "Partition", "ScaleTo", "Autoscaler", "Versioned", "Release", "Retire", "Migrate",
     "UndocumentedChange", "Promise", "Result", "RetryBudget", "ScenarioError", "Streams", "Uniform", "Workload",
-    "all_of", "any_of", "dump_scenario", "k_of", "load_scenario", "load_sweep", "replicate",
+    "all_of", "any_of", "dump_scenario", "fallback", "k_of", "load_scenario", "load_sweep", "replicate",
     "simulate", "sweep", "__version__",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .engines.base import (BREAKER_OPEN, CONDITION_FAILED, ERROR, KEPT, LATE, LOST, OUTCOMES, PARTITIONED,
+from .engines.base import (BREAKER_OPEN, CONDITION_FAILED, DEGRADED, ERROR, KEPT, LATE, LOST, OUTCOMES, PARTITIONED,
                            PROMISER_DOWN, REJECTED, UNFINISHED)
 from .model.promises import Condition
 
@@ -254,7 +254,9 @@ def request_causes(result: Any) -> pd.DataFrame:
     ``outcome`` of the root request; ``agent`` (the promiser of the record blamed),
     ``cause`` (``errors``, ``late``, ``down``, ``rejected``, ``partitioned``,
     ``breaker``, ``timeout`` or ``condition``) and ``weight`` (1 over the request's number of causes, so each broken
-    request counts once). Requests still unfinished at the horizon are left out.
+    request counts once). Requests still unfinished at the horizon are left out, and so are
+    degraded ones (kept, by a fallback: :attr:`~promisesim.Result.request_absorbed` counts
+    the failed calls behind them).
     """
     spec = result.spec
     req = result.trace.requests
@@ -274,7 +276,7 @@ def request_causes(result: Any) -> pd.DataFrame:
     root_of = np.full(int(group[-1]) + 1 if n else 0, -1, dtype=np.int64)
     root_of[group[is_root]] = np.flatnonzero(is_root)
     root_outcome = outcome[root_of[group]]
-    broken = (root_outcome != KEPT) & (root_outcome != UNFINISHED)
+    broken = ~np.isin(root_outcome, [KEPT, DEGRADED, UNFINISHED])   # degraded: kept, by a fallback
     failing = np.isin(outcome, list(_REQUEST_CAUSES))     # the records that failed themselves
     below = failing & ~is_root & broken
     # calls their caller gave up on: not answered within its timeout (if it has one)
@@ -335,7 +337,7 @@ def request_absorbed(result: Any) -> pd.DataFrame:
     calls of the promise's requests to the condition promise failed (from the caller's
     view: not answered, an error, late where the caller fails on late answers, or not back
     within its timeout) and how many of those the caller's request was kept despite (a
-    k-of-n condition that got its k answers elsewhere). Calls whose request or caller was
+    k-of-n condition that got its k answers elsewhere, or a fallback). Calls whose request or caller was
     unfinished at the horizon are left out, as are promises called more than once in one
     call tree (which of their records a caller made is not in the table).
     """
@@ -363,11 +365,11 @@ def request_absorbed(result: Any) -> pd.DataFrame:
     waits = np.array([p.late == "wait" for p in spec.promises])[c]
     tau = _caller_timeouts(spec)[workload[called], promise[called]]
     o, lat = outcome[called], latency[called]
-    answered = (o == KEPT) | (waits & (o == LATE) & ~np.isnan(lat))
+    answered = (o == KEPT) | (o == DEGRADED) | (waits & (o == LATE) & ~np.isnan(lat))
     failed = ~answered | (np.isfinite(tau) & ~(lat <= tau))   # (NaN: never answered)
     decided = (o != UNFINISHED) & (outcome[at] != UNFINISHED)
     failed &= decided
-    absorbed = failed & (outcome[at] == KEPT)
+    absorbed = failed & np.isin(outcome[at], [KEPT, DEGRADED])   # by a k-of-n, or a fallback
     pairs = sorted({(int(a), int(b)) for a, b in zip(c.tolist(), promise[called].tolist())})
     n_r = result.replications
     rows = []

@@ -10,7 +10,9 @@ Tables (all long/tidy, one row per observation; provenance in ``.attrs``):
     horizon; NaN if none did), ``requests`` (answered, refused or lost
     requests that arrived before the horizon), ``requests_kept``,
     ``request_kept_fraction``, ``requests_unfinished`` (still inside at the
-    horizon with their deadline ahead: excluded from the others), and
+    horizon with their deadline ahead: excluded from the others),
+    ``requests_degraded`` (answered in time, but only thanks to a fallback:
+    counted in ``requests``, not in ``requests_kept``), and
     ``delivered_fraction``: the kept fraction (of requests for latency
     promises with traffic, of time otherwise) if the promisee accepted the
     promise, and 0 for an imposition.
@@ -36,16 +38,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import attribution
-from ._renewal import renewal_instants
+from . import attribution, observing
 from .attribution import _distinct_rows
-from ._timeline import Timelines, _last_at_or_before, at_least
+from ._timeline import Timelines, at_least
 from .analytic import t_quantile
-from .engines.base import (BREAKER_COLUMNS, BREAKER_STATES, CAUSES, KEPT, OUTCOMES, TIMELINE_COLUMNS,
+from .engines.base import (BREAKER_COLUMNS, BREAKER_STATES, CAUSES, DEGRADED, KEPT, OUTCOMES, TIMELINE_COLUMNS,
                            UNFINISHED, Trace)
 from .model.promises import Condition, Latency
 from .model.spec import CallCondition, CallNode, ModelSpec
-from .random import Streams
 
 __all__ = ["Result", "PROMISE_METRICS", "summarise"]
 
@@ -59,6 +59,7 @@ PROMISE_METRICS = (
     "requests_kept",
     "request_kept_fraction",
     "requests_unfinished",
+    "requests_degraded",
     "delivered_fraction",
 )
 
@@ -97,13 +98,6 @@ _NO_COUNTS = {"replication": np.empty(0, np.int32), "promise": np.empty(0, np.in
               "outcome": np.empty(0, np.int8), "count": np.empty(0, np.int64)}
 
 
-def _changes_up_to(timeline: Timelines, rep: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Number of changes of each query's replication at instants up to ``t`` (inclusive)."""
-    last = _last_at_or_before(timeline.rep, timeline.time, rep, t)
-    first = np.searchsorted(timeline.rep, rep)
-    return np.where(last >= 0, last - first + 1, 0)
-
-
 def _mark_requests(node: CallNode | CallCondition, requested: np.ndarray) -> None:
     if isinstance(node, CallNode):
         requested[node.promise] |= node.is_request
@@ -132,19 +126,6 @@ def _labels(codes: np.ndarray, labels: list[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(remap[codes] if codes.size else codes.astype(np.int64),
                                      categories=categories)
 
-
-
-def _first_at_or_after(rep: np.ndarray, time: np.ndarray, q_rep: np.ndarray,
-                       q_time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each query, the index of the first instant (sorted by replication, time) of its
-    replication at or after its time, and whether there is one."""
-    last = _last_at_or_before(rep, time, q_rep, q_time)
-    exact = last >= 0
-    exact[exact] = time[last[exact]] == q_time[exact]
-    nxt = np.where(exact, last, np.where(last >= 0, last + 1, np.searchsorted(rep, q_rep)))
-    found = nxt < rep.size
-    found[found] = rep[nxt[found]] == q_rep[found]
-    return nxt, found
 
 class Result:
     """What a simulation returns. Tables are built on first access and cached.
@@ -273,6 +254,7 @@ class Result:
         columns["requests"] = total
         columns["requests_kept"] = kept_requests
         columns["requests_unfinished"] = counts[:, :, UNFINISHED].ravel()
+        columns["requests_degraded"] = counts[:, :, DEGRADED].ravel()
         with np.errstate(invalid="ignore", divide="ignore"):
             request_fraction = np.where(total > 0, kept_requests / np.maximum(total, 1), np.nan)
         columns["request_kept_fraction"] = request_fraction
@@ -301,7 +283,7 @@ class Result:
             "body": pd.Categorical.from_codes(body[codes], categories=["availability", "latency"]),
             "accepted": accepted,
         }
-        integer = ("breaks", "requests", "requests_kept", "requests_unfinished")
+        integer = ("breaks", "requests", "requests_kept", "requests_unfinished", "requests_degraded")
         frame.update({m: columns[m].astype(np.int64 if m in integer else np.float64)
                       for m in PROMISE_METRICS})
         return self._frame(frame)
@@ -450,6 +432,13 @@ class Result:
         })
 
     @cached_property
+    def _falls_back(self) -> bool:
+        """Whether a condition of the model has fallbacks (so answers can be degraded)."""
+        def walk(c: Condition) -> bool:
+            return c.rule == "fallback" or any(walk(i) for i in c.items if isinstance(i, Condition))
+        return any(p.conditions is not None and walk(p.conditions) for p in self.spec.promises)
+
+    @cached_property
     def breakers(self) -> pd.DataFrame:
         """One row per change of state of a circuit breaker: ``replication``, ``promise``
         (the caller's promise, whose :class:`~promisesim.model.promises.Breaker` it is),
@@ -577,155 +566,17 @@ class Result:
         :func:`promisesim.attribution.request_absorbed`)."""
         return attribution.request_absorbed(self)
 
-    # -- observers ----------------------------------------------------------------------
-    def _check_instants(self, observer) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
-        """``(replication, instant)`` of an observer's checks, sorted; the same draws the
-        engines use for maintenance runs when it checks at them."""
-        spec = self.spec
-        streams = Streams(self.seed_sequence)
-        reps = np.arange(self.replications)
-        if observer.interval is None:
-            promiser = spec.agents[spec.agent_index[
-                spec.promises[spec.promise_index[observer.promise]].promiser]]
-            assert promiser.failures is not None and promiser.failures.maintenance is not None
-            keys = streams.keys(reps, "maintenance", promiser.name)
-            dist = promiser.failures.maintenance.interval
-        else:
-            keys = streams.keys(reps, "observation", observer.name)
-            dist = observer.interval
-        rep, time, _ = renewal_instants([keys], [dist], self.horizon)
-        return rep, time
-
+    # -- observers (see :mod:`promisesim.observing`) -------------------------------------
     @cached_property
     def observations(self) -> pd.DataFrame:
-        """Per (replication, observer): checks and their CFEngine-style outcomes.
-
-        Columns ``replication, observer, promise, checks, kept, repaired,
-        not_kept, kept_share, repaired_share, not_kept_share, breaks_detected,
-        mean_detection_delay`` (the mean time from a break's start to the first
-        check at or after it, over the breaks some check came after; NaN if none).
-        A probing observer's checks are its requests that finished (kept: the
-        request was kept; never repaired), and it detects a break by the first
-        probe in it that is not kept.
-        """
-        spec, n_r = self.spec, self.replications
-        frames = []
-        for observer in spec.observers:
-            timeline = self._promise_timelines[spec.promise_index[observer.promise]]
-            if observer.probe:
-                frames.append(self._probe_observations(observer, timeline))
-                continue
-            rep, check = self._check_instants(observer)
-            first = np.ones(rep.size, dtype=bool)
-            first[1:] = rep[1:] != rep[:-1]
-            previous = np.empty(rep.size)
-            previous[1:] = check[:-1]
-            previous[first] = 0.0
-            now = timeline.value_at(rep, check)
-            before = timeline.value_at(rep, previous)
-            changed = _changes_up_to(timeline, rep, check) - _changes_up_to(timeline, rep, previous)
-            changed[first] += ~timeline.value_at(rep[first], np.zeros(int(first.sum())))  # broken at 0
-            repaired = now & (~before | (changed > 0))
-            kept = now & ~repaired
-            count = lambda mask: np.bincount(rep[mask], minlength=n_r)  # noqa: E731
-            checks = np.bincount(rep, minlength=n_r)
-            # detection: the first check at or after each break's start
-            breaks = ~timeline.value
-            b_rep, b_time = timeline.rep[breaks], timeline.time[breaks]
-            nxt, found = _first_at_or_after(rep, check, b_rep, b_time)
-            delay = check[nxt[found]] - b_time[found]
-            detected = np.bincount(b_rep[found], minlength=n_r)
-            total_delay = np.bincount(b_rep[found], weights=delay, minlength=n_r)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                share = lambda x: np.where(checks > 0, x / np.maximum(checks, 1), np.nan)  # noqa: E731
-                mean_delay = np.where(detected > 0, total_delay / np.maximum(detected, 1), np.nan)
-            frames.append(pd.DataFrame({
-                "replication": np.arange(n_r, dtype=np.int32),
-                "observer": observer.name,
-                "promise": observer.promise,
-                "checks": checks,
-                "kept": count(kept),
-                "repaired": count(repaired),
-                "not_kept": count(~now),
-                "kept_share": share(count(kept)),
-                "repaired_share": share(count(repaired)),
-                "not_kept_share": share(count(~now)),
-                "breaks_detected": detected,
-                "mean_detection_delay": mean_delay,
-            }))
-        columns = ["replication", "observer", "promise", "checks", "kept", "repaired", "not_kept",
-                   "kept_share", "repaired_share", "not_kept_share", "breaks_detected",
-                   "mean_detection_delay"]
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-        names = [o.name for o in spec.observers]
-        frame["observer"] = pd.Categorical(frame["observer"], categories=names)
-        frame.attrs.update(self.attrs)
-        return frame
-
-    def _probe_observations(self, observer, timeline) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-        """:attr:`observations` of an observer that probes with requests."""
-        n_r = self.replications
-        req = self.requests
-        mine = req[(req["workload"] == observer.name) & (req["promise"] == observer.promise)
-                   & (req["outcome"] != "unfinished")]
-        rep = mine["replication"].to_numpy(dtype=np.int64)
-        sent = mine["arrival"].to_numpy(dtype=np.float64)
-        kept = mine["kept"].to_numpy(dtype=bool)
-        checks = np.bincount(rep, minlength=n_r)
-        n_kept = np.bincount(rep[kept], minlength=n_r)
-        # detection: the first probe not kept at or after each break's start, before its end
-        f_rep, f_time = rep[~kept], sent[~kept]
-        breaks = np.flatnonzero(~timeline.value)
-        b_rep, b_time = timeline.rep[breaks], timeline.time[breaks]
-        nxt = breaks + 1
-        b_end = np.full(breaks.size, self.horizon)
-        later = nxt < timeline.rep.size
-        later[later] = timeline.rep[nxt[later]] == b_rep[later]
-        b_end[later] = timeline.time[nxt[later]]
-        at, found = _first_at_or_after(f_rep, f_time, b_rep, b_time)
-        found[found] = f_time[at[found]] < b_end[found]   # while the break lasts
-        delay = f_time[at[found]] - b_time[found]
-        detected = np.bincount(b_rep[found], minlength=n_r)
-        total_delay = np.bincount(b_rep[found], weights=delay, minlength=n_r)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = lambda x: np.where(checks > 0, x / np.maximum(checks, 1), np.nan)  # noqa: E731
-            mean_delay = np.where(detected > 0, total_delay / np.maximum(detected, 1), np.nan)
-        return pd.DataFrame({
-            "replication": np.arange(n_r, dtype=np.int32),
-            "observer": observer.name,
-            "promise": observer.promise,
-            "checks": checks,
-            "kept": n_kept,
-            "repaired": np.zeros(n_r, dtype=np.int64),
-            "not_kept": checks - n_kept,
-            "kept_share": share(n_kept),
-            "repaired_share": share(np.zeros(n_r)),
-            "not_kept_share": share(checks - n_kept),
-            "breaks_detected": detected,
-            "mean_detection_delay": mean_delay,
-        })
+        """Per (replication, observer): checks and their CFEngine-style outcomes
+        (:func:`promisesim.observing.observations`)."""
+        return observing.observations(self)
 
     def observation_summary(self, confidence: float = 0.95) -> pd.DataFrame:
         """Mean, standard error and confidence interval of each observer's outcome shares and
         detection delay across replications (columns as :meth:`summary`, with ``observer``)."""
-        frame = self.observations
-        metrics = ["kept_share", "repaired_share", "not_kept_share", "mean_detection_delay"]
-        rows = []
-        for name, group in frame.groupby("observer", observed=True, sort=False):
-            for metric in metrics:
-                values = group[metric].to_numpy(dtype=np.float64)
-                values = values[~np.isnan(values)]
-                n = values.size
-                if n == 0:
-                    continue
-                mean = float(values.mean())
-                stderr = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-                half = t_quantile(0.5 + confidence / 2, n - 1) * stderr if n > 1 else math.nan
-                rows.append((name, metric, mean, stderr, mean - half, mean + half, n))
-        out = pd.DataFrame(rows, columns=["observer", "metric", "mean", "stderr", "ci_low",
-                                          "ci_high", "n"])
-        out.attrs.update(self.attrs)
-        return out
+        return observing.observation_summary(self, confidence)
 
     # -- summary -----------------------------------------------------------------------
     def summary(self, metrics: tuple[str, ...] | list[str] | None = None,
@@ -750,11 +601,15 @@ class Result:
         if not 0 < confidence < 1:
             raise ValueError(f"confidence={confidence!r} must be between 0 and 1")
         frame = self.promises
-        metrics = list(PROMISE_METRICS if metrics is None else metrics)
+        if metrics is None:   # degraded answers only where something falls back
+            metrics = [m for m in PROMISE_METRICS
+                       if m != "requests_degraded" or self._falls_back]
+        metrics = list(metrics)
         unknown = [m for m in metrics if m not in PROMISE_METRICS]
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; known: {list(PROMISE_METRICS)}")
-        request_metrics = ["requests", "requests_kept", "request_kept_fraction", "requests_unfinished"]
+        request_metrics = ["requests", "requests_kept", "request_kept_fraction", "requests_unfinished",
+                           "requests_degraded"]
         grouped = frame.groupby("promise", observed=True, sort=False)
         mean = grouped[metrics].mean()
         std = grouped[metrics].std(ddof=1)

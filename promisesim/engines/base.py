@@ -28,11 +28,13 @@ __all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "TIMELINE_COLUMNS", "BREAKER
 #: partition cut it off from its caller;
 #: ``breaker_open``: the caller's circuit breaker on this provider was open
 #: (or half-open with its trial calls out), so the call failed at once
-#: without reaching the promiser.
+#: without reaching the promiser;
+#: ``degraded``: answered within the deadline, but kept only thanks to a
+#: fallback (its own, or one below it): counted apart from ``kept``.
 OUTCOMES = ("kept", "late", "promiser_down", "condition_failed", "lost", "rejected", "unfinished",
-            "error", "partitioned", "breaker_open")
+            "error", "partitioned", "breaker_open", "degraded")
 (KEPT, LATE, PROMISER_DOWN, CONDITION_FAILED, LOST, REJECTED, UNFINISHED, ERROR, PARTITIONED,
- BREAKER_OPEN) = range(len(OUTCOMES))
+ BREAKER_OPEN, DEGRADED) = range(len(OUTCOMES))
 
 #: Why an agent changed state: its own failure process or an injected outage.
 CAUSES = ("failure", "outage")

@@ -9,7 +9,7 @@ from ..dists import Deterministic, Distribution, distribution_from_dict
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleTo, Workload
-from .promises import Availability, Backoff, Breaker, Condition, RetryBudget, Latency, Promise, all_of, any_of, k_of
+from .promises import Availability, Backoff, Breaker, Condition, RetryBudget, Latency, Promise, all_of, any_of, fallback, k_of
 from .spec import ModelSpec, build_spec
 from .super_agents import AgentTemplate, SuperAgent, expand
 from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned, expand_versions
@@ -708,9 +708,10 @@ class _Reader:
             return all_of(data)
         if isinstance(data, list):
             return all_of(*[self._item(x, where) for x in data])
-        c = self._mapping(data, f"{where}: conditions", {"all_of", "any_of", "k_of"})
+        c = self._mapping(data, f"{where}: conditions", {"all_of", "any_of", "k_of", "fallback"})
         if len(c) != 1:
-            raise ScenarioError(f"{where}: a condition is one of all_of, any_of or k_of, got {data!r}")
+            raise ScenarioError(f"{where}: a condition is one of all_of, any_of, k_of or fallback, "
+                                f"got {data!r}")
         (rule, items), = c.items()
         if rule == "k_of":
             kv = self._mapping(items, f"{where}: k_of", {"k", "of"}, {"k", "of"})
@@ -718,9 +719,14 @@ class _Reader:
         options: dict = {}
         if rule == "any_of" and isinstance(items, dict):
             options = dict(self._mapping(items, f"{where}: any_of",
-                                         {"of", "choose", "mode", "detect"}, {"of"}))
+                                         {"of", "choose", "mode", "detect", "hedge"}, {"of"}))
             items = options.pop("of")
         parts = [self._item(x, where) for x in self._list(items, f"{where}: {rule}")]
+        if rule == "fallback":
+            if not parts:
+                raise ScenarioError(f"{where}: a fallback names the promise to call first, then "
+                                    "those to fall back on")
+            return fallback(*parts)
         return all_of(*parts) if rule == "all_of" else any_of(*parts, **options)
 
     def _item(self, data: Any, where: str) -> str | Condition:

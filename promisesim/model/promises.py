@@ -29,6 +29,7 @@ __all__ = [
     "Promise",
     "all_of",
     "any_of",
+    "fallback",
     "k_of",
 ]
 
@@ -170,21 +171,23 @@ PromiseRef = Union["Promise", str]
 class Condition:
     """A composition of promises (or nested conditions) made to the promiser.
 
-    Build one with :func:`all_of`, :func:`any_of` or :func:`k_of`.
+    Build one with :func:`all_of`, :func:`any_of`, :func:`k_of` or :func:`fallback`.
 
     Attributes
     ----------
-    rule : {"all", "any", "k"}
+    rule : {"all", "any", "k", "fallback"}
         ``"all"`` calls every provider and needs all of them; ``"any"`` is a
         *choice*: it calls one provider that is up (the first in the given
         order) and needs it; ``"k"`` calls every provider and needs the
-        ``k`` fastest.
+        ``k`` fastest; ``"fallback"`` calls the first and, only if that call
+        fails, the next, and so on: the answer of any but the first is
+        *degraded*.
     k : int
         Providers needed (``len(items)`` for all, 1 for any).
     items : tuple
         Promise names or nested conditions.
-    choose, mode, detect
-        How a choice picks its provider; see :func:`any_of`.
+    choose, mode, detect, hedge
+        How a choice picks its provider and hedges; see :func:`any_of`.
     """
 
     rule: str
@@ -201,6 +204,9 @@ class Condition:
     shares: tuple[tuple[float, tuple[float, ...]], ...] | None = None
     #: A random hop latency, drawn per call on top of ``delays`` (out) and for the answer.
     hop: Distribution | None = None
+    #: A choice only: after this long without an answer, a second copy goes to another
+    #: provider (see :func:`any_of`); None: no hedging.
+    hedge: float | None = None
 
     def share_at(self, t: float) -> tuple[float, ...]:
         """The traffic share of each item at ``t`` (``rule="split"``)."""
@@ -231,6 +237,8 @@ class Condition:
         items = [i.to_dict() if isinstance(i, Condition) else i for i in self.items]
         if self.rule == "k":
             return {"k_of": {"k": self.k, "of": items}}
+        if self.rule == "fallback":
+            return {"fallback": items}
         options = {key: getattr(self, key) for key, default in _CHOICE_DEFAULTS.items()
                    if getattr(self, key) != default}
         if options:
@@ -254,7 +262,7 @@ def split_shares(knots: tuple | list, t: float) -> tuple[float, ...]:
     return tuple(a + (b - a) * w for a, b in zip(s0, s1))
 
 
-_CHOICE_DEFAULTS = {"choose": "first", "mode": "pull", "detect": 0.0}
+_CHOICE_DEFAULTS = {"choose": "first", "mode": "pull", "detect": 0.0, "hedge": None}
 
 
 def _refs(items: tuple) -> tuple[Union[str, Condition], ...]:
@@ -282,7 +290,7 @@ def all_of(*items: PromiseRef | Condition) -> Condition:
 
 
 def any_of(*items: PromiseRef | Condition, choose: str = "first", mode: str = "pull",
-           detect: float = 0.0) -> Condition:
+           detect: float = 0.0, hedge: float | None = None) -> Condition:
     """Choice: kept when the provider a request picks keeps its promise.
 
     Each request calls one provider that the promiser *believes* is up: its
@@ -302,11 +310,32 @@ def any_of(*items: PromiseRef | Condition, choose: str = "first", mode: str = "p
         cyclic order, and stays there: no fail-back.
     detect : float
         Detection delay (time units).
+    hedge : float, optional
+        A hedged request: if the provider called has not answered ``hedge``
+        after the call was sent, a second copy goes to the next provider
+        believed up (in the given order after the first, cyclically). The
+        condition holds with the first copy kept, and fails when both have
+        failed (a call that fails before the hedge is sent is not hedged).
+        The copy left behind is not cancelled: its provider does the work.
 
     A request with no provider believed up fails its condition without a call.
     """
     refs = _refs(items)
-    return Condition("any", 1, refs, None, choose, mode, detect)
+    return Condition("any", 1, refs, None, choose, mode, detect, hedge=hedge)
+
+
+def fallback(primary: PromiseRef | Condition, *alternatives: PromiseRef | Condition) -> Condition:
+    """Fallbacks: call ``primary``; if that call fails (an error, a refusal, a timeout, a late
+    answer the caller fails on, after its retries), call the first alternative, and so on.
+
+    The condition holds with the first call kept. A request whose condition was kept by an
+    alternative (a cache, a default answer) is *degraded*: it is recorded with the outcome
+    ``degraded`` where it would be ``kept`` (counted apart, in ``requests_degraded``), and
+    so is every request above it that a degraded answer kept. A default answer is a promise
+    of an agent that answers at once and never fails.
+    """
+    refs = _refs((primary, *alternatives))
+    return Condition("fallback", 1, refs)
 
 
 def k_of(k: int, *items: PromiseRef | Condition) -> Condition:

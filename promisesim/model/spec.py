@@ -43,6 +43,8 @@ class CallCondition:
     choose: str = "first"
     mode: str = "pull"
     detect: float = 0.0
+    #: a choice's hedge delay (None: no hedging)
+    hedge: float | None = None
     #: the model's condition (a split's traffic shares live there)
     source: Condition | None = field(default=None, compare=False, repr=False)
 
@@ -418,7 +420,8 @@ def _check_promise(p: Promise, agents: dict[str, Agent], promises: dict[str, Pro
     if p.conditions is None:
         return
     if not isinstance(p.conditions, Condition):
-        raise err(f"conditions must be made with all_of, any_of or k_of, got {p.conditions!r}")
+        raise err(f"conditions must be made with all_of, any_of, k_of or fallback, got "
+                  f"{p.conditions!r}")
     _check_condition(p, p.conditions, promises, err)
 
 
@@ -426,12 +429,25 @@ def _check_condition(p: Promise, cond: Condition, promises: dict[str, Promise], 
     n = len(cond.items)
     if n == 0:
         raise err(f"a {cond.rule}-of condition has no promises")
-    if cond.rule not in ("all", "any", "k") and not (cond.rule == "split" and cond.shares):
+    if cond.rule not in ("all", "any", "k", "fallback") and not (cond.rule == "split"
+                                                                and cond.shares):
         raise err(f"unknown condition rule {cond.rule!r}")
     if isinstance(cond.k, bool) or not isinstance(cond.k, int) or not 1 <= cond.k <= n:
         raise err(f"k={cond.k!r} must be a whole number from 1 to the {n} promises it chooses from")
-    if (cond.rule == "any" and cond.k != 1) or (cond.rule in ("all", "split") and cond.k != n):
+    if (cond.rule in ("any", "fallback") and cond.k != 1) or (cond.rule in ("all", "split")
+                                                              and cond.k != n):
         raise err(f"an {cond.rule}-of condition over {n} promises has k={cond.k}; use k_of for that")
+    if cond.rule == "fallback" and n < 2:
+        raise err(f"a fallback needs a promise to call first and at least one to fall back on, "
+                  f"got {list(cond.items)!r}")
+    if cond.hedge is not None:
+        if cond.rule != "any":
+            raise err(f"hedge is for a choice (any_of), not a {cond.rule}-of condition")
+        h = cond.hedge
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < math.inf:
+            raise err(f"hedge={h!r} must be a positive, finite time")
+        if n < 2:
+            raise err("a hedge sends a second copy to another provider, and this choice has one")
     if (cond.choose, cond.mode, cond.detect) != ("first", "pull", 0.0):
         if cond.rule != "any":
             raise err(f"choose, mode and detect are for a choice (any_of), not a {cond.rule}-of "
@@ -522,7 +538,7 @@ def _call_tree(workload: Workload, promises: dict[str, Promise]) -> CallNode:
             for j, item in enumerate(c.items)
         )
         return CallCondition(c.rule, c.k, items, f"{path}/{position}{c.rule}", c.choose, c.mode,
-                             c.detect, c)
+                             c.detect, c.hedge, c)
 
     index = {name: i for i, name in enumerate(promises)}
     return node(workload.promise, f"{workload.label}/{workload.promise}")

@@ -242,3 +242,121 @@ def test_check_flags_retries_that_can_overload_their_provider_unless_bounded():
     rows = diagnostics.conflicts(api_db(db_service=0.4, retries=2, timeout=0.5,
                                         budget=ps.RetryBudget()))
     assert "retries without backoff or budget" not in set(rows["conflict"])
+
+
+# -- fallbacks -----------------------------------------------------------------------------
+def with_fallback(db_errors_until=5.0, cache_errors=0.0):
+    """users -> gateway (instant) -> api (1) -> fallback(db query (2), cache read (0.5))."""
+    m = ps.Model("fallback")
+    users, gateway = m.agent("users"), m.agent("gateway")
+    api = m.agent("api", service_time=D(1.0))
+    db = m.agent("db", service_time=D(2.0))
+    cache = m.agent("cache", service_time=D(0.5), errors=cache_errors)
+    m.inject(ps.Degrade("db", at=0.0, duration=db_errors_until, errors=1.0))
+    q = m.promise(db, to=api, body=ps.Latency(deadline=10.0), name="query")
+    c = m.promise(cache, to=api, body=ps.Latency(deadline=10.0), name="cached")
+    serve = m.promise(api, to=gateway, body=ps.Latency(deadline=30.0), name="serve",
+                      conditions=ps.fallback(q, c))
+    page = m.promise(gateway, to=users, body=ps.Latency(deadline=30.0), name="page",
+                     conditions=serve)
+    m.workload(page, interarrival=D(4.0), end=8.5)
+    return m
+
+
+def test_a_failed_call_falls_back_and_the_answer_is_degraded_all_the_way_up():
+    """Arrival 4: db errs (4-6), the cache answers (6-6.5), api serves (6.5-7.5): kept only
+    thanks to the fallback, so degraded, and so is the gateway's request on top of it.
+    Arrival 8: db answers (8-10), api (10-11): kept, the cache not called."""
+    r = ps.simulate(with_fallback(), horizon=30.0, seed=0)
+    assert rows(r, "query") == [(0, 4.0, 2.0, "error"), (0, 8.0, 2.0, "kept")]
+    assert rows(r, "cached") == [(0, 6.0, 0.5, "kept")]
+    assert rows(r, "serve") == [(0, 4.0, 3.5, "degraded"), (0, 8.0, 3.0, "kept")]
+    assert rows(r, "page") == [(0, 4.0, 3.5, "degraded"), (0, 8.0, 3.0, "kept")]
+    table = r.promises.set_index("promise")
+    assert table.loc["page", ["requests", "requests_kept", "requests_degraded"]].tolist() == [2, 1, 1]
+    assert table.loc["page", "request_kept_fraction"] == 0.5
+    assert "requests_degraded" in set(r.summary()["metric"])
+    assert r.request_causes.empty           # degraded is kept, by a fallback: not broken
+    absorbed = r.request_absorbed.set_index("condition")
+    assert absorbed.loc["query", ["failed_calls", "absorbed"]].tolist() == [1, 1]
+    assert "requests_degraded" not in set(ps.simulate(api_db(), horizon=5.0).summary()["metric"])
+
+
+def test_when_the_fallback_fails_too_the_condition_fails():
+    r = ps.simulate(with_fallback(cache_errors=1.0), horizon=30.0, seed=0)
+    assert rows(r, "cached") == [(0, 6.0, 0.5, "error")]
+    assert rows(r, "serve")[0] == (0, 4.0, None, "condition_failed")
+    assert rows(r, "page")[0] == (0, 4.0, None, "condition_failed")
+
+
+# -- hedged requests -----------------------------------------------------------------------
+def hedged(a_service=3.0, hedge=1.0, a_errors=0.0):
+    """users -> api (instant) -> any_of(a, b, hedge); b takes 0.5."""
+    m = ps.Model("hedge")
+    users, api = m.agent("users"), m.agent("api")
+    a = m.agent("a", service_time=D(a_service), errors=a_errors)
+    b = m.agent("b", service_time=D(0.5))
+    pa = m.promise(a, to=api, body=ps.Latency(deadline=10.0), name="from-a")
+    pb = m.promise(b, to=api, body=ps.Latency(deadline=10.0), name="from-b")
+    serve = m.promise(api, to=users, body=ps.Latency(deadline=30.0), name="serve",
+                      conditions=ps.any_of(pa, pb, hedge=hedge))
+    m.workload(serve, interarrival=D(1.0), end=1.5)
+    return m
+
+
+def test_a_hedge_goes_to_the_next_provider_and_the_first_answer_wins():
+    """a would take 3 (1-4); at 2 with no answer a copy goes to b (2-2.5), which wins: the
+    request is answered at 2.5. a still does its work, recorded kept at 4."""
+    r = ps.simulate(hedged(), horizon=30.0, seed=0)
+    assert rows(r, "from-a") == [(0, 1.0, 3.0, "kept")]
+    assert rows(r, "from-b") == [(0, 2.0, 0.5, "kept")]
+    assert rows(r, "serve") == [(0, 1.0, 1.5, "kept")]
+
+
+def test_no_hedge_when_the_first_answers_or_fails_in_time():
+    fast = ps.simulate(hedged(a_service=0.5), horizon=30.0, seed=0)
+    assert rows(fast, "from-b") == [] and rows(fast, "serve") == [(0, 1.0, 0.5, "kept")]
+    failed = ps.simulate(hedged(a_service=0.5, a_errors=1.0), horizon=30.0, seed=0)
+    assert rows(failed, "from-b") == []
+    assert rows(failed, "serve") == [(0, 1.0, None, "condition_failed")]
+
+
+@pytest.mark.parametrize("build,message", [
+    (lambda q, c: ps.fallback(q), "a fallback needs a promise to call first and at least one"),
+    (lambda q, c: ps.any_of(q, c, hedge=-1.0), "hedge=-1.0 must be a positive, finite time"),
+    (lambda q, c: ps.any_of(q, hedge=1.0), "a hedge sends a second copy to another provider"),
+    (lambda q, c: ps.fallback(q, "nowhere"), "condition 'nowhere' is not a promise of the model"),
+])
+def test_bad_fallbacks_and_hedges_are_refused(build, message):
+    m = ps.Model("bad")
+    api = m.agent("api")
+    q = m.promise(m.agent("db"), to=api, body=ps.Latency(deadline=1.0), name="query")
+    c = m.promise(m.agent("cache"), to=api, body=ps.Latency(deadline=1.0), name="cached")
+    m.promise(api, to=m.agent("users"), body=ps.Latency(deadline=1.0), name="serve",
+              conditions=build(q, c))
+    with pytest.raises(ps.ScenarioError, match=f"promise 'serve': .*{message}"):
+        m.spec()
+
+
+def test_a_fallback_that_loops_back_is_a_cycle():
+    m = ps.Model("loop")
+    api, cache = m.agent("api"), m.agent("cache")
+    q = m.promise(m.agent("db"), to=api, body=ps.Latency(deadline=1.0), name="query")
+    m.promise(cache, to=api, body=ps.Latency(deadline=1.0), name="cached",
+              conditions="refresh")
+    m.promise(api, to=cache, body=ps.Latency(deadline=1.0), name="refresh",
+              conditions=ps.fallback(q, "cached"))
+    with pytest.raises(ps.ScenarioError, match="cycle"):
+        m.spec()
+
+
+def test_fallbacks_and_hedges_in_files_and_the_vector_engines_handover(tmp_path):
+    for m, missing in ((with_fallback(), "fallbacks (promise 'serve')"),
+                       (hedged(), "hedged requests (promise 'serve')")):
+        path = tmp_path / "m.yaml"
+        ps.dump_scenario(m, path)
+        assert ps.load_scenario(path).model.spec().promises == m.spec().promises
+        assert VectorEngine().unsupported(m.spec()) == [missing]
+    assert "hedge: 1.0" in (tmp_path / "m.yaml").read_text()
+    ps.dump_scenario(with_fallback(), tmp_path / "f.yaml")
+    assert "fallback: [query, cached]" in (tmp_path / "f.yaml").read_text()

@@ -81,3 +81,49 @@ def test_a_retry_budget_holds_retries_to_its_share_of_first_attempts():
     unbudgeted = ps.simulate(caller_of_flaky(1.0, rate=rate, retries=1), horizon=50.0, seed=8,
                              engine="reference").requests
     assert unbudgeted["attempt"].sum() == (unbudgeted["attempt"] == 0).sum() // 2
+
+
+def test_a_hedged_request_to_two_exponential_replicas_takes_the_shifted_minimum():
+    """Replicas a and b answer in independent Exp(mu) times (enough servers that nobody
+    queues); the caller calls a and, after h without an answer, b too. The response T is X_a
+    if X_a <= h, else min(X_a, h + X_b): P(T > t) = e^{-mu t} for t <= h and
+    e^{-mu t} e^{-mu (t - h)} beyond, so a deadline d > h is met with probability
+    1 - e^{-mu (2d - h)}, and E[T] = (1 - e^{-mu h}) / mu + e^{-mu h} / (2 mu)."""
+    mu, h, d, rate = 1.0, 0.5, 1.5, 5.0
+    m = ps.Model("hedged replicas")
+    api = m.agent("api")
+    pa, pb = (m.promise(m.agent(x, service_time=ps.Exponential(mean=1 / mu), servers=64),
+                        to=api, body=ps.Latency(deadline=d), name=x) for x in ("a", "b"))
+    serve = m.promise(api, to=m.agent("users"), body=ps.Latency(deadline=d), name="serve",
+                      conditions=ps.any_of(pa, pb, hedge=h))
+    m.workload(serve, rate=rate)
+    r = ps.simulate(m, horizon=500.0, replications=8, seed=21, engine="reference")
+    kept = per_replication_share(r, "serve", "kept")
+    se = assert_close(kept, 1 - math.exp(-mu * (2 * d - h)))        # 0.918
+    assert se < 0.004   # power: without the hedge 1 - e^{-mu d} = 0.777
+    rq = r.requests[(r.requests["promise"] == "serve") & r.requests["latency"].notna()]
+    mean = rq.groupby("replication")["latency"].mean().to_numpy()
+    assert_close(mean, (1 - math.exp(-mu * h)) / mu + math.exp(-mu * h) / (2 * mu))   # 0.697
+    # the copy goes out for the requests a has not answered by h: e^{-mu h} of them
+    sent = (r.requests["promise"] == "b").groupby(r.requests["replication"]).sum()
+    first = (r.requests["promise"] == "a").groupby(r.requests["replication"]).sum()
+    assert_close((sent / first).to_numpy(), math.exp(-mu * h))
+
+
+def test_a_fallback_keeps_the_primarys_share_and_degrades_the_rest_it_saves():
+    """Primary errs with p1, the fallback with p2, independently: kept 1 - p1,
+    degraded p1 (1 - p2), failed p1 p2."""
+    p1, p2 = 0.3, 0.2
+    m = ps.Model("fallback")
+    api = m.agent("api")
+    q = m.promise(m.agent("db", service_time=Deterministic(0.0), errors=p1), to=api,
+                  body=ps.Latency(deadline=1.0), name="query")
+    c = m.promise(m.agent("cache", service_time=Deterministic(0.0), errors=p2), to=api,
+                  body=ps.Latency(deadline=1.0), name="cached")
+    serve = m.promise(api, to=m.agent("users"), body=ps.Latency(deadline=1.0), name="serve",
+                      conditions=ps.fallback(q, c))
+    m.workload(serve, rate=10.0)
+    r = ps.simulate(m, horizon=300.0, replications=8, seed=4, engine="reference")
+    assert_close(per_replication_share(r, "serve", "kept"), 1 - p1)
+    assert_close(per_replication_share(r, "serve", "degraded"), p1 * (1 - p2))
+    assert_close(per_replication_share(r, "serve", "condition_failed"), p1 * p2)

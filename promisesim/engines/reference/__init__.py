@@ -122,10 +122,10 @@ from ...model.promises import Condition, Latency
 from ...model.spec import CallCondition, CallNode, ModelSpec
 from ...random import Streams, StreamReader
 from ..base import (
-    CONDITION_FAILED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN, REJECTED,
+    CONDITION_FAILED, DEGRADED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN, REJECTED,
     UNFINISHED, Trace,
 )
-from .calls import Caller, Use
+from .calls import DEGRADED_CALL, Caller, Use
 
 __all__ = ["ReferenceEngine"]
 
@@ -600,10 +600,12 @@ class _Replication(Caller):
         # how the promiser uses its calls' answers: goes on with late ones? gives up when?
         use = self.use[promise]
         try:
+            degraded = False   # kept by a fallback somewhere below
             if calls and order == "after":
                 ok = yield from self._calls(node.condition, w, k, use)
                 if not ok:
                     return self._failed(rid, promise, w, k, arrival, attempt)
+                degraded = ok == DEGRADED_CALL
             # How the agent serves this request is fixed as it joins the queue: how much slower
             # (degradations) and whether its answer will be an error.
             slower, p_error = self._behaviour(agent, env.now)
@@ -618,6 +620,7 @@ class _Replication(Caller):
                     ok = yield from self._calls(node.condition, w, k, use)
                     if not ok:
                         return self._failed(rid, promise, w, k, arrival, attempt)
+                    degraded = ok == DEGRADED_CALL
                 service = self._service_time(node, agent, k)
                 if slower != 1.0:
                     service *= slower
@@ -633,14 +636,15 @@ class _Replication(Caller):
                 ok = yield from self._calls(node.condition, w, k, use)
                 if not ok:
                     return self._failed(rid, promise, w, k, arrival, attempt)
+                degraded = ok == DEGRADED_CALL
             latency = env.now - arrival
             del self.open[rid]
             if error:
                 self._record(promise, w, k, arrival, latency, ERROR, attempt)
                 return ERROR
-            kept = latency <= self.deadline[promise]
-            self._record(promise, w, k, arrival, latency, KEPT if kept else LATE, attempt)
-            return KEPT if kept else LATE
+            outcome = LATE if latency > self.deadline[promise] else DEGRADED if degraded else KEPT
+            self._record(promise, w, k, arrival, latency, outcome, attempt)
+            return outcome
         except simpy.Interrupt:
             del self.open[rid]
             self._record(promise, w, k, arrival, math.nan, LOST, attempt)

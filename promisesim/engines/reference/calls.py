@@ -16,20 +16,25 @@ from ...model.promises import Promise
 from ...model.spec import CallCondition, CallNode
 from ...random import StreamReader
 from ..base import (
-    BREAKER_OPEN, CONDITION_FAILED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN, REJECTED,
+    BREAKER_OPEN, CONDITION_FAILED, DEGRADED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN,
+    REJECTED,
 )
 from ..defences import BreakerState, BudgetState
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...random import Streams
 
-__all__ = ["Caller", "Use"]
+__all__ = ["Caller", "Use", "FAILED_CALL", "KEPT_CALL", "DEGRADED_CALL"]
+
+#: How a call (or a condition) ended for its caller: failed, kept, or kept by a fallback
+#: (a degraded answer). True and False stand for the first two.
+FAILED_CALL, KEPT_CALL, DEGRADED_CALL = 0, 1, 2
 
 _UNIT = Uniform(0.0, 1.0)
 
 #: The kind of failure (see :data:`~promisesim.model.promises.RETRY_ON`) of an attempt whose
 #: provider's request ended with each outcome (None: answered; late answers per the caller).
-_KIND = {KEPT: None, LATE: "timeouts", ERROR: "errors", CONDITION_FAILED: "errors",
+_KIND = {KEPT: None, DEGRADED: None, LATE: "timeouts", ERROR: "errors", CONDITION_FAILED: "errors",
          LOST: "errors", PROMISER_DOWN: "refusals", REJECTED: "refusals",
          PARTITIONED: "refusals", BREAKER_OPEN: "refusals"}
 
@@ -65,7 +70,9 @@ class Caller:
     # and, from the replication: _request, _record, _standing, _split, _choose
 
     def _item(self, item: CallNode | CallCondition, w: int, k: int,
-              use: Use) -> Generator[simpy.Event, Any, bool]:
+              use: Use) -> Generator[simpy.Event, Any, int]:
+        """One item of a condition: a call (with its retries) or a nested condition. Returns
+        :data:`FAILED_CALL`, :data:`KEPT_CALL` or :data:`DEGRADED_CALL`."""
         if isinstance(item, CallCondition):
             return (yield from self._calls(item, w, k, use))
         if not item.is_request:
@@ -87,10 +94,10 @@ class Caller:
                 budget.deposit(self.env.now)
             kept, kind = yield from self._attempt(node, w, k, use)
             if kept:
-                return True
+                return kept
             if use.retry_on is not None and kind not in use.retry_on:
-                return False
-        return False
+                return FAILED_CALL
+        return FAILED_CALL
 
     def _budget(self, use: Use, item: CallNode) -> BudgetState | None:
         if use.budget is None:
@@ -125,17 +132,17 @@ class Caller:
         return reader[k]
 
     def _attempt(self, item: CallNode, w: int, k: int,
-                 use: Use) -> Generator[simpy.Event, Any, tuple[bool, str | None]]:
+                 use: Use) -> Generator[simpy.Event, Any, tuple[int, str | None]]:
         """One attempt of a call: sent now (unless the caller's breaker fails it fast), given
-        up on at the caller's timeout. Returns whether it was kept and, if not, the kind of
-        failure (:data:`~promisesim.model.promises.RETRY_ON`)."""
+        up on at the caller's timeout. Returns how it ended (:data:`FAILED_CALL`, ...) and,
+        if it failed, the kind of failure (:data:`~promisesim.model.promises.RETRY_ON`)."""
         breaker = self._breaker(use, item)
         ticket = None
         if breaker is not None:
             ticket = breaker.admit(self.env.now)
             if ticket is None:
                 self._record(item.promise, w, k, self.env.now, math.nan, BREAKER_OPEN, item.attempt)
-                return False, "refusals"
+                return FAILED_CALL, "refusals"
         # Internal communication: the call is handed to the network now and reaches the
         # provider delay_out later, even if the caller crashes meanwhile; the answer takes
         # delay_back to come back (plus a draw of a random hop latency each way).
@@ -156,7 +163,7 @@ class Caller:
                     yield timer
                 if breaker is not None:
                     breaker.done(ticket, False, self.env.now)  # type: ignore[arg-type]
-                return False, "timeouts"
+                return FAILED_CALL, "timeouts"
             outcome = process.value
         # a late answer is still an answer: a caller that waits goes on with it
         kind = None if outcome == LATE and use.wait else _KIND[outcome]
@@ -164,7 +171,9 @@ class Caller:
             yield self.env.timeout(back)
         if breaker is not None:
             breaker.done(ticket, kind is None, self.env.now)  # type: ignore[arg-type]
-        return kind is None, kind
+        if kind is not None:
+            return FAILED_CALL, kind
+        return (DEGRADED_CALL if outcome == DEGRADED else KEPT_CALL), None
 
     def _hop(self, key: str, dist: Any, k: int) -> float:
         reader = self.hops.get(key)
@@ -177,26 +186,60 @@ class Caller:
         return (yield from self._request(item, w, k))
 
     def _calls(self, cond: CallCondition, w: int, k: int,
-               use: Use) -> Generator[simpy.Event, Any, bool]:
+               use: Use) -> Generator[simpy.Event, Any, int]:
+        """The calls of one condition; returns :data:`FAILED_CALL`, :data:`KEPT_CALL` or
+        :data:`DEGRADED_CALL`."""
         if cond.rule == "split":
             return (yield from self._item(self._split(cond, k), w, k, use))
         if cond.rule == "any":
             chosen = self._choose(cond, k)
             if chosen is None:
-                return False
-            return (yield from self._item(chosen, w, k, use))
+                return FAILED_CALL
+            if cond.hedge is None:
+                return (yield from self._item(chosen, w, k, use))
+            return (yield from self._hedged(cond, chosen, w, k, use))
+        if cond.rule == "fallback":   # the next only if the one before failed
+            for j, item in enumerate(cond.items):
+                ended = yield from self._item(item, w, k, use)
+                if ended:
+                    return DEGRADED_CALL if j else ended
+            return FAILED_CALL
         pending = [self.env.process(self._item(item, w, k, use)) for item in cond.items]
+        return (yield from self._first_kept(pending, cond.k))
+
+    def _first_kept(self, pending: list[simpy.Process], needed: int) -> Generator[simpy.Event, Any, int]:
+        """Wait for ``needed`` of the calls ``pending`` to be kept (or for too many to fail);
+        degraded if any kept answer counted was."""
         kept = failed = 0
+        degraded = False
         n = len(pending)
         while True:
             for process in [p for p in pending if p.triggered]:
                 pending.remove(process)
                 if process.value:
                     kept += 1
+                    degraded |= process.value == DEGRADED_CALL
                 else:
                     failed += 1
-            if kept >= cond.k:
-                return True
-            if n - failed < cond.k:
-                return False
+            if kept >= needed:
+                return DEGRADED_CALL if degraded else KEPT_CALL
+            if n - failed < needed:
+                return FAILED_CALL
             yield self.env.any_of(pending)
+
+    def _hedged(self, cond: CallCondition, chosen: CallNode | CallCondition, w: int, k: int,
+                use: Use) -> Generator[simpy.Event, Any, int]:
+        """A hedged choice: ``chosen`` now and, if it has not ended ``cond.hedge`` later, a copy
+        to the next provider believed up; the first kept wins."""
+        first = self.env.process(self._item(chosen, w, k, use))
+        yield first | self.env.timeout(cond.hedge)
+        if first.triggered:
+            return first.value
+        items, n = cond.items, len(cond.items)
+        at = items.index(chosen)
+        other = next((items[(at + step) % n] for step in range(1, n)
+                      if self._believed(items[(at + step) % n], cond.detect)), None)
+        if other is None:
+            return (yield first)
+        second = self.env.process(self._item(other, w, k, use))
+        return (yield from self._first_kept([first, second], 1))
