@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON records")
     run.add_argument("--interior", action="store_true",
                      help="list the interior promises of super-agents and versions in the table")
+    run.add_argument("--slo", type=Path, action="append", metavar="OPENSLO",
+                     help="judge the run by the objectives of an OpenSLO file (kind: SLO) too")
+    slo = sub.add_parser("slo", help="write a scenario's objectives as OpenSLO YAML")
+    slo.add_argument("file", help="scenario file (YAML)")
+    slo.add_argument("--out", type=Path, help="file to write (default: standard output)")
     sweep = sub.add_parser("sweep", help="run a scenario file over a grid of parameter values")
     sweep.add_argument("file", help="scenario file (YAML)")
     sweep.add_argument("--param", "-p", action="append", required=True, metavar="NAME=V1,V2,...",
@@ -183,6 +188,25 @@ def _text_table(summary) -> str:  # type: ignore[no-untyped-def]
     return _align(rows) + "\n(mean ± half-width of the 95% confidence interval; --json for all metrics)"
 
 
+def _objective_records(table) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Objective summary rows as JSON-ready records (NaN as null)."""
+    out = []
+    for row in table.to_dict("records"):
+        out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else
+                        v.item() if hasattr(v, "item") else v) for k, v in row.items()})
+    return out
+
+
+def _objective_table(table) -> str:  # type: ignore[no-untyped-def]
+    rows = [["objective", "windows", "P(met)", "interval", "attained", "worst", "budget used"]]
+    for r in table.itertuples(index=False):
+        interval = "-" if not math.isfinite(r.ci_low) else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
+        rows.append([str(r.objective), f"{r.windows:,}", f"{r.probability_met:.3f}", interval,
+                     f"{r.mean_attained:.5g}", f"{r.worst_attained:.5g}",
+                     f"{r.mean_budget_used:.0%}"])
+    return _align(rows)
+
+
 def _observer_table(summary) -> str:  # type: ignore[no-untyped-def]
     rows = [["observer", "kept", "repaired", "not kept", "detection delay"]]
     cells = {(str(r.observer), r.metric): r for r in summary.itertuples(index=False)}
@@ -254,6 +278,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args.file)
         horizon = _horizon(args, scenario)
+        if args.slo:
+            from .openslo import read_openslo
+
+            for path in args.slo:
+                scenario.model.objectives.extend(
+                    read_openslo(path, time_unit=scenario.model.time_unit))
+            scenario.model.spec()   # refuse bad objectives before running
         result = simulate(
             scenario.model,
             horizon=horizon,
@@ -267,11 +298,21 @@ def _run(args: argparse.Namespace) -> int:
         print(f"promisesim: error: {exc}", file=sys.stderr)
         return 2
     summary = result.summary()
+    objectives, unjudged = None, None
+    if result.spec.objectives:
+        try:
+            objectives = result.objective_summary()
+        except ValueError as exc:   # a window longer than the run, or requests not recorded
+            unjudged = str(exc)
     if args.json:
         records = _records(summary)
         if result.spec.observers:   # observer records carry "observer" instead of "promise"
             records += _records(result.observation_summary(), "observer")
+        if objectives is not None:  # objective records carry "objective"
+            records += _objective_records(objectives)
         print(json.dumps(records, indent=1))
+        if unjudged:
+            print(f"promisesim: objectives not judged: {unjudged}", file=sys.stderr)
     else:
         print(f"{result.spec.name}: {result.replications} replications of {result.horizon:g} "
               f"{result.spec.time_unit}, engine {result.engine}, seed entropy {result.entropy}")
@@ -292,6 +333,12 @@ def _run(args: argparse.Namespace) -> int:
             print("observers (share of checks; mean detection delay in "
                   f"{result.spec.time_unit}):")
             print(_observer_table(result.observation_summary()))
+        if objectives is not None:
+            print(f"objectives (probability a window meets it, {objectives.attrs['confidence']:.0%} "
+                  "interval; mean and worst attained share; mean error budget used):")
+            print(_objective_table(objectives))
+        elif unjudged:
+            print(f"objectives not judged: {unjudged}")
         if result.trace.requests is not None and len(result.trace.requests["outcome"]):
             lines = _request_cause_lines(result.request_cause_summary())
             if lines:
@@ -421,10 +468,38 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _slo(args: argparse.Namespace) -> int:
+    from .errors import ScenarioError
+    from .openslo import write_openslo
+    from .scenario import load_scenario
+
+    try:
+        model = load_scenario(args.file).model
+        text = write_openslo(model.spec().objectives, time_unit=model.time_unit,
+                             service=model.name)
+    except ScenarioError as exc:
+        print(f"promisesim: error: {exc}", file=sys.stderr)
+        return 2
+    if not model.objectives:
+        print(f"promisesim: error: {args.file}: the scenario has no objectives", file=sys.stderr)
+        return 2
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"promisesim: error: {args.out}: cannot write it ({exc.strerror or exc})",
+              file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``promisesim`` command."""
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "sweep": _sweep, "check": _check}
+    commands = {"run": _run, "sweep": _sweep, "check": _check, "slo": _slo}
     try:
         return commands[args.command](args)
     except BrokenPipeError:

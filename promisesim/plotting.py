@@ -14,8 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .results import Result
 
-__all__ = ["plot_kept", "plot_timeline", "plot_breakers", "plot_latency", "plot_sweep",
-           "plot_graph"]
+__all__ = ["plot_kept", "plot_timeline", "plot_breakers", "plot_objective", "plot_attained",
+           "plot_latency", "plot_sweep", "plot_graph"]
 
 
 def _axes(ax: "Axes | None", **figure: Any) -> "Axes":
@@ -147,6 +147,96 @@ def _called(spec: Any, promise: int) -> list[str]:
     cond = spec.promises[promise].conditions
     return [q for q in dict.fromkeys(_providers(cond))
             if spec.promises[spec.promise_index[q]].body.kind == "latency"]
+
+
+def _objective(result: "Result", objective: str) -> Any:
+    found = [o for o in result.spec.objectives if o.label == objective]
+    if not found:
+        names = [o.label for o in result.spec.objectives]
+        raise ValueError(f"objective {objective!r} is not one of the model's: {names}")
+    return found[0]
+
+
+def plot_objective(result: "Result", objective: str, replication: int = 0,
+                   ax: "Axes | None" = None) -> "Axes":
+    """One replication of an objective: the good share slice by slice (its timeslices, or
+    slices of a twentieth of the objective's window) with the target as a line (a slice's
+    target, for timeslice budgeting), and on a second axis the share of each calendar
+    window's error budget left as time goes on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from .slo import per_slice
+
+    if not 0 <= replication < result.replications:
+        raise ValueError(f"replication={replication} is not in 0..{result.replications - 1}")
+    o = _objective(result, objective)
+    width = float(o.timeslice) if o.timeslice is not None else o.window / 20
+    good, total, _ = per_slice(result, result.spec.promise_index[o.promise], width)
+    good, total = good[replication], total[replication]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, good / np.where(total > 0, total, 1.0), np.nan)
+    start = np.arange(share.size) * width
+    ax = _axes(ax, figsize=(9, 3.5))
+    ax.step(start, share, where="post", color="tab:blue", label="good share per slice")
+    by_slices = o.budgeting == "timeslices"
+    line = o.timeslice_target if by_slices else o.target
+    ax.axhline(line, color="tab:red", linestyle="--", linewidth=1,
+               label=f"{'slice target' if by_slices else 'target'} {line:g}")
+    ax.set_ylim(min(0.0, float(np.nanmin(share)) if np.isfinite(share).any() else 0.0), 1.02)
+    ax.set_xlim(0, result.horizon)
+    ax.set_xlabel(f"time ({result.spec.time_unit})")
+    ax.set_ylabel("good share")
+    # budget left within each calendar window, as the bad counts accumulate
+    budget = ax.twinx()
+    per_window = max(1, int(round(o.window / width)))
+    if by_slices:   # the budget counts bad slices
+        bad = (np.nan_to_num(share, nan=1.0) < o.timeslice_target - 1e-9).astype(float)
+        total = np.ones_like(bad)
+    else:
+        bad = np.nan_to_num(total - good)
+    left = np.full(share.size, np.nan)
+    for first in range(0, share.size - per_window + 1, per_window):
+        part = slice(first, first + per_window)
+        allowed = (1 - o.target) * total[part].sum()
+        spent = np.cumsum(bad[part])
+        left[part] = 1 - spent / allowed if allowed > 0 else np.where(spent > 0, -np.inf, 1.0)
+    budget.step(start, np.clip(left, -1.0, 1.0), where="post", color="tab:green", alpha=0.7,
+                label="budget left in its window")
+    budget.set_ylim(-1.05, 1.05)
+    budget.set_ylabel("error budget left")
+    lines = ax.get_legend_handles_labels()
+    more = budget.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower left", fontsize="small")
+    ax.set_title(f"{o.label}: replication {replication}", loc="left")
+    return ax
+
+
+def plot_attained(result: "Result", objective: str, ax: "Axes | None" = None,
+                  bins: int = 40) -> "Axes":
+    """The attained share of every window of an objective, over all replications, as a
+    histogram against the target; the title gives the share of windows that met it.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    o = _objective(result, objective)
+    table = result.objectives
+    attained = table.loc[table["objective"] == o.label, "attained"].to_numpy(dtype=float)
+    attained = attained[np.isfinite(attained)]
+    ax = _axes(ax, figsize=(6, 3.5))
+    if attained.size:
+        ax.hist(attained, bins=bins, color="tab:blue", alpha=0.8)
+    ax.axvline(o.target, color="tab:red", linestyle="--", label=f"target {o.target:g}")
+    ax.set_xlabel("attained share per window")
+    ax.set_ylabel("windows")
+    met = float(np.mean(attained >= o.target)) if attained.size else float("nan")
+    ax.set_title(f"{o.label}: {met:.1%} of {attained.size} windows met it", loc="left")
+    ax.legend(fontsize="small")
+    return ax
 
 
 def plot_latency(result: "Result", promise: str, ax: "Axes | None" = None, bins: int = 60) -> "Axes":

@@ -38,14 +38,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import attribution, observing
+from . import attribution, observing, slo
 from .attribution import _distinct_rows
 from ._timeline import Timelines, at_least
 from .analytic import t_quantile
 from .engines.base import (BREAKER_COLUMNS, BREAKER_STATES, CAUSES, DEGRADED, KEPT, OUTCOMES, TIMELINE_COLUMNS,
                            UNFINISHED, Trace)
 from .model.promises import Condition, Latency
-from .model.spec import CallCondition, CallNode, ModelSpec
+from .model.spec import ModelSpec
 
 __all__ = ["Result", "PROMISE_METRICS", "summarise"]
 
@@ -96,16 +96,6 @@ def summarise(spec: ModelSpec, trace: Trace, replications: np.ndarray | list[int
 
 _NO_COUNTS = {"replication": np.empty(0, np.int32), "promise": np.empty(0, np.int32),
               "outcome": np.empty(0, np.int8), "count": np.empty(0, np.int64)}
-
-
-def _mark_requests(node: CallNode | CallCondition, requested: np.ndarray) -> None:
-    if isinstance(node, CallNode):
-        requested[node.promise] |= node.is_request
-        if node.condition is not None:
-            _mark_requests(node.condition, requested)
-    else:
-        for item in node.items:
-            _mark_requests(item, requested)
 
 
 def _entities(spec: ModelSpec, codes: np.ndarray) -> pd.Categorical:
@@ -263,9 +253,7 @@ class Result:
                              n_r)
         # Delivered on one basis per promise: requests for latency promises that some workload
         # calls (NaN in a replication without requests), time otherwise.
-        requested = np.zeros(n_p, dtype=bool)
-        for tree in spec.call_trees:
-            _mark_requests(tree, requested)
+        requested = spec.requested()
         use_requests = np.tile(requested, n_r) & is_latency
         delivered = np.where(use_requests, request_fraction, columns["kept_fraction"])
         columns["delivered_fraction"] = np.where(accepted, delivered, 0.0)
@@ -565,6 +553,25 @@ class Result:
         """Failed calls their callers' requests were kept despite (see
         :func:`promisesim.attribution.request_absorbed`)."""
         return attribution.request_absorbed(self)
+
+    # -- objectives (see :mod:`promisesim.slo`) -------------------------------------------
+    @cached_property
+    def objectives(self) -> pd.DataFrame:
+        """Each objective (SLO) of the model judged per window: one row per (replication,
+        objective, window) with ``promise``, ``start``, ``end``, ``good`` and ``total`` (requests,
+        time or slices, per the objective's budgeting), ``attained`` (good / total; NaN for a
+        window with nothing to count), ``met`` (attained at least the target; a window with
+        nothing to count meets it) and ``budget_used`` (the bad share over the error budget
+        ``1 - target``: above 1, missed). See :mod:`promisesim.model.objectives`."""
+        return slo.objectives(self)
+
+    def objective_summary(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Per objective: ``windows`` judged, ``probability_met`` (the share of windows that met
+        it) with its confidence interval (``ci_low``, ``ci_high``: a Wilson score interval over
+        the windows for calendar windows; for rolling ones, which overlap, a Student-t interval
+        over the replications' shares), ``mean_attained``, ``worst_attained`` and
+        ``mean_budget_used``."""
+        return slo.objective_summary(self, confidence)
 
     # -- observers (see :mod:`promisesim.observing`) -------------------------------------
     @cached_property

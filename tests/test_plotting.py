@@ -85,3 +85,17 @@ def test_graph_draws_super_agent_boundaries():
             x, y = text.get_position()
             assert box.get_x() < x < box.get_x() + box.get_width()
             assert box.get_y() < y < box.get_y() + box.get_height()
+
+
+def test_objective_plots_draw_the_shares_the_tables_hold(demo):
+    _, result = demo
+    ax = plotting.plot_objective(result, "answers-5min", replication=1)
+    share = ax.lines[0].get_ydata()
+    assert len(share) == 86_400 // 300 and np.nanmax(share) <= 1.0
+    assert ax.lines[1].get_ydata()[0] == 0.9            # the slice target
+    ax = plotting.plot_attained(result, "answers-daily")
+    table = result.objectives[result.objectives["objective"] == "answers-daily"]
+    assert sum(p.get_height() for p in ax.patches) == len(table)     # every window counted
+    assert f"of {len(table)} windows met it" in ax.get_title(loc="left")
+    with pytest.raises(ValueError, match="objective 'nope' is not one of the model's"):
+        plotting.plot_objective(result, "nope")

@@ -9,6 +9,7 @@ from ..dists import Deterministic, Distribution, distribution_from_dict
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleTo, Workload
+from .objectives import Objective
 from .promises import Availability, Backoff, Breaker, Condition, RetryBudget, Latency, Promise, all_of, any_of, fallback, k_of
 from .spec import ModelSpec, build_spec
 from .super_agents import AgentTemplate, SuperAgent, expand
@@ -67,6 +68,7 @@ class Model:
         self.autoscalers: list[Autoscaler] = []
         self.versioned: list[Versioned] = []
         self.version_events: list = []
+        self.objectives: list[Objective] = []
 
     # -- building -------------------------------------------------------------
     def agent(
@@ -272,6 +274,18 @@ class Model:
         self.observers.append(observer)
         return observer
 
+    def objective(self, promise: PromiseRef, *, target: float, window: float,
+                  rolling: bool = False, budgeting: str = "occurrences",
+                  timeslice: float | None = None, timeslice_target: float = 1.0,
+                  step: float | None = None, name: str | None = None) -> Objective:
+        """Judge ``promise`` over windows of time (an SLO) and return the objective: at least
+        ``target`` of each window must be good. See :class:`~promisesim.model.objectives.Objective`;
+        results are in :attr:`~promisesim.Result.objectives`."""
+        objective = Objective(_name(promise), target, window, rolling, budgeting, timeslice,
+                              timeslice_target, step, name)
+        self.objectives.append(objective)
+        return objective
+
     # -- validation -----------------------------------------------------------
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
@@ -283,7 +297,7 @@ class Model:
         return build_spec(self.name, self.time_unit, x.agents, x.promises, list(self.workloads),
                           x.outages, list(self.observers), {**versions, **x.interior},
                           x.messages_per_call, x.scaled, list(self.degradations),
-                          list(self.partitions))
+                          list(self.partitions), list(self.objectives))
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -377,6 +391,8 @@ class Model:
                  **({"probe": True} if o.probe else {})}
                 for o in self.observers
             ]
+        if self.objectives:
+            out["objectives"] = [o.to_dict() for o in self.objectives]
         if (self.outages or self.scalings or self.autoscalers or self.version_events
                 or self.degradations or self.partitions):
             out["injections"] = [
@@ -451,7 +467,7 @@ def _partition_fields(x: Partition) -> dict[str, Any]:
 
 
 _TOP_KEYS = {"name", "time_unit", "agents", "super_agents", "versioned", "promises", "workloads",
-             "injections", "observers", "run"}
+             "injections", "observers", "objectives", "run"}
 _EVENT_KEYS = {Release: "release", Retire: "retire", Migrate: "migrate",
                UndocumentedChange: "undocumented_change"}
 _EVENT_FIELDS = {Release: ({"target", "version", "at"}, set()),
@@ -510,6 +526,15 @@ class _Reader:
                 interval = distribution_from_dict(e["interval"], where=f"observers[{i}]: interval")
             m.observe(str(e["promise"]), interval=interval, name=e["name"],
                       probe=e.get("probe", False))
+        for i, entry in enumerate(self._list(data.get("objectives"), "objectives")):
+            e = self._mapping(entry, f"objectives[{i}]",
+                              {"promise", "target", "window", "rolling", "budgeting", "timeslice",
+                               "timeslice_target", "step", "name"}, {"promise", "target", "window"})
+            m.objective(str(e["promise"]), target=e["target"], window=e["window"],
+                        rolling=e.get("rolling", False), budgeting=e.get("budgeting", "occurrences"),
+                        timeslice=e.get("timeslice"),
+                        timeslice_target=e.get("timeslice_target", 1.0), step=e.get("step"),
+                        name=e.get("name"))
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
             kinds = {"outage", "degrade", "partition", "scale_to", "autoscaler",
                      *_EVENT_KEYS.values()}

@@ -17,6 +17,7 @@ from ..dists import Distribution
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Degrade, Observer, Outage, Partition, StartUp, Workload
+from .objectives import Objective, check_objectives
 from .promises import RETRY_ON, Availability, Backoff, Breaker, Condition, Latency, Promise, RetryBudget
 
 __all__ = ["ModelSpec", "CallNode", "CallCondition", "build_spec"]
@@ -115,6 +116,8 @@ class ModelSpec:
     degradations: tuple[Degrade, ...] = ()
     #: Network partitions between agents.
     partitions: tuple[Partition, ...] = ()
+    #: Objectives (SLOs) on promises, judged on the results.
+    objectives: tuple[Objective, ...] = ()
 
     def agent_errors(self, agent: int) -> bool:
         """Whether answers of ``agent`` can be errors (its own probability, bursts, or a
@@ -122,6 +125,23 @@ class ModelSpec:
         a = self.agents[agent]
         return bool(a.errors) or any(d.errors and self.agent_index[d.target] == agent
                                      for d in self.degradations)
+
+    def requested(self) -> np.ndarray:
+        """Per promise, whether some workload's requests reach it (as a request, not a check)."""
+        out = np.zeros(len(self.promises), dtype=bool)
+
+        def mark(item: "CallNode | CallCondition") -> None:
+            if isinstance(item, CallNode):
+                out[item.promise] |= item.is_request
+                if item.condition is not None:
+                    mark(item.condition)
+            else:
+                for sub in item.items:
+                    mark(sub)
+
+        for tree in self.call_trees:
+            mark(tree)
+        return out
 
     def cut(self, promise: int) -> list[Partition]:
         """The partitions that cut calls to ``promise`` (from its promisee to its promiser)."""
@@ -557,6 +577,7 @@ def build_spec(
     scaled: list | None = None,
     degradations: list[Degrade] | None = None,
     partitions: list[Partition] | None = None,
+    objectives: list[Objective] | None = None,
 ) -> ModelSpec:
     """Validate the parts of a model and freeze them. Raises :class:`ScenarioError`.
 
@@ -670,6 +691,7 @@ def build_spec(
                                     "a workload already has that name", element=("observer", o.name))
             labels.add(o.name)
             workloads = [*workloads, o.workload()]
+    check_objectives(list(objectives or ()), set(promise_map))
     trees = tuple(_call_tree(w, ordered_map) for w in workloads)
     return ModelSpec(
         name=name,
@@ -686,6 +708,7 @@ def build_spec(
         scaled=tuple(scaled or ()),
         degradations=tuple(degradations or ()),
         partitions=tuple(partitions or ()),
+        objectives=tuple(objectives or ()),
         agent_index={a.name: i for i, a in enumerate(agents)},
         promise_index={p.name: i for i, p in enumerate(ordered)},
     )

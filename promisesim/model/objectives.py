@@ -1,0 +1,170 @@
+"""Objectives (SLOs): how whoever assesses a promise judges it over windows of time.
+
+A promise is kept or not request by request (or instant by instant); its
+assessor judges it over a *window*: "99.9% of requests within 300 ms over 28
+days". An :class:`Objective` says which share must be good over each window and
+how the good share is counted (OpenSLO's *budgeting method*):
+
+* ``"occurrences"``: the share of good events in the window. For a latency
+  promise with traffic the events are its requests (by arrival; kept ones are
+  good, degraded ones are not, unfinished ones are left out); otherwise (an
+  availability promise, or a latency promise nobody sends requests to) the
+  share of the window's time the promise was standing.
+* ``"timeslices"``: the window is cut into slices of ``timeslice``; a slice is
+  good when its good share (as above, within the slice; a slice without
+  requests is good) reaches ``timeslice_target``; the attained share is the
+  share of good slices.
+
+Windows are *calendar* windows by default, ``[0, W), [W, 2W), ...``, the
+complete ones within the horizon; with ``rolling=True`` the window is the last
+``W`` at every ``step`` from ``W`` on (``step`` defaults to the timeslice).
+A window *meets* the objective when its attained share is at least ``target``.
+Its *error budget* is the bad share the target allows, ``1 - target``;
+``budget_used`` is the bad share over it (1: all spent; above 1: missed).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+from ..errors import ScenarioError
+
+__all__ = ["Objective", "check_objectives"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """An objective on a promise (an SLO). See the module docstring for the semantics.
+
+    Parameters
+    ----------
+    promise : str
+        The promise judged.
+    target : float
+        The share that must be good over each window (for example 0.999).
+    window : float
+        The window's length, in the model's time unit.
+    rolling : bool
+        Calendar windows (False, the default) or a rolling window evaluated every ``step``.
+    budgeting : {"occurrences", "timeslices"}
+        How the good share of a window is counted.
+    timeslice : float, optional
+        The length of a slice (``budgeting="timeslices"``); the window must be a whole
+        number of slices.
+    timeslice_target : float
+        The good share a slice needs to be good (default 1: all of it).
+    step : float, optional
+        How often a rolling window is evaluated (default: ``timeslice``; needed with
+        occurrences budgeting).
+    name : str, optional
+        Defaults to ``"<promise>@<target>/<window>"``.
+    """
+
+    promise: str
+    target: float
+    window: float
+    rolling: bool = False
+    budgeting: str = "occurrences"
+    timeslice: float | None = None
+    timeslice_target: float = 1.0
+    step: float | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name is not None else \
+            f"{self.promise}@{self.target:g}/{self.window:g}"
+
+    @property
+    def every(self) -> float | None:
+        """How often a rolling window is evaluated."""
+        return self.step if self.step is not None else self.timeslice
+
+    def to_dict(self) -> dict:
+        out: dict = {"promise": self.promise, "target": self.target, "window": self.window}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.rolling:
+            out["rolling"] = True
+        if self.budgeting != "occurrences":
+            out["budgeting"] = self.budgeting
+        if self.timeslice is not None:
+            out["timeslice"] = self.timeslice
+        if self.timeslice_target != 1.0:
+            out["timeslice_target"] = self.timeslice_target
+        if self.step is not None:
+            out["step"] = self.step
+        return out
+
+
+def _time(owner: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not 0 < float(value) < math.inf:
+        raise ScenarioError(f"{owner}: {name}={value!r} must be a positive, finite time")
+    return float(value)
+
+
+def _share(owner: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not 0 < float(value) <= 1:
+        raise ScenarioError(f"{owner}: {name}={value!r} must be a share above 0 and at most 1")
+    return float(value)
+
+
+def _whole(owner: str, what: str, length: float, unit: float) -> None:
+    n = length / unit
+    if abs(n - round(n)) > 1e-9 * max(1.0, n) or round(n) < 1:
+        raise ScenarioError(f"{owner}: {what}")
+    if round(n) > 10_000_000:
+        raise ScenarioError(f"{owner}: {length:g} / {unit:g} is {n:,.0f} slices: too many")
+
+
+def check_objectives(objectives: list[Objective], promises: set[str]) -> None:
+    """Refuse objectives with bad settings, naming the objective. Raises ScenarioError."""
+    seen: set[str] = set()
+    for i, o in enumerate(objectives):
+        if not isinstance(o, Objective):
+            raise ScenarioError(f"objectives[{i}]: expected an Objective, got {o!r}")
+        if o.name is not None and (not isinstance(o.name, str) or not o.name.strip()):
+            raise ScenarioError(f"objectives[{i}]: name {o.name!r} must be a non-empty string")
+        owner = f"objective {o.label!r} (objectives[{i}])" if isinstance(o.promise, str) \
+            else f"objectives[{i}]"
+        element = ("objective", o.label if isinstance(o.promise, str) else str(i))
+        try:
+            if o.promise not in promises:
+                raise ScenarioError(f"{owner}: promise {o.promise!r} is not a promise of the model")
+            if o.label in seen:
+                raise ScenarioError(f"{owner} is defined twice; give each a distinct name")
+            seen.add(o.label)
+            _share(owner, "target", o.target)
+            window = _time(owner, "window", o.window)
+            if not isinstance(o.rolling, bool):
+                raise ScenarioError(f"{owner}: rolling={o.rolling!r} must be true or false")
+            if o.budgeting not in ("occurrences", "timeslices"):
+                raise ScenarioError(f"{owner}: budgeting={o.budgeting!r} must be 'occurrences' "
+                                    "or 'timeslices'")
+            _share(owner, "timeslice_target", o.timeslice_target)
+            if o.timeslice is not None:
+                slice_ = _time(owner, "timeslice", o.timeslice)
+                _whole(owner, f"window={o.window!r} must be a whole number of timeslices "
+                              f"({o.timeslice!r})", window, slice_)
+            elif o.budgeting == "timeslices":
+                raise ScenarioError(f"{owner}: timeslices budgeting needs a timeslice")
+            if o.step is not None:
+                if not o.rolling:
+                    raise ScenarioError(f"{owner}: step is how often a rolling window is "
+                                        "evaluated, and this one is a calendar window")
+                _time(owner, "step", o.step)
+            if o.rolling:
+                if o.every is None:
+                    raise ScenarioError(f"{owner}: a rolling window is evaluated every step; "
+                                        "give a step (or a timeslice)")
+                _whole(owner, f"window={o.window!r} must be a whole number of steps "
+                              f"({o.every!r})", window, float(o.every))
+                if o.timeslice is not None:
+                    _whole(owner, f"step={o.every!r} must be a whole number of timeslices "
+                                  f"({o.timeslice!r})", float(o.every), float(o.timeslice))
+        except ScenarioError as exc:
+            raise ScenarioError(str(exc), element=element) from None
