@@ -10,7 +10,7 @@ from .dists import Deterministic, Distribution, Empirical, Exponential, LogNorma
 from .errors import EngineError, ScenarioError
 from .experiment import simulate
 from .model import (
-    Agent, AgentTemplate, SuperAgent, Availability, Backoff, Breaker, Bursts, Degrade, Partition, Condition, Failures, Latency, Maintenance, Model, ModelSpec, Objective, Observer, Outage, ScaleTo, Autoscaler, Promise, RetryBudget, Workload,
+    Agent, Alert, AgentTemplate, SuperAgent, Availability, Backoff, Breaker, Bursts, Degrade, Partition, Condition, Failures, Latency, Maintenance, Model, ModelSpec, Objective, Observer, Outage, ScaleTo, Autoscaler, Promise, RetryBudget, Workload,
     Versioned, Release, Retire, Migrate, UndocumentedChange,
     all_of, any_of, fallback, k_of,
 )
@@ -22,7 +22,7 @@ from .sweep import load_sweep, replicate, sweep
 __version__ = "0.1.0"
 
 __all__ = [
-    "Agent", "AgentTemplate", "SuperAgent", "Availability", "Backoff", "Breaker", "Bursts", "Condition", "Degrade", "Deterministic", "Distribution", "Empirical",
+    "Agent", "Alert", "AgentTemplate", "SuperAgent", "Availability", "Backoff", "Breaker", "Bursts", "Condition", "Degrade", "Deterministic", "Distribution", "Empirical",
     "EngineError", "Exponential", "Failures", "Latency", "Maintenance", "LogNormal", "Model", "ModelSpec",
     "Objective", "Observer", "Outage", "Partition", "ScaleTo", "Autoscaler", "Versioned", "Release", "Retire", "Migrate",
     "UndocumentedChange", "Promise", "Result", "RetryBudget", "ScenarioError", "Streams", "Uniform", "Workload",

@@ -207,6 +207,16 @@ def _objective_table(table) -> str:  # type: ignore[no-untyped-def]
     return _align(rows)
 
 
+def _alert_table(table) -> str:  # type: ignore[no-untyped-def]
+    rows = [["alert", "firings", "detected", "false alarms", "per 30 days", "lead"]]
+    for r in table.itertuples(index=False):
+        rows.append([str(r.alert), f"{r.firings:,}", f"{r.missed_detected}/{r.windows_missed}",
+                     f"{r.false_alarms:,}", "-" if not math.isfinite(r.false_alarms_per_30d)
+                     else f"{r.false_alarms_per_30d:.3g}",
+                     "-" if not math.isfinite(r.mean_lead) else f"{r.mean_lead:.4g}"])
+    return _align(rows)
+
+
 def _observer_table(summary) -> str:  # type: ignore[no-untyped-def]
     rows = [["observer", "kept", "repaired", "not kept", "detection delay"]]
     cells = {(str(r.observer), r.metric): r for r in summary.itertuples(index=False)}
@@ -250,6 +260,13 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     guarded = any(p.breaker is not None for p in result.spec.promises)
     if guarded:
         tables.append(("breakers", result.breakers))
+    if result.spec.objectives:
+        try:
+            tables.append(("objectives", result.objectives))
+            if result.spec.alerts:
+                tables.append(("alerts", result.alerts))
+        except ValueError:   # not judged (said when the summary was printed)
+            pass
     for name, frame in tables:
         path = out / f"{name}.csv"
         frame.to_csv(path, index=False)
@@ -298,18 +315,21 @@ def _run(args: argparse.Namespace) -> int:
         print(f"promisesim: error: {exc}", file=sys.stderr)
         return 2
     summary = result.summary()
-    objectives, unjudged = None, None
+    objectives, alerts, unjudged = None, None, None
     if result.spec.objectives:
         try:
             objectives = result.objective_summary()
+            alerts = result.alert_summary() if result.spec.alerts else None
         except ValueError as exc:   # a window longer than the run, or requests not recorded
             unjudged = str(exc)
     if args.json:
         records = _records(summary)
         if result.spec.observers:   # observer records carry "observer" instead of "promise"
             records += _records(result.observation_summary(), "observer")
-        if objectives is not None:  # objective records carry "objective"
+        if objectives is not None:  # objective records carry "objective", alerts "alert"
             records += _objective_records(objectives)
+        if alerts is not None:
+            records += _objective_records(alerts)
         print(json.dumps(records, indent=1))
         if unjudged:
             print(f"promisesim: objectives not judged: {unjudged}", file=sys.stderr)
@@ -337,6 +357,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"objectives (probability a window meets it, {objectives.attrs['confidence']:.0%} "
                   "interval; mean and worst attained share; mean error budget used):")
             print(_objective_table(objectives))
+            if alerts is not None:
+                print("alerts (firings; missed windows detected; false alarms, per 30 days; "
+                      f"mean lead before the budget was spent, {result.spec.time_unit}):")
+                print(_alert_table(alerts))
         elif unjudged:
             print(f"objectives not judged: {unjudged}")
         if result.trace.requests is not None and len(result.trace.requests["outcome"]):

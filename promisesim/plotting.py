@@ -185,7 +185,10 @@ def plot_objective(result: "Result", objective: str, replication: int = 0,
     line = o.timeslice_target if by_slices else o.target
     ax.axhline(line, color="tab:red", linestyle="--", linewidth=1,
                label=f"{'slice target' if by_slices else 'target'} {line:g}")
-    ax.set_ylim(min(0.0, float(np.nanmin(share)) if np.isfinite(share).any() else 0.0), 1.02)
+    low = min(float(np.nanmin(share)) if np.isfinite(share).any() else line, line)
+    low = max(0.0, low - 0.15 * (1.0 - low))
+    ax.set_ylim(low, 1.0 + 0.05 * (1.0 - low))
+
     ax.set_xlim(0, result.horizon)
     ax.set_xlabel(f"time ({result.spec.time_unit})")
     ax.set_ylabel("good share")

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import attribution, observing, slo
+from . import alerts, attribution, observing, slo
 from .attribution import _distinct_rows
 from ._timeline import Timelines, at_least
 from .analytic import t_quantile
@@ -572,6 +572,24 @@ class Result:
         over the replications' shares), ``mean_attained``, ``worst_attained`` and
         ``mean_budget_used``."""
         return slo.objective_summary(self, confidence)
+
+    @cached_property
+    def alerts(self) -> pd.DataFrame:
+        """Each burn-rate alert's firing periods: one row per (replication, alert, period) with
+        ``objective``, ``start`` (the first evaluation at which it fired) and ``end`` (the first
+        after at which it did not, or the horizon). See :mod:`promisesim.alerts`."""
+        return alerts.alerts(self)
+
+    def alert_summary(self) -> pd.DataFrame:
+        """Per alert, across replications, how well it warns of the objective's calendar
+        windows that missed it: ``firings``, ``windows``, ``windows_missed``,
+        ``missed_detected`` and ``detected_share`` (missed windows a firing overlapped),
+        ``false_alarms`` (firings that overlapped no missed window) and
+        ``false_alarms_per_30d`` (per 30 days of simulated time; NaN for a time unit that is
+        not seconds, minutes, hours or days) and ``mean_lead`` (how long before the window's
+        error budget was spent the alert first fired, over the detected windows that spent
+        it)."""
+        return alerts.alert_summary(self)
 
     # -- observers (see :mod:`promisesim.observing`) -------------------------------------
     @cached_property

@@ -118,7 +118,7 @@ def _locate(data: Any, marks: dict[tuple, int], exc: ScenarioError) -> int | Non
     candidates: list[tuple[str, str]] = []
     if exc.element is not None:
         candidates.append(exc.element)
-    for m in re.finditer(r"(agents|super_agents|promises|workloads|injections|observers|objectives)"
+    for m in re.finditer(r"(agents|super_agents|promises|workloads|injections|observers|objectives|alerts)"
                          r"\[(\d+)\]",
                          message):
         return marks.get((m.group(1), int(m.group(2))))

@@ -170,7 +170,7 @@ def test_the_command_line_prints_each_objectives_probability(tmp_path):
     text = run()
     assert "objectives (probability a window meets it" in text
     assert "up@0.9/10" in text and "0.800  [0.584, 0.919]" in text
-    records = [r for r in json.loads(run("--json")) if "objective" in r]
+    records = [r for r in json.loads(run("--json")) if "probability_met" in r]
     assert [(r["objective"], r["windows"], r["probability_met"]) for r in records] == [
         ("up@0.9/10", 20, 0.8), ("serve@0.9/10", 20, 0.8)]
     assert "objectives not judged: objectives on 'serve' count its requests" in run("--no-requests")

@@ -9,7 +9,7 @@ from ..dists import Deterministic, Distribution, distribution_from_dict
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleTo, Workload
-from .objectives import Objective
+from .objectives import Alert, Objective
 from .promises import Availability, Backoff, Breaker, Condition, RetryBudget, Latency, Promise, all_of, any_of, fallback, k_of
 from .spec import ModelSpec, build_spec
 from .super_agents import AgentTemplate, SuperAgent, expand
@@ -69,6 +69,7 @@ class Model:
         self.versioned: list[Versioned] = []
         self.version_events: list = []
         self.objectives: list[Objective] = []
+        self.alerts: list[Alert] = []
 
     # -- building -------------------------------------------------------------
     def agent(
@@ -286,6 +287,17 @@ class Model:
         self.objectives.append(objective)
         return objective
 
+    def alert(self, objective: Objective | str, *, long: float, short: float, burn_rate: float,
+              every: float | None = None, name: str | None = None) -> Alert:
+        """A burn-rate alert on an objective: it fires while the error budget burns at least
+        ``burn_rate`` times its sustainable rate over both the last ``long`` and the last
+        ``short``. See :class:`~promisesim.model.objectives.Alert`; results are in
+        :attr:`~promisesim.Result.alerts`."""
+        label = objective.label if isinstance(objective, Objective) else objective
+        alert = Alert(label, long, short, burn_rate, every, name)
+        self.alerts.append(alert)
+        return alert
+
     # -- validation -----------------------------------------------------------
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
@@ -297,7 +309,7 @@ class Model:
         return build_spec(self.name, self.time_unit, x.agents, x.promises, list(self.workloads),
                           x.outages, list(self.observers), {**versions, **x.interior},
                           x.messages_per_call, x.scaled, list(self.degradations),
-                          list(self.partitions), list(self.objectives))
+                          list(self.partitions), list(self.objectives), list(self.alerts))
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -393,6 +405,8 @@ class Model:
             ]
         if self.objectives:
             out["objectives"] = [o.to_dict() for o in self.objectives]
+        if self.alerts:
+            out["alerts"] = [a.to_dict() for a in self.alerts]
         if (self.outages or self.scalings or self.autoscalers or self.version_events
                 or self.degradations or self.partitions):
             out["injections"] = [
@@ -467,7 +481,7 @@ def _partition_fields(x: Partition) -> dict[str, Any]:
 
 
 _TOP_KEYS = {"name", "time_unit", "agents", "super_agents", "versioned", "promises", "workloads",
-             "injections", "observers", "objectives", "run"}
+             "injections", "observers", "objectives", "alerts", "run"}
 _EVENT_KEYS = {Release: "release", Retire: "retire", Migrate: "migrate",
                UndocumentedChange: "undocumented_change"}
 _EVENT_FIELDS = {Release: ({"target", "version", "at"}, set()),
@@ -535,6 +549,12 @@ class _Reader:
                         timeslice=e.get("timeslice"),
                         timeslice_target=e.get("timeslice_target", 1.0), step=e.get("step"),
                         name=e.get("name"))
+        for i, entry in enumerate(self._list(data.get("alerts"), "alerts")):
+            e = self._mapping(entry, f"alerts[{i}]",
+                              {"objective", "long", "short", "burn_rate", "every", "name"},
+                              {"objective", "long", "short", "burn_rate"})
+            m.alert(str(e["objective"]), long=e["long"], short=e["short"],
+                    burn_rate=e["burn_rate"], every=e.get("every"), name=e.get("name"))
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
             kinds = {"outage", "degrade", "partition", "scale_to", "autoscaler",
                      *_EVENT_KEYS.values()}

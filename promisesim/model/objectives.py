@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from ..errors import ScenarioError
 
-__all__ = ["Objective", "check_objectives"]
+__all__ = ["Objective", "Alert", "check_objectives", "check_alerts"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,57 @@ class Objective:
             out["timeslice_target"] = self.timeslice_target
         if self.step is not None:
             out["step"] = self.step
+        return out
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A burn-rate alert on an objective, with two windows (as in common SRE practice: for
+    example 14.4 times the budget's rate over both the last hour and the last 5 minutes).
+
+    Every ``every`` time units (from ``every`` on) it computes the *burn rate* over the last
+    ``long`` and the last ``short`` time units: the bad share there (of the promise's
+    requests, or of its time for a promise judged by time, whatever the objective's
+    budgeting) over the objective's error budget ``1 - target``; it fires while both reach
+    ``burn_rate``. (A window that would begin before 0 begins at 0.)
+
+    Parameters
+    ----------
+    objective : str
+        The objective's label (its name, or ``"<promise>@<target>/<window>"``).
+    long, short : float
+        The two windows; each a whole number of ``every``.
+    burn_rate : float
+        The burn rate at which it fires.
+    every : float, optional
+        How often it is evaluated (default: ``short``).
+    name : str, optional
+        Defaults to ``"<objective>:<burn_rate>x/<long>/<short>"``.
+    """
+
+    objective: str
+    long: float
+    short: float
+    burn_rate: float
+    every: float | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name is not None else \
+            f"{self.objective}:{self.burn_rate:g}x/{self.long:g}/{self.short:g}"
+
+    @property
+    def step(self) -> float:
+        return float(self.every if self.every is not None else self.short)
+
+    def to_dict(self) -> dict:
+        out: dict = {"objective": self.objective, "long": self.long, "short": self.short,
+                     "burn_rate": self.burn_rate}
+        if self.every is not None:
+            out["every"] = self.every
+        if self.name is not None:
+            out["name"] = self.name
         return out
 
 
@@ -168,3 +219,45 @@ def check_objectives(objectives: list[Objective], promises: set[str]) -> None:
                                   f"({o.timeslice!r})", float(o.every), float(o.timeslice))
         except ScenarioError as exc:
             raise ScenarioError(str(exc), element=element) from None
+
+
+def check_alerts(alerts: list[Alert], objectives: dict[str, Objective]) -> None:
+    """Refuse alerts with bad settings, naming the alert. Raises ScenarioError."""
+    seen: set[str] = set()
+    for i, a in enumerate(alerts):
+        if not isinstance(a, Alert):
+            raise ScenarioError(f"alerts[{i}]: expected an Alert, got {a!r}")
+        if a.name is not None and (not isinstance(a.name, str) or not a.name.strip()):
+            raise ScenarioError(f"alerts[{i}]: name {a.name!r} must be a non-empty string")
+        if not isinstance(a.objective, str):
+            raise ScenarioError(f"alerts[{i}]: objective {a.objective!r} must be an objective's "
+                                "name")
+        owner = f"alert {a.label!r} (alerts[{i}])"
+        try:
+            if a.objective not in objectives:
+                raise ScenarioError(f"{owner}: objective {a.objective!r} is not an objective of "
+                                    f"the model (its objectives: {sorted(objectives)})")
+            if a.label in seen:
+                raise ScenarioError(f"{owner} is defined twice; give each a distinct name")
+            seen.add(a.label)
+            long = _time(owner, "long", a.long)
+            short = _time(owner, "short", a.short)
+            if short > long:
+                raise ScenarioError(f"{owner}: short={a.short!r} must not be longer than "
+                                    f"long={a.long!r}")
+            rate = a.burn_rate
+            if isinstance(rate, bool) or not isinstance(rate, numbers.Real) \
+                    or not 0 < float(rate) < math.inf:
+                raise ScenarioError(f"{owner}: burn_rate={rate!r} must be a positive, finite "
+                                    "number")
+            if a.every is not None:
+                _time(owner, "every", a.every)
+            _whole(owner, f"long={a.long!r} must be a whole number of evaluation steps "
+                          f"({a.step!r})", long, a.step)
+            _whole(owner, f"short={a.short!r} must be a whole number of evaluation steps "
+                          f"({a.step!r})", short, a.step)
+            window = float(objectives[a.objective].window)
+            _whole(owner, f"its objective's window ({window:g}) must be a whole number of "
+                          f"evaluation steps ({a.step!r})", window, a.step)
+        except ScenarioError as exc:
+            raise ScenarioError(str(exc), element=("alert", a.label)) from None

@@ -17,7 +17,7 @@ from ..dists import Distribution
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Degrade, Observer, Outage, Partition, StartUp, Workload
-from .objectives import Objective, check_objectives
+from .objectives import Alert, Objective, check_alerts, check_objectives
 from .promises import RETRY_ON, Availability, Backoff, Breaker, Condition, Latency, Promise, RetryBudget
 
 __all__ = ["ModelSpec", "CallNode", "CallCondition", "build_spec"]
@@ -118,6 +118,8 @@ class ModelSpec:
     partitions: tuple[Partition, ...] = ()
     #: Objectives (SLOs) on promises, judged on the results.
     objectives: tuple[Objective, ...] = ()
+    #: Burn-rate alerts on objectives, evaluated on the results.
+    alerts: tuple[Alert, ...] = ()
 
     def agent_errors(self, agent: int) -> bool:
         """Whether answers of ``agent`` can be errors (its own probability, bursts, or a
@@ -578,6 +580,7 @@ def build_spec(
     degradations: list[Degrade] | None = None,
     partitions: list[Partition] | None = None,
     objectives: list[Objective] | None = None,
+    alerts: list[Alert] | None = None,
 ) -> ModelSpec:
     """Validate the parts of a model and freeze them. Raises :class:`ScenarioError`.
 
@@ -692,6 +695,7 @@ def build_spec(
             labels.add(o.name)
             workloads = [*workloads, o.workload()]
     check_objectives(list(objectives or ()), set(promise_map))
+    check_alerts(list(alerts or ()), {o.label: o for o in objectives or ()})
     trees = tuple(_call_tree(w, ordered_map) for w in workloads)
     return ModelSpec(
         name=name,
@@ -709,6 +713,7 @@ def build_spec(
         degradations=tuple(degradations or ()),
         partitions=tuple(partitions or ()),
         objectives=tuple(objectives or ()),
+        alerts=tuple(alerts or ()),
         agent_index={a.name: i for i, a in enumerate(agents)},
         promise_index={p.name: i for i, p in enumerate(ordered)},
     )
