@@ -561,8 +561,10 @@ class Result:
         objective, window) with ``promise``, ``start``, ``end``, ``good`` and ``total`` (requests,
         time or slices, per the objective's budgeting), ``attained`` (good / total; NaN for a
         window with nothing to count), ``met`` (attained at least the target; a window with
-        nothing to count meets it) and ``budget_used`` (the bad share over the error budget
-        ``1 - target``: above 1, missed). See :mod:`promisesim.model.objectives`."""
+        nothing to count meets it), ``budget_used`` (the bad share over the error budget
+        ``1 - target``: above 1, missed) and ``longest_burn`` (the longest stretch inside the
+        window in which the promise was broken: for a promise judged by its requests, from a
+        broken request to the next kept one). See :mod:`promisesim.model.objectives`."""
         return slo.objectives(self)
 
     def objective_summary(self, confidence: float = 0.95) -> pd.DataFrame:

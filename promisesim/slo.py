@@ -24,7 +24,7 @@ from .model.promises import Latency
 __all__ = ["objectives", "objective_summary", "per_slice"]
 
 WINDOW_COLUMNS = ["replication", "objective", "promise", "start", "end", "good", "total",
-                  "attained", "met", "budget_used"]
+                  "attained", "met", "budget_used", "longest_burn"]
 
 
 def _by_requests(result: Any, promise: int) -> bool:
@@ -57,6 +57,55 @@ def per_slice(result: Any, promise: int, width: float) -> tuple[np.ndarray, np.n
     start = np.arange(n_slices) * width
     length = np.minimum(start + width, result.horizon) - start
     return good, np.broadcast_to(length, good.shape).astype(np.float64), False
+
+
+def bad_stretches(result: Any, promise: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(replication, start, end)`` of each stretch in which the promise was bad, sorted:
+    broken time for a promise judged by time; for one judged by its requests, from a request
+    that was not kept to the arrival of the next one that was (or the horizon): the time its
+    users saw nothing but broken requests."""
+    if not _by_requests(result, promise):
+        rep, start, end, value = result._promise_timelines[promise].segments(result.horizon)
+        bad = ~value & (end > start)
+        return rep[bad], start[bad], end[bad]
+    req = result.trace.requests
+    if req is None:
+        raise ValueError(f"objectives on {result.spec.promises[promise].name!r} count its "
+                         "requests: run simulate(..., record_requests=True)")
+    mine = (req["promise"] == promise) & (req["outcome"] != UNFINISHED)
+    rep = req["replication"][mine].astype(np.int64)
+    arrival = req["arrival"][mine]
+    order = np.lexsort((arrival, rep))
+    rep, arrival = rep[order], arrival[order]
+    kept = req["outcome"][mine][order] == KEPT
+    # a stretch starts at a broken request that follows a kept one (or opens its replication)
+    first = np.ones(rep.size, dtype=bool)
+    first[1:] = (rep[1:] != rep[:-1]) | kept[:-1]
+    starts = np.flatnonzero(~kept & first)
+    # ... and ends at the next kept request of its replication (or the horizon)
+    kept_at = np.flatnonzero(kept)
+    nxt = np.searchsorted(kept_at, starts)
+    end = np.full(starts.size, result.horizon)
+    found = nxt < kept_at.size
+    found[found] = rep[kept_at[nxt[found]]] == rep[starts[found]]
+    end[found] = arrival[kept_at[nxt[found]]]
+    return rep[starts], arrival[starts], end
+
+
+def _longest(stretches: tuple[np.ndarray, np.ndarray, np.ndarray], n_r: int,
+             start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Per replication and window, the longest part of one bad stretch inside the window
+    (windows sorted, of one length: those a stretch overlaps are a contiguous run)."""
+    rep, s, e = stretches
+    out = np.zeros((n_r, start.size))
+    lo = np.searchsorted(end, s, side="right")      # the first window ending after it starts
+    hi = np.searchsorted(start, e, side="left")     # past the last starting before it ends
+    count = np.maximum(hi - lo, 0)
+    which = np.repeat(np.arange(rep.size), count)
+    window = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + lo[which]
+    overlap = np.minimum(e[which], end[window]) - np.maximum(s[which], start[window])
+    np.maximum.at(out, (rep[which], window), overlap)
+    return out
 
 
 def _windows(o: Objective, horizon: float) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +153,7 @@ def _evaluate(result: Any, o: Objective) -> dict[str, np.ndarray]:
         used = bad / allowed if allowed > 0 else np.where(bad > 1e-12, np.inf, 0.0)
     met = np.isnan(attained) | (attained >= o.target - 1e-12)
     n_r, n_w = w_good.shape
+    longest = _longest(bad_stretches(result, promise), n_r, start, end)
     return {
         "replication": np.repeat(np.arange(n_r, dtype=np.int32), n_w),
         "start": np.tile(start, n_r),
@@ -113,6 +163,7 @@ def _evaluate(result: Any, o: Objective) -> dict[str, np.ndarray]:
         "attained": attained.ravel(),
         "met": met.ravel(),
         "budget_used": np.where(np.isnan(attained), 0.0, used).ravel(),
+        "longest_burn": longest.ravel(),
     }
 
 

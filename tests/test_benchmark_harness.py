@@ -32,3 +32,15 @@ def test_benchmark_runner_times_both_engines_and_checks_they_agree(monkeypatch):
                 "reference_events_per_s", "vector_events_per_s"):
         assert row[key] > 0, key
     assert row["peak_10x_horizon_ratio"] is None   # memory runs skipped
+
+
+def test_the_rare_event_benchmark_reaches_its_interval_both_ways():
+    """On a miss that is not rare (k = 3: p = 0.063), both methods reach a 20% interval that
+    covers the closed form."""
+    from benchmarks import rare_event
+
+    p = rare_event.exact(3)
+    for tilt in (1.0, 3.0):
+        seconds, replications, estimate = rare_event.to_twenty_percent(3, tilt, seed=1)
+        assert seconds > 0 and replications >= 1_000
+        assert abs(estimate - p) < 0.2 * estimate

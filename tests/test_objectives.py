@@ -42,6 +42,8 @@ def test_calendar_windows_by_time_and_by_requests(engine):
                                    (50.0, 100.0, 1.0, True)]
     table = r.objectives.set_index(["promise", "start"])
     assert table.loc[("up", 0.0), "budget_used"] == pytest.approx(2.0)
+    # broken over [25, 35): by time, and from the refused request at 25 to the kept one at 35
+    assert table["longest_burn"].tolist() == [10.0, 0.0, 10.0, 0.0]
     assert table.loc[("serve", 0.0), ["good", "total"]].tolist() == [39, 49]
 
 
@@ -63,6 +65,7 @@ def test_rolling_windows_are_evaluated_every_step():
     assert windows(r, "up") == [
         (0.0, 50.0, 0.8, False), (10.0, 60.0, 0.8, False), (20.0, 70.0, 0.8, False),
         (30.0, 80.0, 0.9, True), (40.0, 90.0, 1.0, True), (50.0, 100.0, 1.0, True)]
+    assert r.objectives["longest_burn"].tolist()[:6] == [10.0, 10.0, 10.0, 5.0, 0.0, 0.0]
     summary = r.objective_summary().set_index("promise")
     assert summary.loc["up", "probability_met"] == 0.5
     assert summary.loc["up", "worst_attained"] == pytest.approx(0.8)
