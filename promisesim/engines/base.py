@@ -178,14 +178,19 @@ class Trace:
 
 
 def count_requests(requests: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Aggregate request records into counts per (replication, promise, outcome)."""
-    keys = np.stack([requests["replication"].astype(np.int64), requests["promise"].astype(np.int64),
-                     requests["outcome"].astype(np.int64)], axis=1)
-    if keys.shape[0] == 0:
+    """Aggregate request records into counts per (replication, promise, outcome), in that
+    order: one ``bincount`` over a combined key (linear in the records)."""
+    rep = requests["replication"].astype(np.int64)
+    if rep.size == 0:
         return _empty(COUNT_COLUMNS)
-    unique, count = np.unique(keys, axis=0, return_counts=True)
-    return {"replication": unique[:, 0].astype(np.int32), "promise": unique[:, 1].astype(np.int32),
-            "outcome": unique[:, 2].astype(np.int8), "count": count.astype(np.int64)}
+    promise = requests["promise"].astype(np.int64)
+    outcome = requests["outcome"].astype(np.int64)
+    n_p, n_o = int(promise.max()) + 1, len(OUTCOMES)
+    counts = np.bincount((rep * n_p + promise) * n_o + outcome)
+    key = np.flatnonzero(counts)
+    return {"replication": (key // (n_p * n_o)).astype(np.int32),
+            "promise": (key // n_o % n_p).astype(np.int32),
+            "outcome": (key % n_o).astype(np.int8), "count": counts[key].astype(np.int64)}
 
 
 class Engine(Protocol):

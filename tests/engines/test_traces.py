@@ -593,3 +593,21 @@ def test_a_super_agent_front_orders_its_work_like_a_plain_agent(engine):
                interarrival=D(5.0))
     r = ps.simulate(m, horizon=9.0, seed=0, engine=engine)
     assert request_rows(r, "tier") == request_rows(r, "plain") == [(0, 5.0, 3.0, "kept")]
+
+
+def test_request_counts_are_per_replication_promise_and_outcome_in_order():
+    import collections
+
+    import numpy as np
+
+    from promisesim.engines.base import count_requests
+
+    rng = np.random.default_rng(3)
+    req = {"replication": rng.integers(0, 4, 500).astype(np.int32),
+           "promise": rng.integers(0, 5, 500).astype(np.int32),
+           "outcome": rng.integers(0, 11, 500).astype(np.int8)}
+    counts = count_requests(req)
+    expected = sorted(collections.Counter(zip(*(req[k].tolist() for k in
+                                                ("replication", "promise", "outcome")))).items())
+    assert list(zip(zip(counts["replication"].tolist(), counts["promise"].tolist(),
+                        counts["outcome"].tolist()), counts["count"].tolist())) == expected
