@@ -21,20 +21,41 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"promisesim: error: {message}\n")
 
 
+def _whole(least: int):  # type: ignore[no-untyped-def]
+    """An argparse type: a whole number of at least ``least`` (a clear one-line error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {least}")
+        return value
+    return parse
+
+
+def _folder(text: str) -> Path:
+    """An argparse type: a folder to write into (it may not exist yet, but is not a file)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return path
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="promisesim", description="Simulate promises between agents.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario file and print its summary")
     run.add_argument("file", help="scenario file (YAML)")
-    run.add_argument("--replications", "-r", type=int, help="replications (overrides the file)")
+    run.add_argument("--replications", "-r", type=_whole(1), help="replications (overrides the file)")
     run.add_argument("--horizon", type=float, help="simulated time per replication (overrides the file)")
-    run.add_argument("--seed", type=int, help="root seed (overrides the file)")
+    run.add_argument("--seed", type=_whole(0), help="root seed (overrides the file)")
     run.add_argument("--engine", help="reference, vector or auto (overrides the file)")
-    run.add_argument("--workers", type=int, default=1,
+    run.add_argument("--workers", type=_whole(1), default=1,
                      help="processes to share the replications among (same results)")
     run.add_argument("--no-requests", action="store_true",
                      help="keep request counts only, not one record per request (less memory)")
-    run.add_argument("--out", type=Path, help="folder for the tables (CSV) and plots (PNG)")
+    run.add_argument("--out", type=_folder, help="folder for the tables (CSV) and plots (PNG)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records")
     run.add_argument("--interior", action="store_true",
                      help="list the interior promises of super-agents and versions in the table")
@@ -48,14 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--param", "-p", action="append", required=True, metavar="NAME=V1,V2,...",
                        help="a parameter path and its values, e.g. agents[db].servers=2,4,8 "
                             "(values read as YAML; repeat for a grid)")
-    sweep.add_argument("--replications", "-r", type=int, help="replications per point (overrides the file)")
+    sweep.add_argument("--replications", "-r", type=_whole(1), help="replications per point (overrides the file)")
     sweep.add_argument("--horizon", type=float, help="simulated time per replication (overrides the file)")
-    sweep.add_argument("--seed", type=int, help="root seed, shared by every point (overrides the file)")
+    sweep.add_argument("--seed", type=_whole(0), help="root seed, shared by every point (overrides the file)")
     sweep.add_argument("--engine", help="reference, vector or auto (overrides the file)")
     sweep.add_argument("--executor", choices=["local", "dask", "serial"], default="local",
                        help="where points run: local processes (default), a local Dask cluster, or serially")
-    sweep.add_argument("--workers", type=int, help="processes for local or dask (default: the CPUs)")
-    sweep.add_argument("--out", type=Path, help="folder for one Parquet file per finished point")
+    sweep.add_argument("--workers", type=_whole(1), help="processes for local or dask (default: the CPUs)")
+    sweep.add_argument("--out", type=_folder, help="folder for one Parquet file per finished point")
     sweep.add_argument("--resume", action="store_true", help="finish the sweep in --out")
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON records")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -69,8 +69,9 @@ class Scenario:
         return data
 
 
-class _Loader(yaml.SafeLoader):
-    """The safe loader, reading ``1e3`` as a number (YAML 1.2) rather than a string."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's when installed: large files load fast), reading ``1e3`` as a
+    number (YAML 1.2) rather than a string."""
 
 
 class _Dumper(yaml.SafeDumper):
@@ -85,19 +86,36 @@ for _cls in (_Loader, _Dumper):
     )
 
 
-def _marks(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
-    out[path] = node.start_mark.line + 1
+#: Deepest nesting a scenario file may have (the model's own forms need fewer than 12 levels).
+_MAX_DEPTH = 64
+
+
+def _marks(node: yaml.Node, path: tuple, out: dict[tuple, int],
+           seen: set[int] | None = None) -> None:
+    """Record the line of every element, and refuse what a scenario has no use for: a value
+    used twice through an alias (an alias bomb grows exponentially; a recursive one never
+    ends) and nesting deeper than :data:`_MAX_DEPTH`."""
+    seen = set() if seen is None else seen
+    line = node.start_mark.line + 1
+    if id(node) in seen:
+        raise ScenarioError(f"line {line}: this value is used again through an alias (*name); "
+                            "aliases are not allowed in scenario files: write the value out")
+    if len(path) > _MAX_DEPTH:
+        raise ScenarioError(f"line {line}: nested more than {_MAX_DEPTH} levels deep")
+    out[path] = line
     if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
+        seen.add(id(node))
+        keys: set[Any] = set()
         for key_node, value_node in node.value:
             key = key_node.value
-            if key in seen:
+            if key in keys:
                 raise ScenarioError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice")
-            seen.add(key)
-            _marks(value_node, path + (key,), out)
+            keys.add(key)
+            _marks(value_node, path + (key,), out, seen)
     elif isinstance(node, yaml.SequenceNode):
+        seen.add(id(node))
         for i, item in enumerate(node.value):
-            _marks(item, path + (i,), out)
+            _marks(item, path + (i,), out, seen)
 
 
 def _locate(data: Any, marks: dict[tuple, int], exc: ScenarioError) -> int | None:

@@ -28,7 +28,10 @@ def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
 
 
 def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
-    status = main([str(a) for a in argv])
+    try:   # argparse's own errors (bad argument values) exit; ours return the status
+        status = main([str(a) for a in argv])
+    except SystemExit as exc:
+        status = exc.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
@@ -620,3 +623,51 @@ def test_agents_only_scenario_runs(tmp_path, capsys):
     """)
     status, _, err = run_cli(capsys, "run", path, "--horizon", "10")
     assert status == 0, err
+
+
+def test_aliases_and_deep_nesting_are_refused_in_one_line(tmp_path):
+    """An alias bomb (nine levels of nine copies: 9^9 values once expanded), a recursive alias
+    and 200 nested lists: each a ScenarioError naming the line, at once."""
+    import time
+
+    from promisesim.scenario import scenario_from_text
+
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [" + ", ".join([f"*{p}"] * 9) + "]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    cases = [(bomb + "agents: []\n", "f.yaml:1: this value is used again through an alias"),
+             ("agents: &x [*x]\n", "f.yaml:1: this value is used again through an alias"),
+             ("agents:" + " [" * 200 + "]" * 200 + "\n", "f.yaml:1: nested more than 64 levels")]
+    for text, message in cases:
+        start = time.perf_counter()
+        with pytest.raises(ps.ScenarioError, match=message):
+            scenario_from_text(text, source="f.yaml")
+        assert time.perf_counter() - start < 10.0   # refused before anything grows (no hang)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seed", "-1"], "argument --seed: -1 must be at least 0"),
+    (["--seed", "x"], "argument --seed: 'x' is not a whole number"),
+    (["--replications", "0"], "argument --replications/-r: 0 must be at least 1"),
+    (["--workers", "0"], "argument --workers: 0 must be at least 1"),
+])
+def test_bad_command_line_numbers_are_one_line_before_anything_runs(args, message, capsys):
+    from promisesim.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(Path(ps.__file__).parent / "examples" / "web_api.yaml"), *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err == f"promisesim: error: {message}\n"
+
+
+def test_out_pointing_at_a_file_is_refused_before_the_run(tmp_path, capsys):
+    from promisesim.cli import main
+
+    target = tmp_path / "taken"
+    target.write_text("x")
+    for command in (["run"], ["sweep", "-p", "agents[db].servers=2"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([command[0], str(Path(ps.__file__).parent / "examples" / "web_api.yaml"),
+                  *command[1:], "--out", str(target)])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err == f"promisesim: error: argument --out: {target} is a file, not a folder\n"

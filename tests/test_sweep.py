@@ -554,7 +554,7 @@ def test_cli_values_are_yaml(capsys, scenario):
     (["--param", "agents[db].servers=0"], "point 0"),
     (["--param", "agents[db].servers=1", "--executor", "threads"], "invalid choice"),
     (["--param", "agents[db].servers=1", "--resume"], "needs out="),
-    (["--param", "agents[db].servers=1", "--workers", "0"], "workers=0"),
+    (["--param", "agents[db].servers=1", "--workers", "0"], "--workers: 0 must be at least 1"),
     ([], "--param"),
 ])
 def test_cli_sweep_bad_input_exits_2_with_one_line(capsys, scenario, argv, message):
