@@ -671,3 +671,14 @@ def test_out_pointing_at_a_file_is_refused_before_the_run(tmp_path, capsys):
                   *command[1:], "--out", str(target)])
         assert exit_.value.code == 2
         assert capsys.readouterr().err == f"promisesim: error: argument --out: {target} is a file, not a folder\n"
+
+
+def test_an_unknown_key_names_the_closest_allowed_one():
+    from promisesim.scenario import scenario_from_text
+
+    with pytest.raises(ps.ScenarioError, match=r"f.yaml:3: scenario: unknown key\(s\) \['versions'\];"
+                                               r" .*\('versions': did you mean 'versioned'\?\)$"):
+        scenario_from_text("name: x\nagents: [{name: a}]\nversions: []\n", source="f.yaml")
+    with pytest.raises(ps.ScenarioError) as far:
+        scenario_from_text("agents: [{name: a, zzz: 2}]\n", source="f.yaml")
+    assert "did you mean" not in str(far.value)

@@ -498,8 +498,14 @@ class _Reader:
             raise ScenarioError(f"{where}: expected a mapping, got {data!r}")
         unknown = set(data) - allowed
         if unknown:
+            import difflib
+
+            hints = [f"{key!r}: did you mean {close[0]!r}?" for key in sorted(map(str, unknown))
+                     if (close := difflib.get_close_matches(key, sorted(allowed), n=1,
+                                                            cutoff=0.6))]
             raise ScenarioError(
                 f"{where}: unknown key(s) {sorted(map(str, unknown))}; allowed: {sorted(allowed)}"
+                + (" (" + "; ".join(hints) + ")" if hints else "")
             )
         missing = required - set(data)
         if missing:
