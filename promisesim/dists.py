@@ -13,6 +13,7 @@ All values are durations in the model's time unit and are never negative.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -21,6 +22,7 @@ import numpy as np
 from .errors import ScenarioError
 
 __all__ = [
+    "as_time",
     "Distribution",
     "Exponential",
     "Deterministic",
@@ -272,6 +274,16 @@ class Empirical(Distribution):
 _KINDS: dict[str, type[Distribution]] = {
     cls.kind: cls for cls in (Exponential, Deterministic, Uniform, LogNormal, Empirical)
 }
+
+
+def as_time(value: Any) -> Any:
+    """A plain number as a :class:`Deterministic` time, as scenario files read it (a real number
+    that is finite and not negative, numpy's included); anything else unchanged, for the model's
+    checks to name."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
+            and math.isfinite(float(value)) and float(value) >= 0:
+        return Deterministic(float(value))
+    return value
 
 
 def distribution_from_dict(data: Any, *, where: str = "distribution") -> Distribution:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..dists import Deterministic, Distribution
+from ..dists import Deterministic, Distribution, as_time
 
 __all__ = ["Agent", "Bursts", "Failures", "Maintenance"]
 
@@ -21,8 +21,11 @@ class Maintenance:
     run with probability ``d(1-s) / (d(1-s) + s)``.
     """
 
-    interval: Distribution
+    interval: Distribution | float
     success: float = 1.0
+
+    def __post_init__(self) -> None:   # a plain number is a deterministic time
+        object.__setattr__(self, "interval", as_time(self.interval))
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,13 @@ class Failures:
     time unit). Give exactly one of ``time_to_repair`` and ``maintenance``.
     """
 
-    time_to_failure: Distribution
-    time_to_repair: Distribution | None = None
+    time_to_failure: Distribution | float
+    time_to_repair: Distribution | float | None = None
     maintenance: Maintenance | None = None
+
+    def __post_init__(self) -> None:   # a plain number is a deterministic time
+        object.__setattr__(self, "time_to_failure", as_time(self.time_to_failure))
+        object.__setattr__(self, "time_to_repair", as_time(self.time_to_repair))
 
 
 @dataclass(frozen=True)

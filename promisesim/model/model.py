@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any
 
-from ..dists import Deterministic, Distribution, distribution_from_dict
+from ..dists import Deterministic, Distribution, as_time, distribution_from_dict
 from ..errors import ScenarioError
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleTo, Workload
@@ -77,15 +77,17 @@ class Model:
         name: str,
         *,
         failures: Failures | None = None,
-        service_time: Distribution = Deterministic(0.0),
+        service_time: Distribution | float = Deterministic(0.0),
         servers: int = 1,
         limit: int | None = None,
         slowdown: float = 0.0,
         errors: float | Bursts = 0.0,
         order: str = "after",
     ) -> Agent:
-        """Add an agent and return it. See :class:`~promisesim.model.agents.Agent`."""
-        agent = Agent(name, failures=failures, service_time=service_time, servers=servers,
+        """Add an agent and return it. See :class:`~promisesim.model.agents.Agent`. Times
+        (``service_time`` here, and the times of ``Failures``, workloads and observers) are
+        distributions, or plain numbers for deterministic times, as in scenario files."""
+        agent = Agent(name, failures=failures, service_time=as_time(service_time), servers=servers,
                       limit=limit, slowdown=slowdown, errors=errors, order=order)
         self.agents.append(agent)
         return agent
@@ -208,12 +210,12 @@ class Model:
         return p
 
     def workload(self, promise: PromiseRef, *, rate: float | None = None,
-                 interarrival: Distribution | None = None, name: str | None = None,
+                 interarrival: Distribution | float | None = None, name: str | None = None,
                  start: float = 0.0, end: float | None = None) -> Workload:
         """Send requests to a latency promise: Poisson at ``rate`` per time unit, or with
         gaps drawn from ``interarrival``, from ``start`` until ``end``.
         See :class:`~promisesim.model.injections.Workload`."""
-        w = Workload(_name(promise), rate, name, interarrival, start, end)
+        w = Workload(_name(promise), rate, name, as_time(interarrival), start, end)
         self.workloads.append(w)
         return w
 
@@ -265,13 +267,13 @@ class Model:
         self.outages.append(injection)
         return injection
 
-    def observe(self, promise: PromiseRef, *, interval: Distribution | None = None,
+    def observe(self, promise: PromiseRef, *, interval: Distribution | float | None = None,
                 name: str | None = None, probe: bool = False) -> Observer:
         """Add an observer that checks ``promise`` every ``interval`` (or at its promiser's
         maintenance runs); with ``probe=True``, by sending it a request each time (a
         synthetic check). See :class:`~promisesim.model.injections.Observer`."""
         observer = Observer(name if name is not None else f"{_name(promise)}-observer",
-                            _name(promise), interval, probe)
+                            _name(promise), as_time(interval), probe)
         self.observers.append(observer)
         return observer
 

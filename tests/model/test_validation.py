@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+import pandas as pd
 import pytest
 
 import promisesim as ps
@@ -259,10 +260,10 @@ def test_failures_need_positive_mean_times():
         m.spec()
 
 
-def test_failures_need_distributions():
+def test_failures_need_distributions_or_times():
     m = ps.Model()
     m.agent("flaky", failures=ps.Failures(time_to_failure=ps.Exponential(mean=1.0),
-                                        time_to_repair=2.0))
+                                        time_to_repair="two"))
     with pytest.raises(ps.ScenarioError, match=r"agent 'flaky'.*time_to_repair"):
         m.spec()
 
@@ -395,3 +396,39 @@ def test_bad_workload_windows_name_the_workload(start, end, bad):
     with pytest.raises(ps.ScenarioError, match=rf"workload 'spike'.*{bad}=") as info:
         m.spec()
     assert info.value.element == ("workload", "spike")
+
+
+def test_a_plain_number_is_a_deterministic_time_in_python_as_in_files():
+    from promisesim.dists import Deterministic
+    from promisesim.scenario import scenario_from_text
+
+    m = ps.Model("numbers")
+    api = m.agent("api", service_time=0.01,
+                  failures=ps.Failures(time_to_failure=3_600, time_to_repair=60))
+    serve = m.promise(api, to=m.agent("users"), body=ps.Latency(deadline=1.0), name="serve")
+    m.workload(serve, interarrival=2)
+    m.observe(serve, interval=30, name="watch")
+    assert api.service_time == Deterministic(0.01)
+    assert api.failures.time_to_repair == Deterministic(60.0)
+    text = """\
+agents:
+  - {name: api, service_time: 0.01, failures: {time_to_failure: 3600, time_to_repair: 60}}
+  - {name: users}
+promises:
+  - {name: serve, promiser: api, promisee: users, body: {latency: {deadline: 1.0}}}
+workloads:
+  - {promise: serve, interarrival: 2}
+observers:
+  - {name: watch, promise: serve, interval: 30}
+"""
+    from_file = scenario_from_text(text).model
+    assert from_file.spec().agents == m.spec().agents
+    assert from_file.spec().workloads == m.spec().workloads
+    assert from_file.spec().observers == m.spec().observers
+    a = ps.simulate(m, horizon=20_000.0, seed=1).promises
+    b = ps.simulate(from_file, horizon=20_000.0, seed=1).promises
+    pd.testing.assert_frame_equal(a, b, check_flags=False)
+    with pytest.raises(ps.ScenarioError, match="agent 'bad': service_time must be a distribution"):
+        bad = ps.Model("bad")
+        bad.agent("bad", service_time=-1.0)
+        bad.spec()
