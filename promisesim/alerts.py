@@ -21,30 +21,32 @@ import numpy as np
 import pandas as pd
 
 from .model.objectives import Alert, Objective
-from .slo import _evaluate, per_slice
+from .openslo import seconds_per_unit
+from .slo import _evaluate, per_slice, running_sums, stacked
 
 __all__ = ["alerts", "alert_summary"]
 
-#: Seconds per model time unit, for false alarms per 30 days.
-_SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "m": 60.0, "h": 3_600.0, "d": 86_400.0}
+_COLUMNS = ["replication", "alert", "objective", "start", "end"]
 
 
 def _objective(result: Any, a: Alert) -> Objective:
     return next(o for o in result.spec.objectives if o.label == a.objective)
 
 
-def _burn(result: Any, a: Alert, o: Objective) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evaluation instants, whether it fires at each (replications x instants), and the
-    cumulative bad and total counts per step (replications x steps + 1)."""
+def _cumulative(result: Any, a: Alert, o: Objective) -> tuple[np.ndarray, np.ndarray]:
+    """Running sums of the bad and total counts per step (replications x steps + 1)."""
+    good, total, _ = per_slice(result, result.spec.promise_index[o.promise], a.step)
+    return running_sums(total - good), running_sums(total)
+
+
+def _burn(result: Any, a: Alert, o: Objective) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluation instants and whether it fires at each (replications x instants)."""
     step = a.step
-    good, total, _ = per_slice(result, result.spec.promise_index[o.promise], step)
-    zero = np.zeros((good.shape[0], 1))
-    cs_bad = np.concatenate([zero, np.cumsum(total - good, axis=1)], axis=1)
-    cs_total = np.concatenate([zero, np.cumsum(total, axis=1)], axis=1)
+    cs_bad, cs_total = _cumulative(result, a, o)
     n = int(math.floor(result.horizon / step + 1e-9))
     k = np.arange(1, n + 1)
     allowed = 1.0 - o.target
-    fire = np.ones((good.shape[0], n), dtype=bool)
+    fire = np.ones((cs_bad.shape[0], n), dtype=bool)
     for window in (a.long, a.short):
         lo = np.maximum(k - int(round(window / step)), 0)
         bad = cs_bad[:, k] - cs_bad[:, lo]
@@ -53,7 +55,7 @@ def _burn(result: Any, a: Alert, o: Objective) -> tuple[np.ndarray, np.ndarray, 
             share = np.where(count > 0, bad / np.where(count > 0, count, 1.0), 0.0)
             burn = share / allowed if allowed > 0 else np.where(share > 0, np.inf, 0.0)
         fire &= burn >= a.burn_rate * (1 - 1e-12)
-    return k * step, fire, np.stack([cs_bad, cs_total])
+    return k * step, fire
 
 
 def _periods(instants: np.ndarray, fire: np.ndarray, horizon: float
@@ -74,39 +76,33 @@ def alerts(result: Any) -> pd.DataFrame:
     labels = [a.label for a in spec.alerts]
     frames = []
     for code, a in enumerate(spec.alerts):
-        instants, fire, _ = _burn(result, a, _objective(result, a))
+        instants, fire = _burn(result, a, _objective(result, a))
         rep, start, end = _periods(instants, fire, result.horizon)
         frames.append(pd.DataFrame({
             "replication": rep,
             "alert": pd.Categorical.from_codes(np.full(rep.size, code), categories=labels),
             "objective": a.objective, "start": start, "end": end}))
-    if not frames:
-        frame = pd.DataFrame({c: [] for c in ("replication", "alert", "objective", "start",
-                                              "end")})
-    else:
-        frame = pd.concat(frames, ignore_index=True)
-        frame["objective"] = pd.Categorical(frame["objective"],
-                                            categories=[o.label for o in spec.objectives])
-    frame.attrs.update(result.attrs)
-    return frame
+    return stacked(frames, _COLUMNS, "objective", [o.label for o in spec.objectives],
+                   result.attrs)
 
 
 def alert_summary(result: Any) -> pd.DataFrame:
     """Per alert, how well it warns. See :meth:`promisesim.Result.alert_summary`."""
     rows = []
-    unit = _SECONDS.get(str(result.spec.time_unit).strip().lower())
+    unit = seconds_per_unit(result.spec.time_unit)
+    firings = result.alerts
     for a in result.spec.alerts:
         o = _objective(result, a)
-        instants, fire, cumulative = _burn(result, a, o)
-        rep, start, end = _periods(instants, fire, result.horizon)
+        mine = firings[firings["alert"] == a.label]
+        rep = mine["replication"].to_numpy(dtype=np.int64)
+        start, end = mine["start"].to_numpy(), mine["end"].to_numpy()
         windows = _evaluate(result, dataclasses.replace(o, rolling=False, step=None))
         n_w = int(windows["start"].size // result.replications)
         missed = ~windows["met"].reshape(result.replications, n_w)
         # the calendar windows each firing overlaps: [lo, hi] (the run may end mid-window)
         lo = np.minimum((start // o.window).astype(np.int64), n_w)
         hi = np.minimum(np.ceil(end / o.window - 1e-12).astype(np.int64) - 1, n_w - 1)
-        cs_missed = np.concatenate([np.zeros((missed.shape[0], 1), dtype=np.int64),
-                                    np.cumsum(missed, axis=1)], axis=1)
+        cs_missed = running_sums(missed.astype(np.float64))
         false = (cs_missed[rep, np.maximum(hi + 1, lo)] - cs_missed[rep, lo]) == 0
         covered = np.zeros((missed.shape[0], n_w + 1), dtype=np.int64)
         inside = lo <= hi
@@ -114,11 +110,11 @@ def alert_summary(result: Any) -> pd.DataFrame:
         np.add.at(covered, (rep[inside], hi[inside] + 1), -1)
         detected = (np.cumsum(covered, axis=1)[:, :n_w] > 0) & missed
         leads = []
-        cs_bad, cs_total = cumulative
+        cs_bad, cs_total = _cumulative(result, a, o)
         for r, j in zip(*np.nonzero(detected)):
             w_lo, w_hi = j * o.window, (j + 1) * o.window
-            mine = (rep == r) & (end > w_lo) & (start < w_hi)
-            first = max(float(start[mine].min()), w_lo)
+            hit = (rep == r) & (end > w_lo) & (start < w_hi)
+            first = max(float(start[hit].min()), w_lo)
             i0, i1 = int(round(w_lo / a.step)), int(round(w_hi / a.step))
             bad = cs_bad[r, i0 + 1:i1 + 1] - cs_bad[r, i0]
             allowed = (1 - o.target) * (cs_total[r, i1] - cs_total[r, i0])

@@ -177,7 +177,7 @@ def conflicts(model: Model | ModelSpec) -> pd.DataFrame:
                              f"{p.retries} retries at once, without a budget, of calls that "
                              f"time out after {p.timeout:g}"))
             if p.retries and p.budget is None and p.breaker is None and p.conditions is not None:
-                for q in dict.fromkeys(_providers(p.conditions)):
+                for q in dict.fromkeys(p.conditions.promises()):
                     provider = spec.promises[spec.promise_index[q]]
                     if not isinstance(provider.body, Latency):
                         continue
@@ -197,13 +197,6 @@ def conflicts(model: Model | ModelSpec) -> pd.DataFrame:
                              f"{utilisation:.3g} of {agent.servers} server(s)"))
     return pd.DataFrame(rows, columns=["agent", "promise", "conflict", "detail"])
 
-
-def _providers(cond: Condition) -> list[str]:
-    """The names of the promises a condition relies on, in order (nested ones included)."""
-    out: list[str] = []
-    for item in cond.items:
-        out.extend(_providers(item) if isinstance(item, Condition) else [item])
-    return out
 
 
 def agent_cycles(model: Model | ModelSpec) -> list[list[str]]:

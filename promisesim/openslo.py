@@ -41,8 +41,13 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _BUDGETING = {"Occurrences": "occurrences", "Timeslices": "timeslices"}
 
 
+def seconds_per_unit(time_unit: str) -> float | None:
+    """Seconds in one of a model's time units, when the unit names a fixed length (else None)."""
+    return _MODEL_UNITS.get(str(time_unit).strip().lower())
+
+
 def _seconds_per(time_unit: str) -> float:
-    factor = _MODEL_UNITS.get(str(time_unit).strip().lower())
+    factor = seconds_per_unit(time_unit)
     if factor is None:
         raise ScenarioError(f"OpenSLO durations need a model time unit in seconds, minutes, hours "
                             f"or days (one of {', '.join(sorted(_MODEL_UNITS))}), got "

@@ -66,6 +66,21 @@ def plot_kept(result: "Result", ax: "Axes | None" = None, confidence: float = 0.
     return ax
 
 
+def _lanes(ax: "Axes", result: "Result", rows: list[str], ncols: int, title: str) -> "Axes":
+    """Finish a plot of one lane per row over the run's time: row labels top down, the time
+    axis, one legend entry per state, the title."""
+    ax.set_yticks(range(len(rows)), rows)
+    ax.invert_yaxis()
+    ax.set_xlim(0, result.horizon)
+    ax.set_xlabel(f"time ({result.spec.time_unit})")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), loc="lower right", bbox_to_anchor=(1.0, 1.0),
+              ncols=ncols, fontsize="small", frameon=False)
+    ax.set_title(title, loc="left")
+    return ax
+
+
 def plot_timeline(result: "Result", replication: int = 0, ax: "Axes | None" = None) -> "Axes":
     """Agents up/down and promises kept/broken over time in one replication.
 
@@ -88,16 +103,8 @@ def plot_timeline(result: "Result", replication: int = 0, ax: "Axes | None" = No
             if len(sel):
                 spans = list(zip(sel["start"], sel["end"] - sel["start"]))
                 ax.broken_barh(spans, (row - 0.4, 0.8), facecolors=colour, label=state)
-    ax.set_yticks(range(len(entities)), [f"{name} ({kind})" for kind, name in entities])
-    ax.invert_yaxis()
-    ax.set_xlim(0, result.horizon)
-    ax.set_xlabel(f"time ({result.spec.time_unit})")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), loc="lower right", bbox_to_anchor=(1.0, 1.0),
-              ncols=4, fontsize="small", frameon=False)
-    ax.set_title(f"{result.spec.name}: replication {replication}", loc="left")
-    return ax
+    return _lanes(ax, result, [f"{name} ({kind})" for kind, name in entities], 4,
+                  f"{result.spec.name}: replication {replication}")
 
 
 def plot_breakers(result: "Result", replication: int = 0, ax: "Axes | None" = None) -> "Axes":
@@ -110,9 +117,8 @@ def plot_breakers(result: "Result", replication: int = 0, ax: "Axes | None" = No
     """
     if not 0 <= replication < result.replications:
         raise ValueError(f"replication={replication} is not in 0..{result.replications - 1}")
-    names = [p.name for p in result.spec.promises]
     guards = [(p.name, q) for p in result.spec.promises if p.breaker is not None
-              for q in _called(result.spec, names.index(p.name))]
+              for q in _called(result.spec, p)]
     if not guards:
         raise ValueError("the model has no circuit breakers (Promise(breaker=...))")
     log = result.breakers
@@ -128,24 +134,13 @@ def plot_breakers(result: "Result", replication: int = 0, ax: "Axes | None" = No
             if end > start:
                 ax.broken_barh([(start, end - start)], (row - 0.4, 0.8),
                                facecolors=colours[state], label=state.replace("_", "-"))
-    ax.set_yticks(range(len(guards)), [f"{c} \u2192 {q}" for c, q in guards])
-    ax.invert_yaxis()
-    ax.set_xlim(0, result.horizon)
-    ax.set_xlabel(f"time ({result.spec.time_unit})")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), loc="lower right", bbox_to_anchor=(1.0, 1.0),
-              ncols=3, fontsize="small", frameon=False)
-    ax.set_title(f"circuit breakers: replication {replication}", loc="left")
-    return ax
+    return _lanes(ax, result, [f"{c} \u2192 {q}" for c, q in guards], 3,
+                  f"circuit breakers: replication {replication}")
 
 
-def _called(spec: Any, promise: int) -> list[str]:
+def _called(spec: Any, promise: Any) -> list[str]:
     """The latency promises a promise calls (in the order its conditions name them)."""
-    from .diagnostics import _providers
-
-    cond = spec.promises[promise].conditions
-    return [q for q in dict.fromkeys(_providers(cond))
+    return [q for q in dict.fromkeys(promise.conditions.promises())
             if spec.promises[spec.promise_index[q]].body.kind == "latency"]
 
 

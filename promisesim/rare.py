@@ -151,9 +151,8 @@ def probability_missed(model: Model, objective: str, *, horizon: float, tilt: di
     log_l = np.zeros(rep.size)
     streams = Streams(result.seed_sequence)
     reps = np.arange(replications)
-    t_spec = tilted.spec()
     for name, (rate, c) in rates.items():
-        agent = t_spec.agents[t_spec.agent_index[name]]
+        agent = result.spec.agents[result.spec.agent_index[name]]
         keys = [streams.keys(reps, "time_to_failure", name), streams.keys(reps, "time_to_repair", name)]
         row, instant, phase = renewal_instants(keys, [agent.failures.time_to_failure,  # type: ignore[union-attr]
                                                       agent.failures.time_to_repair], horizon)  # type: ignore[union-attr]

@@ -422,9 +422,8 @@ class Result:
     @cached_property
     def _falls_back(self) -> bool:
         """Whether a condition of the model has fallbacks (so answers can be degraded)."""
-        def walk(c: Condition) -> bool:
-            return c.rule == "fallback" or any(walk(i) for i in c.items if isinstance(i, Condition))
-        return any(p.conditions is not None and walk(p.conditions) for p in self.spec.promises)
+        return any(c.rule == "fallback" for p in self.spec.promises if p.conditions is not None
+                   for c in p.conditions.conditions())
 
     @cached_property
     def breakers(self) -> pd.DataFrame:

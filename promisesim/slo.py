@@ -21,7 +21,7 @@ from .engines.base import KEPT, UNFINISHED
 from .model.objectives import Objective
 from .model.promises import Latency
 
-__all__ = ["objectives", "objective_summary", "per_slice"]
+__all__ = ["objectives", "objective_summary", "per_slice", "running_sums", "stacked"]
 
 WINDOW_COLUMNS = ["replication", "objective", "promise", "start", "end", "good", "total",
                   "attained", "met", "budget_used", "longest_burn"]
@@ -57,6 +57,26 @@ def per_slice(result: Any, promise: int, width: float) -> tuple[np.ndarray, np.n
     start = np.arange(n_slices) * width
     length = np.minimum(start + width, result.horizon) - start
     return good, np.broadcast_to(length, good.shape).astype(np.float64), False
+
+
+def running_sums(per_slice: np.ndarray) -> np.ndarray:
+    """Per row, the sums over the first 0, 1, ... slices (a leading zero column): the sum over
+    slices ``[i, j)`` is ``out[:, j] - out[:, i]``."""
+    return np.concatenate([np.zeros((per_slice.shape[0], 1)), np.cumsum(per_slice, axis=1)],
+                          axis=1)
+
+
+def stacked(frames: list[pd.DataFrame], columns: list[str], column: str,
+            categories: list[str], attrs: dict) -> pd.DataFrame:
+    """One table of per-item ``frames`` (``columns`` when there are none), ``column`` made a
+    categorical of ``categories``, with the run's provenance."""
+    if not frames:
+        frame = pd.DataFrame({c: [] for c in columns})
+    else:
+        frame = pd.concat(frames, ignore_index=True)
+        frame[column] = pd.Categorical(frame[column], categories=categories)
+    frame.attrs.update(attrs)
+    return frame
 
 
 def bad_stretches(result: Any, promise: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,9 +161,7 @@ def _evaluate(result: Any, o: Objective) -> dict[str, np.ndarray]:
         total = np.ones_like(good)
     first = np.rint(start / width).astype(np.int64)
     last = np.rint(end / width).astype(np.int64)
-    zero = np.zeros((good.shape[0], 1))
-    cs_good = np.concatenate([zero, np.cumsum(good, axis=1)], axis=1)
-    cs_total = np.concatenate([zero, np.cumsum(total, axis=1)], axis=1)
+    cs_good, cs_total = running_sums(good), running_sums(total)
     w_good = cs_good[:, last] - cs_good[:, first]            # replications x windows
     w_total = cs_total[:, last] - cs_total[:, first]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -181,14 +199,8 @@ def objectives(result: Any) -> pd.DataFrame:
             "promise": o.promise,
             **{k: part[k] for k in WINDOW_COLUMNS[3:]},
         }))
-    if not frames:
-        frame = pd.DataFrame({c: [] for c in WINDOW_COLUMNS})
-    else:
-        frame = pd.concat(frames, ignore_index=True)
-        frame["promise"] = pd.Categorical(frame["promise"],
-                                          categories=[p.name for p in spec.promises])
-    frame.attrs.update(result.attrs)
-    return frame
+    return stacked(frames, WINDOW_COLUMNS, "promise", [p.name for p in spec.promises],
+                   result.attrs)
 
 
 def _wilson(met: int, n: int, confidence: float) -> tuple[float, float]:

@@ -223,6 +223,14 @@ class Condition:
                     0, share.size - 1)
         return (share[i] == 0) & (share[np.minimum(i + 1, share.size - 1)] == 0)
 
+    def conditions(self) -> list["Condition"]:
+        """This condition and every condition nested in it, depth first."""
+        out: list[Condition] = [self]
+        for item in self.items:
+            if isinstance(item, Condition):
+                out.extend(item.conditions())
+        return out
+
     def promises(self) -> list[str]:
         """Names of every promise in this condition, depth first."""
         out: list[str] = []

@@ -196,9 +196,9 @@ class _Replication(Caller):
         # Every agent's changes of state (times, up), for beliefs that lag the truth.
         self.history: list[tuple[list[float], list[bool]]] = [([], []) for _ in range(n)]
         self.bound: dict[str, int] = {}          # push-mode choices: the provider bound to
-        self.routes: dict[str, StreamReader] = {}
+        # uniform draws by (purpose, key): routes, errors, backoff jitter
+        self.uniforms: dict[tuple[str, str], StreamReader] = {}
         self.hops: dict[str, StreamReader] = {}
-        self.errors: dict[str, StreamReader] = {}
         # Error bursts: each agent's burst starts and ends so far, extended as time goes on.
         self.bursts: dict[int, tuple[list[float], StreamReader, StreamReader]] = {}
         # Degradations of each agent: (start, end, slower, errors), in the model's order.
@@ -515,13 +515,17 @@ class _Replication(Caller):
         return sum(self._stood_at(i, t) or self._idle(item, j, t)
                    for j, i in enumerate(item.items)) >= item.k
 
+    def _uniform(self, purpose: str, key: str, k: int) -> float:
+        """Draw ``k`` of the uniform stream ``(purpose, key)``."""
+        reader = self.uniforms.get((purpose, key))
+        if reader is None:
+            reader = self.uniforms[purpose, key] = StreamReader(self.streams, _UNIT,
+                                                                self.replication, purpose, key)
+        return reader[k]
+
     def _route(self, cond: CallCondition, k: int) -> float:
         """Draw ``k`` (uniform) of a choice's or a split's routing stream."""
-        reader = self.routes.get(cond.path)
-        if reader is None:
-            reader = self.routes[cond.path] = StreamReader(self.streams, _UNIT, self.replication,
-                                                           "route", cond.path)
-        return reader[k]
+        return self._uniform("route", cond.path, k)
 
     def _split(self, cond: CallCondition, k: int) -> CallNode | CallCondition:
         """The version request ``k`` is bound to: a draw against the split at its arrival."""
@@ -609,7 +613,7 @@ class _Replication(Caller):
             # How the agent serves this request is fixed as it joins the queue: how much slower
             # (degradations) and whether its answer will be an error.
             slower, p_error = self._behaviour(agent, env.now)
-            error = p_error > 0 and self._error_draw(node, k) < p_error
+            error = p_error > 0 and self._uniform("error", node.path, k) < p_error
             resource = self.resources[agent]
             with resource.request() as slot:
                 yield slot
@@ -698,13 +702,6 @@ class _Replication(Caller):
             instants.append(instants[-1] + lengths[k])
         # an odd number of instants at or before t: a burst started and has not ended
         return bisect_right(instants, t) % 2 == 1
-
-    def _error_draw(self, node: CallNode, k: int) -> float:
-        reader = self.errors.get(node.path)
-        if reader is None:
-            reader = self.errors[node.path] = StreamReader(self.streams, _UNIT, self.replication,
-                                                           "error", node.path)
-        return reader[k]
 
     def _service_time(self, node: CallNode, agent: int, k: int) -> float:
         reader = self.service.get(node.path)

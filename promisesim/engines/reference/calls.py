@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Generator
 
 import simpy
 
-from ...dists import Uniform
 from ...model.promises import Promise
 from ...model.spec import CallCondition, CallNode
 from ...random import StreamReader
@@ -29,8 +28,6 @@ __all__ = ["Caller", "Use", "FAILED_CALL", "KEPT_CALL", "DEGRADED_CALL"]
 #: How a call (or a condition) ended for its caller: failed, kept, or kept by a fallback
 #: (a degraded answer). True and False stand for the first two.
 FAILED_CALL, KEPT_CALL, DEGRADED_CALL = 0, 1, 2
-
-_UNIT = Uniform(0.0, 1.0)
 
 #: The kind of failure (see :data:`~promisesim.model.promises.RETRY_ON`) of an attempt whose
 #: provider's request ended with each outcome (None: answered; late answers per the caller).
@@ -60,14 +57,13 @@ class Caller:
     env: simpy.Environment
     streams: "Streams"
     replication: int
-    routes: dict[str, StreamReader]
     hops: dict[str, StreamReader]
     bound: dict[str, int]
     breakers: dict[tuple[int, int], BreakerState]
     budgets: dict[tuple[int, int], BudgetState]
     breaker_log: dict[str, list[Any]] | None
 
-    # and, from the replication: _request, _record, _standing, _split, _choose
+    # and, from the replication: _request, _record, _standing, _split, _choose, _uniform
 
     def _item(self, item: CallNode | CallCondition, w: int, k: int,
               use: Use) -> Generator[simpy.Event, Any, int]:
@@ -84,8 +80,8 @@ class Caller:
         backoff, budget = use.backoff, self._budget(use, item)
         for node in (item, *item.retries):
             if node.attempt:
-                wait = 0.0 if backoff is None else backoff.wait(node.attempt, self._backoff_draw(
-                    node, k) if backoff.jitter else 0.0)
+                wait = 0.0 if backoff is None else backoff.wait(node.attempt, self._uniform(
+                    "backoff", node.path, k) if backoff.jitter else 0.0)
                 if wait > 0:
                     yield self.env.timeout(wait)
                 if budget is not None and not budget.allow(self.env.now):
@@ -123,13 +119,6 @@ class Caller:
 
             breaker = self.breakers[key] = BreakerState(use.breaker, change)
         return breaker
-
-    def _backoff_draw(self, node: CallNode, k: int) -> float:
-        reader = self.routes.get("backoff:" + node.path)
-        if reader is None:
-            reader = self.routes["backoff:" + node.path] = StreamReader(
-                self.streams, _UNIT, self.replication, "backoff", node.path)
-        return reader[k]
 
     def _attempt(self, item: CallNode, w: int, k: int,
                  use: Use) -> Generator[simpy.Event, Any, tuple[int, str | None]]:

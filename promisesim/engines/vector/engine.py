@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from ...random import Streams
 from ...results import summarise
-from ...model.promises import Condition
 from ...model.spec import ModelSpec
 from ..base import AGENT_CHANGE_COLUMNS, COUNT_COLUMNS, REQUEST_COLUMNS, TIMELINE_COLUMNS, Trace
 from ..reference import ReferenceEngine
@@ -101,7 +100,7 @@ class VectorEngine:
         for what, test in (("fallbacks", lambda c: c.rule == "fallback"),
                            ("hedged requests", lambda c: c.hedge is not None)):
             found = [p.name for p in spec.promises
-                     if p.conditions is not None and _any_condition(p.conditions, test)]
+                     if p.conditions is not None and any(map(test, p.conditions.conditions()))]
             if found:
                 missing.append(f"{what} (promise {found[0]!r})")
         return missing
@@ -185,9 +184,3 @@ class VectorEngine:
         if record_requests:
             return Trace(kept_changes, requests.finish(), None, kept_metrics)
         return Trace(kept_changes, None, _columns(counts, COUNT_COLUMNS), kept_metrics)
-
-
-def _any_condition(cond: Condition, test: Callable[[Condition], bool]) -> bool:
-    """Whether ``cond`` or a condition nested in it passes ``test``."""
-    return test(cond) or any(_any_condition(i, test) for i in cond.items
-                             if isinstance(i, Condition))
