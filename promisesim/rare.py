@@ -124,8 +124,10 @@ def probability_missed(model: Model, objective: str, *, horizon: float, tilt: di
     """Estimate the probability that a window misses ``objective`` (its label), with agents
     failing ``tilt[agent]`` times as often and every window weighted by its likelihood ratio.
 
-    Only calendar windows; the tilted agents must fail with exponential times to failure.
-    ``tilt`` of 1 everywhere is plain Monte Carlo.
+    ``horizon`` is in the model's time unit (each replication judges the objective's
+    calendar windows within it); ``tilt`` maps agent names to factors of at least 1 on their
+    failure rates (1 everywhere is plain Monte Carlo); the tilted agents must fail with
+    exponential times to failure. Returns a :class:`RareEstimate` (a probability per window).
     """
     from .experiment import simulate
     from .random import Streams
