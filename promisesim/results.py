@@ -394,16 +394,17 @@ class Result:
     def requests(self) -> pd.DataFrame:
         """One row per request (root and calls) with ``kept`` and ``outcome``, in order of
         replication, workload, arrival index, promise, ``attempt`` (0: a call's first
-        attempt; 1, 2, ...: its retries, each a request of its own) and arrival instant."""
+        attempt; 1, 2, ...: its retries, each a request of its own), arrival instant, outcome
+        and latency."""
         req = self.trace.requests
         if req is None:
             raise ValueError("requests were not recorded: run simulate(..., record_requests=True) "
                              "to get one row per request")
         # A canonical order, whatever order the engine finished requests in.
         # (calls under different attempts of a retried call share their other keys: the
-        # later attempt's come later)
-        order = np.lexsort((req["arrival"], req["attempt"], req["promise"], req["index"],
-                            req["workload"], req["replication"]))
+        # later attempt's come later, and at one instant the outcome and latency decide)
+        order = np.lexsort((req["latency"], req["outcome"], req["arrival"], req["attempt"],
+                            req["promise"], req["index"], req["workload"], req["replication"]))
         req = {k: v[order] for k, v in req.items()}
         promises = [p.name for p in self.spec.promises]
         workloads = [w.label for w in self.spec.workloads]

@@ -48,7 +48,8 @@ class Backoff:
     jitter: str | None = None
 
     def wait(self, j: int, u: float) -> float:
-        """The wait before retry ``j`` given a uniform draw ``u`` (used only with jitter)."""
+        """The wait before retry ``j`` given a uniform draw ``u`` (used only with jitter; an
+        array of draws gives an array of waits)."""
         d = self.initial * self.multiplier ** (j - 1)
         if self.maximum is not None and d > self.maximum:
             d = self.maximum

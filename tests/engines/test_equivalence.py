@@ -35,7 +35,12 @@ def assert_same(model, horizon, replications, seed):
 
 
 #: Examples whose features the vector engine leaves to the reference engine, and which.
-REFERENCE_ONLY = {"retry_storm": ["retries (promise 'page')"]}
+REFERENCE_ONLY: dict[str, list[str]] = {}
+
+#: Examples the vector engine runs but hands to the reference engine as its passes diverge:
+#: the retry storm's retries pile up behind a limited queue held around calls, each pass
+#: finding more retries than the one before.
+HANDED_OVER = {"retry_storm"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -43,6 +48,10 @@ def test_example_scenarios_agree_exactly(path):
     scenario = ps.load_scenario(path)
     assert VectorEngine().unsupported(scenario.model.spec()) == REFERENCE_ONLY.get(path.stem, [])
     if path.stem in REFERENCE_ONLY:
+        return
+    if path.stem in HANDED_OVER:
+        assert ps.simulate(scenario.model, horizon=120.0, seed=7, engine="vector").engine == \
+            "reference"
         return
     horizon = min(scenario.horizon or 1e9, 2 * 86_400.0)
     ref, _ = assert_same(scenario.model, horizon, 2, 7)

@@ -1,6 +1,7 @@
-"""A caller's defences beyond timeouts and plain retries, in the reference engine: which failures
-it retries, retry budgets and circuit breakers. Hand traces on deterministic models, the
-breaker's table, bad settings, scenario files and the vector engine's handover.
+"""A caller's defences beyond timeouts and plain retries: which failures it retries (both
+engines), retry budgets and circuit breakers (the reference engine). Hand traces on
+deterministic models, the breaker's table, bad settings, scenario files and the vector
+engine's handover.
 
 users -> api (service 1) -> db; db answers errors while a degradation with ``errors=1`` lasts.
 """
@@ -43,21 +44,23 @@ def states(result):
 
 
 # -- which failures are retried ----------------------------------------------------------
-def test_retry_on_timeouts_leaves_an_error_alone():
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_retry_on_timeouts_leaves_an_error_alone(engine):
     """The call at 1 is answered with an error at 3; the caller retries only timeouts."""
     r = ps.simulate(api_db(end=1.5, retries=2, backoff=ps.Backoff(0.5), retry_on="timeouts"),
-                    horizon=30.0, seed=0)
+                    horizon=30.0, seed=0, engine=engine)
     assert rows(r, "query") == [(0, 1.0, 2.0, "error")]
     assert rows(r, "serve") == [(0, 1.0, None, "condition_failed")]
     again = ps.simulate(api_db(end=1.5, retries=1, backoff=ps.Backoff(0.5),
-                               retry_on=["errors"]), horizon=30.0, seed=0)
+                               retry_on=["errors"]), horizon=30.0, seed=0, engine=engine)
     assert rows(again, "query") == [(0, 1.0, 2.0, "error"), (1, 3.5, 2.0, "error")]
 
 
-def test_retry_on_errors_leaves_a_timeout_alone():
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_retry_on_errors_leaves_a_timeout_alone(engine):
     """timeout 1: the call at 1 is given up on at 2 and not sent again; db still serves it."""
     r = ps.simulate(api_db(errors_until=None, end=1.5, timeout=1.0, retries=2,
-                           retry_on=["errors", "refusals"]), horizon=30.0, seed=0)
+                           retry_on=["errors", "refusals"]), horizon=30.0, seed=0, engine=engine)
     assert rows(r, "query") == [(0, 1.0, 2.0, "kept")]
     assert rows(r, "serve") == [(0, 1.0, None, "condition_failed")]
 

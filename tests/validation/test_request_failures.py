@@ -141,8 +141,7 @@ def test_a_two_of_three_quorum_absorbs_a_failed_call_when_the_other_two_answer()
 def test_retries_keep_all_but_the_calls_whose_every_attempt_errs():
     """Errors with probability p on each attempt, independent (keyed draws per attempt):
     with k retries a call fails only if all k + 1 attempts do, p^(k + 1) of them, and the
-    provider receives 1 + p + ... + p^k requests per call. Reference engine (the vector
-    engine leaves retries to it)."""
+    provider receives 1 + p + ... + p^k requests per call."""
     p, k = 0.3, 2
     m = ps.Model("retries")
     db = m.agent("db", service_time=Exponential(0.001), errors=p)
@@ -151,7 +150,7 @@ def test_retries_keep_all_but_the_calls_whose_every_attempt_errs():
     serve = m.promise(api, to=m.agent("u"), body=ps.Latency(deadline=10.0), name="serve",
                       conditions=query, retries=k)
     m.workload(serve, rate=2.0)
-    r = ps.simulate(m, horizon=2_000.0, replications=8, seed=13, engine="reference")
+    r = both_engines(m, 2_000.0, 8, 13, compared=1)
     mean, se = request_estimate(r, "serve")
     assert_close(mean, se, 1 - p ** (k + 1))
     assert se < 0.003   # power: no retries would keep 0.7

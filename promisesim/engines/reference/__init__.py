@@ -26,7 +26,9 @@ semantics (see also :mod:`promisesim.model.promises`):
   retry ``j``, jittered by draw ``k`` of ``("backoff", retry path)``), as a
   request of its own (its node's path has ``~j`` added, so it draws from
   its own streams and is recorded with ``attempt=j``); the call fails when
-  its last attempt does. A condition
+  its last attempt does. A caller that crashes sends no call it had not
+  sent yet (a retry, a fallback, a hedge), even where its calls run on
+  (the items of an all-of or a k-of-n). A condition
   resolves as soon as its outcome is certain. When it succeeds
   the request joins the promiser's FIFO queue and is served by one of its
   servers; it is kept iff the response time is at most the deadline.
@@ -172,6 +174,7 @@ class _Replication(Caller):
         self.drains = [0] * n                  # outages that let requests inside finish
         self.absent = [False] * n              # members an autoscaler has not asked for
         self.alive = [True] * n                # not crashed: requests inside it go on
+        self.crashes = [0] * n                 # crashes so far (see Caller._gone)
         self.up = [True] * n                   # alive and taking requests
         # Busy servers and their time integral, for autoscalers' observations.
         self.tracked = [False] * n
@@ -378,6 +381,7 @@ class _Replication(Caller):
             self.alive[agent] = alive
             if not alive:
                 # A crash loses every request inside the agent; it restarts empty.
+                self.crashes[agent] += 1
                 for process in list(self.inside[agent]):
                     if process.is_alive:
                         process.interrupt("crash")
@@ -603,6 +607,8 @@ class _Replication(Caller):
         calls = node.condition is not None
         # how the promiser uses its calls' answers: goes on with late ones? gives up when?
         use = self.use[promise]
+        if use.defers:
+            use = use.bound(self.crashes[agent])
         try:
             degraded = False   # kept by a fallback somewhere below
             if calls and order == "after":

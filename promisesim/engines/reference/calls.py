@@ -39,7 +39,8 @@ _KIND = {KEPT: None, DEGRADED: None, LATE: "timeouts", ERROR: "errors", CONDITIO
 class Use:
     """How a promiser uses the promises it calls: the defences of its promise."""
 
-    __slots__ = ("caller", "wait", "timeout", "backoff", "retry_on", "budget", "breaker")
+    __slots__ = ("caller", "wait", "timeout", "backoff", "retry_on", "budget", "breaker",
+                 "defers", "epoch")
 
     def __init__(self, caller: int, p: Promise) -> None:
         self.caller = caller
@@ -49,6 +50,20 @@ class Use:
         self.retry_on = None if p.retry_on is None else frozenset(p.retry_on)
         self.budget = p.budget
         self.breaker = p.breaker
+        #: Whether a request may send calls after others have ended (retries, fallbacks,
+        #: hedges), and, for one request, the caller's crashes when it arrived (see
+        #: :meth:`Caller._gone`).
+        self.defers = bool(p.retries) or p.conditions is not None and any(
+            c.rule == "fallback" or c.hedge is not None for c in p.conditions.conditions())
+        self.epoch: int | None = None
+
+    def bound(self, epoch: int) -> "Use":
+        """This use, for a request that arrived after the caller's ``epoch``-th crash."""
+        out = Use.__new__(Use)
+        for name in Use.__slots__:
+            setattr(out, name, getattr(self, name))
+        out.epoch = epoch
+        return out
 
 
 class Caller:
@@ -63,7 +78,17 @@ class Caller:
     budgets: dict[tuple[int, int], BudgetState]
     breaker_log: dict[str, list[Any]] | None
 
+    promiser: list[int]
+    crashes: list[int]
+
     # and, from the replication: _request, _record, _standing, _split, _choose, _uniform
+
+    def _gone(self, use: Use) -> bool:
+        """Whether the caller crashed since the request arrived: it then sends no call it
+        had not sent (a retry, a fallback, a hedge). A crash ends the request's own process
+        at once; the calls of an all-of or k-of-n run in processes of their own, which
+        learn of it here."""
+        return use.epoch is not None and self.crashes[self.promiser[use.caller]] != use.epoch
 
     def _item(self, item: CallNode | CallCondition, w: int, k: int,
               use: Use) -> Generator[simpy.Event, Any, int]:
@@ -84,6 +109,8 @@ class Caller:
                     "backoff", node.path, k) if backoff.jitter else 0.0)
                 if wait > 0:
                     yield self.env.timeout(wait)
+                if self._gone(use):
+                    return FAILED_CALL
                 if budget is not None and not budget.allow(self.env.now):
                     return False
             elif budget is not None:
@@ -189,6 +216,8 @@ class Caller:
             return (yield from self._hedged(cond, chosen, w, k, use))
         if cond.rule == "fallback":   # the next only if the one before failed
             for j, item in enumerate(cond.items):
+                if j and self._gone(use):
+                    return FAILED_CALL
                 ended = yield from self._item(item, w, k, use)
                 if ended:
                     return DEGRADED_CALL if j else ended
@@ -224,6 +253,8 @@ class Caller:
         yield first | self.env.timeout(cond.hedge)
         if first.triggered:
             return first.value
+        if self._gone(use):
+            return (yield first)
         items, n = cond.items, len(cond.items)
         at = items.index(chosen)
         other = next((items[(at + step) % n] for step in range(1, n)

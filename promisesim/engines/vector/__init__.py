@@ -82,17 +82,29 @@ overloaded, or slowed for a while), the batch is handed to the reference
 engine, which gives the same results sooner; ``Result.engine`` then says
 ``reference`` (:data:`.batch._MAX_CALL_PASSES`, :data:`.batch._STALLED_SHARE`).
 
+A retry is a request of its own to the retry's node (see
+:class:`~promisesim.model.spec.CallNode`), sent when the attempt before it
+failed in a way the caller retries, after the backoff; which requests retry,
+and when, depends on the provider's queue, which holds the retries. The
+passes assume the retries the pass before found (at first none), route and
+serve them with the other requests, and end when a pass finds the retries it
+assumed: typically one pass more than the attempts a request makes
+(:meth:`.routing.Routing._retries`). A caller that crashes sends no retry
+after the crash (the call then ends when the retry would have gone).
+
 An autoscaler's feedback (its decisions depend on its members' busy time, which
 depends on its earlier decisions) is found as a fixed point of whole runs
 (:mod:`.autoscale`): guess the decisions, run the batch with
 the membership they imply (per-replication outages), recompute the decisions
 from the busy time the queues logged, and repeat until they reproduce.
 
-Features: every feature of the reference engine, except three combinations
-left to it (``engine="auto"`` picks it; naming this engine is an error that
-names them): an agent calling around its service with a ``slowdown``, one
-calling after it with a ``limit``, and an autoscaler in a model with such
-orders. Models where a request
+Features: every feature of the reference engine, except the defences whose
+state is shared between a caller's calls (retry budgets, circuit breakers),
+fallbacks, hedged requests, and three combinations: an agent calling around
+its service with a ``slowdown``, one calling after it with a ``limit``, and
+an autoscaler in a model with such orders. These are left to the reference
+engine (``engine="auto"`` picks it; naming this engine is an error that names
+them). Models where a request
 can call back into an agent it came through (an agent-level call cycle, for
 example a promise of ``api`` conditioned on a promise of ``db`` that is
 conditioned on another promise of ``api``) are left to the reference engine:

@@ -56,11 +56,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..._timeline import _last_at_or_before
-from ...model.spec import CallCondition, CallNode, ModelSpec
+from ...model.spec import ModelSpec
 from ...random import Streams
 from ..base import AGENT_CHANGE_COLUMNS, COUNT_COLUMNS, REQUEST_COLUMNS, Trace
 from .kernels import _UNIT, _segmented_accumulate
 from .records import _BATCH_RECORDS, _GrowingColumns
+from .structure import _tree_size
 
 __all__ = ["run_autoscaled"]
 
@@ -230,16 +231,8 @@ def _batch_size(spec: ModelSpec, horizon: float) -> int:
             per_replication += 4.0 * horizon / cycle
     for workload, tree in zip(spec.workloads, spec.call_trees):
         end = horizon if workload.end is None else min(workload.end, horizon)
-        per_replication += max(end - workload.start, 0.0) / workload.gaps.mean * _calls(tree)
+        per_replication += max(end - workload.start, 0.0) / workload.gaps.mean * _tree_size(tree)
     return max(1, int(_BATCH_RECORDS // per_replication))
-
-
-def _calls(item: CallNode | CallCondition) -> int:
-    """Requests an arrival makes at most: a choice or a split calls one of its items."""
-    if isinstance(item, CallNode):
-        return 1 + (0 if item.condition is None else _calls(item.condition))
-    sizes = [_calls(i) for i in item.items]
-    return max(sizes) if item.rule in ("any", "split") else sum(sizes)
 
 
 def run_autoscaled(batch: Callable[..., Any], spec: ModelSpec, *, horizon: float,

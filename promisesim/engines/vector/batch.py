@@ -30,13 +30,15 @@ from .windows import Windows, _QueueLog
 #: also serves other traffic, overloaded), and the reference engine's event loop is then
 #: the faster way to the same results. Measured: 3 passes for a caller whose only provider
 #: serves nobody else; 1,153 (274 s, against 13 s for the reference engine) for a caller
-#: piling up behind a provider slowed 10x and shared with other traffic.
+#: piling up behind a provider slowed 10x and shared with other traffic. Retries add one
+#: pass per retry a call may make (each pass settles at least one more attempt).
 _MAX_CALL_PASSES = 12
 
-#: ... or sooner, from the third pass on, when a pass leaves more than this share of the
-#: requests the pass before left unsettled: the passes are settling a few requests at a
-#: time. Measured on a caller holding its server while its only provider is slowed 10x for
-#: 10 minutes (4 replications): 39,649, 33,794, 23,988, 23,891, ... 22,210 of 48,347 calls
+#: ... or sooner, from the third pass on, when a pass leaves more requests unsettled than
+#: the pass before (a retry storm: each pass finds more retries), or (one pass more per
+#: retry a call may make) more than this share of them: the passes are settling a few
+#: requests at a time. Measured on a caller holding its server while its only provider is
+#: slowed 10x for 10 minutes (4 replications): 39,649, 33,794, 23,988, 23,891, ... 22,210 of 48,347 calls
 #: unsettled after 40 passes; the handover after pass 4 takes 1.7 s where 12 passes took
 #: 4.3 s.
 _STALLED_SHARE = 0.9
@@ -106,12 +108,18 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         # node -> (requests, instants): when they call, where that is not on arrival
         self.calls_assumed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.guesses: set[int] = set()
+        # retry's node -> (requests, instants sent): the retries this pass assumes, and those
+        # it finds (see Routing._retries)
+        self.retries_assumed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         passes = 0
         self.unsettled = [0]
+        # retries settle an attempt a pass at least: as many passes more as a call's retries
+        attempts = max((p.retries for p in spec.promises), default=0)
         while True:   # one pass, unless a limited agent turns away requests that would call,
             # or an agent calls while or after serving (orders "around", "before")
             self.queue_log = {}
             self.push_log = {}
+            self.retries_found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             self.runs: list[_NodeRun] = []
             self.by_node: dict[int, _NodeRun] = {}
             for w, tree in enumerate(spec.call_trees):
@@ -126,12 +134,15 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
                 break
             passes += 1
             left = self.unsettled
-            if self.calls_assumed and (passes >= _MAX_CALL_PASSES or passes >= 3 and
-                                       left[-1] > _STALLED_SHARE * left[-2]):
+            if (self.calls_assumed or self.retries_assumed) and (
+                    passes >= _MAX_CALL_PASSES + attempts or passes >= 3 and left[-1] > left[-2]
+                    or passes >= 3 + attempts and left[-1] > _STALLED_SHARE * left[-2]):
                 raise _Unsettled
             guess = hash(b"".join(self.refused[k].tobytes() + b"|" for k in sorted(self.refused))
                          + b"".join(self.calls_assumed[k][1].tobytes() + b"|"
-                                    for k in sorted(self.calls_assumed)))
+                                    for k in sorted(self.calls_assumed))
+                         + b"".join(self.retries_assumed[k][1].tobytes() + b"|"
+                                    for k in sorted(self.retries_assumed)))
             if guess in self.guesses:
                 raise EngineError("the vector engine's passes over requests do not settle "
                                   "(simultaneous events at a limited agent, or at an agent "
@@ -153,9 +164,22 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         carry the effect of a changed response time along a whole busy period in one pass,
         so this takes a few passes in practice (three for a caller whose only provider
         serves nobody else).
+
+        The same for retries (see :meth:`~promisesim.engines.vector.routing.Routing._retries`):
+        whether each retry's node was reached by the requests, sent at the instants, that
+        this pass found retrying; typically one pass more than the attempts a request makes.
         """
         left = 0
         for run in self.runs:
+            if run.node.attempt:
+                empty = run.reach[:0], run.arrival[:0]
+                found, sent = self.retries_found.get(id(run.node), empty)
+                if not (np.array_equal(found, run.reach) and np.array_equal(sent, run.sent)):
+                    pos = np.minimum(np.searchsorted(run.reach, found), max(run.reach.size - 1, 0))
+                    same = int(np.count_nonzero((run.reach[pos] == found) & (run.sent[pos] == sent))
+                               ) if run.reach.size else 0
+                    left += found.size + run.reach.size - 2 * same
+                self.retries_assumed[id(run.node)] = (found, sent)
             if run.calls_at is None:
                 continue
             found = run.calls_found if run.calls_found is not None else run.calls_at

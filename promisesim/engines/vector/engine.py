@@ -91,9 +91,9 @@ class VectorEngine:
                 missing.append(f"order 'before' with a capacity limit (agent {a.name!r})")
         if spec.scaled and any(a.order != "after" for a in spec.agents):
             missing.append("an autoscaler in a model with order 'around' or 'before'")
-        retrying = [p.name for p in spec.promises if p.retries]
-        if retrying:   # a retry's reach depends on the outcome of the attempt before it
-            missing.append(f"retries (promise {retrying[0]!r})")
+        budgeted = [p.name for p in spec.promises if p.budget is not None]
+        if budgeted:   # whether a retry is sent depends on the retries before it, everywhere
+            missing.append(f"retry budgets (promise {budgeted[0]!r})")
         guarded = [p.name for p in spec.promises if p.breaker is not None]
         if guarded:    # whether a call is sent depends on how the calls before it ended
             missing.append(f"circuit breakers (promise {guarded[0]!r})")
@@ -149,7 +149,8 @@ class VectorEngine:
         # in windows of time, so memory does not grow with the horizon (see _Batch.count_windows).
         window = None
         if not record_requests and records > _WINDOW_RECORDS and all(
-                a.order == "after" for a in spec.agents):   # (calls found in passes: no windows)
+                a.order == "after" for a in spec.agents) and not any(
+                p.retries for p in spec.promises):   # (calls found in passes: no windows)
             batch = 1
             window = horizon * _WINDOW_RECORDS / records
         changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}

@@ -16,6 +16,9 @@ import numpy as np
 
 from ...model.promises import Condition
 from ...model.spec import CallCondition, CallNode
+from ..base import (
+    BREAKER_OPEN, LATE, OUTCOMES, PARTITIONED, PROMISER_DOWN, REJECTED, UNFINISHED,
+)
 from .kernels import _UNIT, _isin_sorted, _kth_smallest
 from .windows import _QueueLog
 
@@ -43,6 +46,9 @@ class _NodeRun:
     # no calls, lost first), and those its queue gave (see Service._serve).
     calls_at: np.ndarray | None = None
     calls_found: np.ndarray | None = None
+    # A retry's node (attempt > 0): per reach, the instant the caller sent it, as this pass
+    # assumed (see Routing._retries).
+    sent: np.ndarray | None = None
     caller: _NodeRun | None = None            # the run whose condition called this node
 
     def calls_late(self) -> bool:
@@ -123,6 +129,15 @@ def _push_bindings(believed: np.ndarray, rep: np.ndarray, times: np.ndarray,
     after = np.empty(m, dtype=np.int64)
     after[order] = bound
     return out, after
+
+
+#: Kinds of failure a caller may retry (see :data:`~promisesim.model.promises.RETRY_ON`),
+#: and the kind of an attempt whose provider's request ended with each outcome (a late
+#: answer: timeouts; the reference engine's table, by outcome code).
+_KINDS = ("errors", "timeouts", "refusals")
+_FAILURE_KIND = np.zeros(len(OUTCOMES), dtype=np.int64)
+_FAILURE_KIND[[LATE, UNFINISHED]] = _KINDS.index("timeouts")
+_FAILURE_KIND[[PROMISER_DOWN, REJECTED, PARTITIONED, BREAKER_OPEN]] = _KINDS.index("refusals")
 
 
 class Routing:
@@ -303,6 +318,27 @@ class Routing:
                 else:   # a constant delay keeps the time order (and t + 0.0 is t: t >= 0)
                     self._reach(item, w, sub, sub_times + out if out else sub_times, sub_rep,
                                 ordered, run)
+                for retry in item.retries:
+                    self._reach_retry(retry, w, sub, run)
+
+    def _reach_retry(self, node: CallNode, w: int, calling: np.ndarray, caller: _NodeRun) -> None:
+        """The requests a retry's node reaches, and when: those of ``calling`` (the requests
+        that made the call's first attempt) that the pass before found sending it (none in
+        the first pass; see :meth:`_retries`)."""
+        arr = self.arrivals[w]
+        reach, sent = self.retries_assumed.get(id(node), (calling[:0], np.empty(0)))
+        if reach.size and calling.size:
+            keep = _isin_sorted(reach, calling)
+            if not keep.all():
+                reach, sent = reach[keep], sent[keep]
+        elif reach.size:
+            reach, sent = reach[:0], sent[:0]
+        rep = arr.rep[reach]
+        out = node.delay_out
+        if node.hop is not None:
+            out = out + self._draws("hop", node.path, node.hop, rep, arr.index[reach])
+        self._reach(node, w, reach, sent + out, rep, False, caller)
+        self.by_node[id(node)].sent = sent
 
     def _version_of(self, cond: CallCondition, rep: np.ndarray, index: np.ndarray,
                     times: np.ndarray) -> np.ndarray:
@@ -336,30 +372,9 @@ class Routing:
         if isinstance(item, CallNode):
             if not item.is_request:
                 return self._standing(item.promise, arr.rep[called], t), t.copy()
-            child = self.by_node[id(item)]
-            wait = self.spec.promises[run.node.promise].late == "wait"
-            good = child.answered if wait else child.ok
-            if child.reach is called or (child.reach.size == called.size
-                                         and np.array_equal(child.reach, called)):
-                ok, done = good, child.done     # the same requests, in the same order
-            else:
-                pos = np.searchsorted(child.reach, called)
-                ok, done = good[pos], child.done[pos]
-            back = item.delay_back
-            if item.hop is not None:   # the answer's way back takes a draw of the hop too
-                back = back + self._draws("hop", item.path + "/answer", item.hop, arr.rep[called],
-                                          arr.index[called])
-                done = np.where(back != 0, done + back, done)
-            elif back:
-                done = done + back
-            timeout = self.spec.promises[run.node.promise].timeout
-            if timeout is not None:   # an answer not back by then fails the call then
-                give_up = t + timeout
-                late = ~(done <= give_up)
-                if late.any():
-                    ok = np.where(late, False, ok)
-                    done = np.where(late, give_up, done)
-            return ok, done
+            if item.retries:
+                return self._retries(item, w, called, run, t)
+            return self._attempt(item, w, called, run, t)[:2]
         if item.rule in ("any", "split"):
             choice = run.choice[id(item)]
             ok = np.zeros(called.size, dtype=bool)
@@ -375,6 +390,95 @@ class Routing:
         failed_at = _kth_smallest([np.where(ok, np.inf, done) for ok, done in results], n - k)
         success = kept_at <= failed_at   # on a tie the kept answers count first
         return success, np.minimum(kept_at, failed_at, out=kept_at)   # the earlier of the two
+
+    def _attempt(self, item: CallNode, w: int, called: np.ndarray, run: _NodeRun,
+                 t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One attempt of a call (``item``'s node) by requests ``called`` sent at ``t``: whether
+        it held for the caller, when the caller knew it, and (for a caller that retries)
+        whether it failed in a way the caller retries (else None)."""
+        arr = self.arrivals[w]
+        child = self.by_node[id(item)]
+        use = self.spec.promises[run.node.promise]
+        good = child.answered if use.late == "wait" else child.ok
+        if child.reach is called or (child.reach.size == called.size
+                                     and np.array_equal(child.reach, called)):
+            pos = None
+            ok, done = good, child.done     # the same requests, in the same order
+        else:
+            pos = np.searchsorted(child.reach, called)
+            ok, done = good[pos], child.done[pos]
+        back = item.delay_back
+        if item.hop is not None:   # the answer's way back takes a draw of the hop too
+            back = back + self._draws("hop", item.path + "/answer", item.hop, arr.rep[called],
+                                      arr.index[called])
+            done = np.where(back != 0, done + back, done)
+        elif back:
+            done = done + back
+        late = None
+        if use.timeout is not None:   # an answer not back by then fails the call then
+            give_up = t + use.timeout
+            late = ~(done <= give_up)
+            if late.any():
+                ok = np.where(late, False, ok)
+                done = np.where(late, give_up, done)
+        if not use.retries:
+            return ok, done, None
+        if use.retry_on is None:
+            return ok, done, ~ok
+        outcome = child.outcome if pos is None else child.outcome[pos]
+        kind = _FAILURE_KIND[outcome]
+        if late is not None:
+            kind[late] = _KINDS.index("timeouts")
+        retried = np.array([k in use.retry_on for k in _KINDS])
+        return ok, done, ~ok & retried[kind]
+
+    def _retries(self, item: CallNode, w: int, called: np.ndarray, run: _NodeRun,
+                 t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A call with retries (see :meth:`_attempt`): a failed attempt the caller retries is
+        sent again after the backoff, to the node of the next attempt; the call holds if an
+        attempt does, known when the last attempt made ends.
+
+        Which requests retry, and when, depends on how their attempts ended, which depends
+        on the provider's queue, which holds the retries. A pass assumes the retries the pass
+        before found (at first: none), routes them with the other requests, serves every
+        agent, and here finds the retries the attempts call for (``retries_found``; see
+        :meth:`~promisesim.engines.vector.batch._Batch._calls_settled`). Everything before
+        the first retry a pass assumed wrong is right, so each pass extends the right
+        prefix, and the passes end, exactly, when a pass finds the retries it assumed."""
+        arr = self.arrivals[w]
+        backoff = self.spec.promises[run.node.promise].backoff
+        ok, done, retry = self._attempt(item, w, called, run, t)
+        ok, done = ok.copy(), done.copy()
+        at = np.flatnonzero(retry)
+        alive = self.alive[self.promiser[run.node.promise]]
+        crash = None   # a caller that crashes sends no retry after (it was up on arrival)
+        if alive.time.size and at.size:
+            crash = alive.next_change_after(arr.rep[called], run.arrival[
+                np.searchsorted(run.reach, called)])
+        for node in item.retries:
+            sub = called[at]
+            sent = done[at]
+            if backoff is not None:   # (the reference engine's arithmetic; t + 0.0 is t)
+                u = self._draws("backoff", node.path, _UNIT, arr.rep[sub], arr.index[sub]) \
+                    if backoff.jitter else 0.0
+                sent = sent + backoff.wait(node.attempt, u)
+            if crash is not None:   # (the call then ends when the retry would have gone)
+                before = sent < crash[at]
+                if not before.all():
+                    done[at[~before]] = sent[~before]
+                    at, sub, sent = at[before], sub[before], sent[before]
+            self.retries_found[id(node)] = (sub, sent)
+            child = self.by_node[id(node)]
+            if not child.reach.size or not at.size:
+                break
+            p = np.minimum(np.searchsorted(child.reach, sub), child.reach.size - 1)
+            known = (child.reach[p] == sub) & (child.sent[p] == sent)
+            if not known.all():   # not assumed: failed here, and the pass is not settled
+                at, sub, sent = at[known], sub[known], sent[known]
+            a_ok, a_done, a_retry = self._attempt(node, w, sub, run, sent)
+            ok[at], done[at] = a_ok, a_done
+            at = at[a_retry]
+        return ok, done
 
     def _resolve_calls(self, run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether the condition of ``run``'s node held for each request where its promiser

@@ -32,19 +32,21 @@ def _gated_nodes(spec: ModelSpec) -> set[int]:
 
 def _tree_size(item: CallNode | CallCondition) -> int:
     """Request records a request makes in ``item``, at most: a request calls one item of
-    an any-of or a split, every item of the others."""
+    an any-of or a split, every item of the others, and every attempt of a call."""
     if isinstance(item, CallNode):
-        return 1 + (0 if item.condition is None else _tree_size(item.condition))
+        one = 1 + (0 if item.condition is None else _tree_size(item.condition))
+        return one * (1 + len(item.retries))
     sizes = [_tree_size(i) for i in item.items]
     return max(sizes, default=0) if item.rule in ("any", "split") else sum(sizes)
 
 
 def _latency_callees(item: CallNode | CallCondition | None) -> list[CallNode]:
-    """Latency nodes a request calls directly (through nested conditions)."""
+    """Latency nodes a request calls directly (through nested conditions), each attempt of
+    a call a node."""
     if item is None:
         return []
     if isinstance(item, CallNode):
-        return [item] if item.is_request else []
+        return [item, *item.retries] if item.is_request else []
     out: list[CallNode] = []
     for i in item.items:
         out.extend(_latency_callees(i))
