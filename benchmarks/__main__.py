@@ -83,6 +83,9 @@ def bench(name: str, repeat: int, seed: int, scale: float, memory: bool = True) 
         agree = events == _events(reference_trace)
     except AssertionError:
         agree = False
+    # (a batch whose passes diverge is handed to the reference engine: the ratio then is not
+    # the vector engine's)
+    computed_by = vector_trace.computed_by or "vector"
     base = _peak_mib(name, 0.0) if memory else math.nan
     peak = _peak_mib(name, 1.0) if memory else math.nan
     peak_long = _peak_mib(name, 10.0) if memory else math.nan
@@ -102,6 +105,7 @@ def bench(name: str, repeat: int, seed: int, scale: float, memory: bool = True) 
         "peak_10x_horizon_mib": peak_long,
         "peak_10x_horizon_ratio": peak_long / peak if memory else None,
         "agree": bool(agree),
+        "vector_computed_by": computed_by,
     }
 
 

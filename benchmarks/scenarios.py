@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import promisesim as ps
-from promisesim.dists import Exponential
+from promisesim.dists import Exponential, LogNormal
 
 
 def fleet(agents: int = 1_000, replications: int = 100) -> tuple[ps.Model, float, int]:
@@ -123,4 +123,31 @@ def flaky(replications: int = 4) -> tuple[ps.Model, float, int]:
     return m, 3_600.0, replications
 
 
-SCENARIOS = {"fleet": fleet, "chain": chain, "quorum": quorum, "scaling": scaling, "flaky": flaky}
+def retries(replications: int = 4) -> tuple[ps.Model, float, int]:
+    """Retries with backoff: a checkout whose calls are retried on errors and timeouts.
+
+    users -> api (4 servers) -> payments (4 servers, 3% errors) and stock (2 servers,
+    log-normal service with a long tail); api gives up on a call after 150 ms and retries
+    it up to twice, after an exponential backoff with full jitter (50 ms, then 100 ms).
+    At 20 minutes payments slows 1.5x for 10 minutes: more calls time out and are retried,
+    adding to its load. 40 requests per second, one hour. Even if every call were tried
+    three times, each provider could serve them (no metastable storm: see the
+    ``retry_storm`` example for one).
+    """
+    m = ps.Model("retried checkout", time_unit="s")
+    users = m.agent("users")
+    api = m.agent("api", service_time=Exponential(mean=0.004), servers=4)
+    pay = m.agent("payments", service_time=Exponential(mean=0.02), servers=4, errors=0.03)
+    stock = m.agent("stock", service_time=LogNormal(mean=0.012, sigma=1.0), servers=2)
+    charge = m.promise(pay, to=api, body=ps.Latency(deadline=0.2), name="charge")
+    level = m.promise(stock, to=api, body=ps.Latency(deadline=0.1), name="stock")
+    serve = m.promise(api, to=users, body=ps.Latency(deadline=0.5), name="checkout",
+                      conditions=ps.all_of(charge, level), timeout=0.15, retries=2,
+                      backoff=ps.Backoff(0.05, multiplier=2.0, jitter="full"))
+    m.workload(serve, rate=40.0)
+    m.inject(ps.Degrade(pay, at=1_200.0, duration=600.0, slower=1.5))
+    return m, 3_600.0, replications
+
+
+SCENARIOS = {"fleet": fleet, "chain": chain, "quorum": quorum, "scaling": scaling, "flaky": flaky,
+             "retries": retries}

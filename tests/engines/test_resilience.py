@@ -1,14 +1,17 @@
-"""A caller's defences beyond timeouts and plain retries: which failures it retries (both
-engines), retry budgets and circuit breakers (the reference engine). Hand traces on
-deterministic models, the breaker's table, bad settings, scenario files and the vector
-engine's handover.
+"""A caller's defences beyond timeouts and plain retries: which failures it retries and
+fallbacks (both engines), retry budgets, circuit breakers and hedges (the reference engine).
+Hand traces on deterministic models, the breaker's table, bad settings, scenario files, the
+vector engine's handover, and random models with fallbacks on which the engines agree.
 
 users -> api (service 1) -> db; db answers errors while a degradation with ``errors=1`` lasts.
 """
 
+import dataclasses
 import math
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import promisesim as ps
 from promisesim.dists import Deterministic as D
@@ -266,11 +269,13 @@ def with_fallback(db_errors_until=5.0, cache_errors=0.0):
     return m
 
 
-def test_a_failed_call_falls_back_and_the_answer_is_degraded_all_the_way_up():
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_a_failed_call_falls_back_and_the_answer_is_degraded_all_the_way_up(engine):
     """Arrival 4: db errs (4-6), the cache answers (6-6.5), api serves (6.5-7.5): kept only
     thanks to the fallback, so degraded, and so is the gateway's request on top of it.
     Arrival 8: db answers (8-10), api (10-11): kept, the cache not called."""
-    r = ps.simulate(with_fallback(), horizon=30.0, seed=0)
+    r = ps.simulate(with_fallback(), horizon=30.0, seed=0, engine=engine)
+    assert r.engine == engine
     assert rows(r, "query") == [(0, 4.0, 2.0, "error"), (0, 8.0, 2.0, "kept")]
     assert rows(r, "cached") == [(0, 6.0, 0.5, "kept")]
     assert rows(r, "serve") == [(0, 4.0, 3.5, "degraded"), (0, 8.0, 3.0, "kept")]
@@ -285,8 +290,9 @@ def test_a_failed_call_falls_back_and_the_answer_is_degraded_all_the_way_up():
     assert "requests_degraded" not in set(ps.simulate(api_db(), horizon=5.0).summary()["metric"])
 
 
-def test_when_the_fallback_fails_too_the_condition_fails():
-    r = ps.simulate(with_fallback(cache_errors=1.0), horizon=30.0, seed=0)
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_when_the_fallback_fails_too_the_condition_fails(engine):
+    r = ps.simulate(with_fallback(cache_errors=1.0), horizon=30.0, seed=0, engine=engine)
     assert rows(r, "cached") == [(0, 6.0, 0.5, "error")]
     assert rows(r, "serve")[0] == (0, 4.0, None, "condition_failed")
     assert rows(r, "page")[0] == (0, 4.0, None, "condition_failed")
@@ -354,12 +360,49 @@ def test_a_fallback_that_loops_back_is_a_cycle():
 
 
 def test_fallbacks_and_hedges_in_files_and_the_vector_engines_handover(tmp_path):
-    for m, missing in ((with_fallback(), "fallbacks (promise 'serve')"),
-                       (hedged(), "hedged requests (promise 'serve')")):
+    for m, missing in ((with_fallback(), []),
+                       (hedged(), ["hedged requests (promise 'serve')"])):
         path = tmp_path / "m.yaml"
         ps.dump_scenario(m, path)
         assert ps.load_scenario(path).model.spec().promises == m.spec().promises
-        assert VectorEngine().unsupported(m.spec()) == [missing]
+        assert VectorEngine().unsupported(m.spec()) == missing
     assert "hedge: 1.0" in (tmp_path / "m.yaml").read_text()
     ps.dump_scenario(with_fallback(), tmp_path / "f.yaml")
     assert "fallback: [query, cached]" in (tmp_path / "f.yaml").read_text()
+
+
+# -- random models -------------------------------------------------------------------------
+def _retries_family():
+    """The retry tests' model family (tests are not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "_retries_family", Path(__file__).with_name("test_retries.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_RETRYING = _retries_family()
+
+
+@st.composite
+def falling_back_models(draw):
+    """Random models with request failures, orders of work, timeouts and retries, where
+    some conditions of two or more items become fallbacks over the same items."""
+    m, family = draw(_RETRYING.retrying_models())
+    for i, p in enumerate(m.promises):
+        c = p.conditions
+        if (isinstance(c, ps.Condition) and len(c.items) > 1 and c.rule != "split"
+                and draw(st.booleans())):
+            event("fallback")
+            m.promises[i] = dataclasses.replace(p, conditions=ps.fallback(*c.items))
+    return m, family
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
+@given(drawn=falling_back_models(), seed=st.integers(0, 2**63))
+def test_random_models_with_fallbacks_agree_exactly(drawn, seed, monkeypatch):
+    _RETRYING._TIMED._ORDERED.assert_passes_agree(drawn, seed, monkeypatch)

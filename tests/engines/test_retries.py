@@ -171,8 +171,10 @@ _TIMED = _timeouts()
 @st.composite
 def retrying_models(draw):
     """Random models with request failures, orders of work and timeouts, and retries drawn
-    for the promises that make calls: how many, a backoff (none, fixed, exponential with a
-    cap, either jitter) and the kinds of failure retried."""
+    for the promises that make calls: how many, a backoff (none, or exponential or not,
+    with a cap or not, with either jitter) and the kinds of failure retried. (A backoff
+    without jitter sends the retries of the requests one crash ended at one instant, in
+    an order the engines may not share: see the vector engine's notes on ties.)"""
     m, family = draw(_TIMED.timed_models())
     for i, p in enumerate(m.promises):
         if p.conditions is None or not draw(st.booleans()):
@@ -181,7 +183,7 @@ def retrying_models(draw):
         backoff = draw(st.one_of(st.none(), st.builds(
             ps.Backoff, st.floats(0.0, 2.0), st.sampled_from([1.0, 2.0]),
             st.one_of(st.none(), st.floats(0.5, 3.0)),
-            st.sampled_from([None, "full", "equal"]))))
+            st.sampled_from(["full", "equal"]))))
         retry_on = draw(st.one_of(st.none(), st.lists(
             st.sampled_from(["errors", "timeouts", "refusals"]), min_size=1, max_size=3,
             unique=True).map(tuple)))

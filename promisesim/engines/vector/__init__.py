@@ -121,7 +121,12 @@ How the results differ from the reference engine's:
   (possible only with deterministic or empirical times), this engine serves
   them in the order (workload, position in the call tree, arrival index);
   the reference engine serves them in SimPy's event order. Counts can then
-  differ; tests of exact agreement use continuous service times. An
+  differ; tests of exact agreement use continuous service times. A crash
+  ends the requests inside an agent at one instant, and where their callers
+  go on at once (a fallback, a retry without backoff) this engine orders
+  them as the reference engine does (:meth:`.routing.Routing._later`); a
+  backoff without jitter sends all their retries at one later instant, in
+  an order that can differ. An
   autoscaler with no ``delay`` has one more (see
   :mod:`.autoscale`).
 

@@ -65,6 +65,9 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
 
     def __init__(self, spec: ModelSpec, horizon: float, streams: Streams, reps: np.ndarray) -> None:
         self.spec = spec
+        self.falls_back = any(c.rule == "fallback" for p in spec.promises
+                              if p.conditions is not None for c in p.conditions.conditions())
+        self.sends_later = self.falls_back or any(p.retries for p in spec.promises)
         self.horizon = horizon
         self.streams = streams
         self.reps = reps
@@ -108,9 +111,10 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         # node -> (requests, instants): when they call, where that is not on arrival
         self.calls_assumed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.guesses: set[int] = set()
-        # retry's node -> (requests, instants sent): the retries this pass assumes, and those
-        # it finds (see Routing._retries)
-        self.retries_assumed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # a call sent after others ended (a retry's node, a fallback's item) -> (requests,
+        # instants sent): as this pass assumes, as it routed them, as it finds (see
+        # Routing._retries)
+        self.later_assumed: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         passes = 0
         self.unsettled = [0]
         # retries settle an attempt a pass at least: as many passes more as a call's retries
@@ -119,7 +123,8 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
             # or an agent calls while or after serving (orders "around", "before")
             self.queue_log = {}
             self.push_log = {}
-            self.retries_found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            self.later_used: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            self.later_found: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
             self.runs: list[_NodeRun] = []
             self.by_node: dict[int, _NodeRun] = {}
             for w, tree in enumerate(spec.call_trees):
@@ -134,15 +139,15 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
                 break
             passes += 1
             left = self.unsettled
-            if (self.calls_assumed or self.retries_assumed) and (
+            if (self.calls_assumed or self.later_assumed) and (
                     passes >= _MAX_CALL_PASSES + attempts or passes >= 3 and left[-1] > left[-2]
                     or passes >= 3 + attempts and left[-1] > _STALLED_SHARE * left[-2]):
                 raise _Unsettled
             guess = hash(b"".join(self.refused[k].tobytes() + b"|" for k in sorted(self.refused))
                          + b"".join(self.calls_assumed[k][1].tobytes() + b"|"
                                     for k in sorted(self.calls_assumed))
-                         + b"".join(self.retries_assumed[k][1].tobytes() + b"|"
-                                    for k in sorted(self.retries_assumed)))
+                         + b"".join(self.later_assumed[k][1].tobytes() + b"|"
+                                    for k in sorted(self.later_assumed)))
             if guess in self.guesses:
                 raise EngineError("the vector engine's passes over requests do not settle "
                                   "(simultaneous events at a limited agent, or at an agent "
@@ -165,21 +170,23 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         so this takes a few passes in practice (three for a caller whose only provider
         serves nobody else).
 
-        The same for retries (see :meth:`~promisesim.engines.vector.routing.Routing._retries`):
-        whether each retry's node was reached by the requests, sent at the instants, that
-        this pass found retrying; typically one pass more than the attempts a request makes.
+        The same for calls sent after others ended, retries and fallbacks (see
+        :meth:`~promisesim.engines.vector.routing.Routing._retries`): whether each was
+        routed for the requests, sent at the instants, that this pass found sending it;
+        typically one pass more than the attempts a request makes.
         """
         left = 0
+        empty = np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)
+        for key in sorted(self.later_used.keys() | self.later_found.keys()):
+            reach, used = self.later_used.get(key, empty[:2])
+            found, sent, trigger = self.later_found.get(key, empty)
+            if not (np.array_equal(found, reach) and np.array_equal(sent, used)):
+                pos = np.minimum(np.searchsorted(reach, found), max(reach.size - 1, 0))
+                same = int(np.count_nonzero((reach[pos] == found) & (used[pos] == sent))
+                           ) if reach.size else 0
+                left += found.size + reach.size - 2 * same
+            self.later_assumed[key] = (found, sent, trigger)
         for run in self.runs:
-            if run.node.attempt:
-                empty = run.reach[:0], run.arrival[:0]
-                found, sent = self.retries_found.get(id(run.node), empty)
-                if not (np.array_equal(found, run.reach) and np.array_equal(sent, run.sent)):
-                    pos = np.minimum(np.searchsorted(run.reach, found), max(run.reach.size - 1, 0))
-                    same = int(np.count_nonzero((run.reach[pos] == found) & (run.sent[pos] == sent))
-                               ) if run.reach.size else 0
-                    left += found.size + run.reach.size - 2 * same
-                self.retries_assumed[id(run.node)] = (found, sent)
             if run.calls_at is None:
                 continue
             found = run.calls_found if run.calls_found is not None else run.calls_at

@@ -97,12 +97,10 @@ class VectorEngine:
         guarded = [p.name for p in spec.promises if p.breaker is not None]
         if guarded:    # whether a call is sent depends on how the calls before it ended
             missing.append(f"circuit breakers (promise {guarded[0]!r})")
-        for what, test in (("fallbacks", lambda c: c.rule == "fallback"),
-                           ("hedged requests", lambda c: c.hedge is not None)):
-            found = [p.name for p in spec.promises
-                     if p.conditions is not None and any(map(test, p.conditions.conditions()))]
-            if found:
-                missing.append(f"{what} (promise {found[0]!r})")
+        hedged = [p.name for p in spec.promises if p.conditions is not None
+                  and any(c.hedge is not None for c in p.conditions.conditions())]
+        if hedged:
+            missing.append(f"hedged requests (promise {hedged[0]!r})")
         return missing
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,

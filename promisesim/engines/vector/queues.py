@@ -13,8 +13,8 @@ import numpy as np
 from ...random import Streams
 from ..._timeline import _last_at_or_before
 from ...model.agents import Bursts
-from ..base import (CONDITION_FAILED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN, REJECTED,
-                    UNFINISHED)
+from ..base import (CONDITION_FAILED, DEGRADED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN,
+                    REJECTED, UNFINISHED)
 from .events import event_queue
 from .fifo import Pin, _fifo
 from .kernels import _UNIT, _concat, _sort_within_replications
@@ -22,12 +22,12 @@ from .routing import _NodeRun
 
 
 def _limited_order(rep: np.ndarray, arrival: np.ndarray, several: bool,
-                   tie: np.ndarray | None = None) -> np.ndarray:
+                   tie: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
     """Queue entries (sorted by replication within each of ``several`` nodes) in order of
-    (replication, arrival), stably: ties by ``tie`` if given, then in node order, then
-    arrival index."""
+    (replication, arrival), stably: ties by ``tie`` if given (keys, the last first), then in
+    node order, then arrival index."""
     if tie is not None:
-        order = np.lexsort((tie, rep))
+        order = np.lexsort((*tie, rep))
     else:
         order = np.argsort(rep, kind="stable") if several else None
     order = _sort_within_replications(rep if order is None else rep[order],
@@ -57,14 +57,19 @@ class Service:
             at = slice(None) if everyone else pos
             rep, t = arr.rep[run.called], run.arrival if everyone else run.arrival[pos]
             plan = None
+            deg = None
             if run.calls_at is not None:   # calls while or after being served: joins on arrival
-                ok, resolved = self._resolve_calls(run, run.calls_at)
+                ok, resolved, deg = self._resolve_calls(run, run.calls_at)
                 plan = (run.calls_at, ok, resolved)
                 cond_ok, ready = np.ones(t.size, dtype=bool), t
             elif run.node.condition is not None:
-                cond_ok, ready = self._resolve_calls(run, t)
+                cond_ok, ready, deg = self._resolve_calls(run, t)
             else:
                 cond_ok, ready = np.ones(t.size, dtype=bool), t
+            run.degraded = None
+            if deg is not None and deg.any():   # kept, if it is, only thanks to a fallback
+                run.degraded = np.zeros(m, dtype=bool)
+                run.degraded[at] = deg
             run.done = run.arrival.copy()
             run.outcome = np.full(m, PROMISER_DOWN, dtype=np.int8)
             if run.partitioned is not None:
@@ -99,7 +104,9 @@ class Service:
             latency[~answered] = np.nan
             kept = latency <= deadline           # never for NaN
             kept &= ~error
-            run.outcome = np.where(kept, np.int8(KEPT),
+            good = np.int8(KEPT) if run.degraded is None else \
+                np.where(run.degraded, np.int8(DEGRADED), np.int8(KEPT))
+            run.outcome = np.where(kept, good,
                                    np.where(answered & ~error, np.int8(LATE), run.outcome))
             run.ok = kept
             run.answered = answered & ~error
@@ -160,14 +167,24 @@ class Service:
             error[at] = u < p[at - n_g]
         return error
 
-    def _caller_order(self, entries: list, n_g: int) -> np.ndarray | None:  # type: ignore[type-arg]
-        """When each entry reached the agent that called it, where some caller calls on
-        taking a server or leaving its queue (order ``"around"`` or ``"before"``; None
-        otherwise): the key that orders calls made at one instant."""
-        if not any(run.calls_late() for run, *_rest in entries):
+    def _caller_order(self, entries: list, n_g: int  # type: ignore[type-arg]
+                      ) -> tuple[np.ndarray, ...] | None:
+        """The keys that order entries ready at one instant (for :func:`numpy.lexsort`, the
+        last first), where some caller calls on taking a server or leaving its queue (order
+        ``"around"`` or ``"before"``) or the model has calls sent after others ended
+        (retries, fallbacks; None otherwise): when each entry reached the nearest such
+        caller above it, else the root (see :meth:`_NodeRun.call_order`); in a model with
+        calls sent after others ended, first when its caller made its calls, and those calls
+        after the rest (see :meth:`~promisesim.engines.vector.routing.Routing._later`)."""
+        if not self.sends_later and not any(run.calls_late() for run, *_rest in entries):
             return None
         assert not n_g   # (time windows are not used with such orders)
-        return _concat([run.call_order(pos) for run, pos, *_rest in entries])
+        key = _concat([run.call_order(pos) for run, pos, *_rest in entries])
+        if not self.sends_later:
+            return (key,)
+        later = _concat([np.full(pos.size, run.later) for run, pos, *_rest in entries])
+        called = _concat([run.called_at(pos) for run, pos, *_rest in entries])
+        return later, key, called
 
     def _held(self, entries: list, bounds: np.ndarray,  # type: ignore[type-arg]
               service: np.ndarray) -> tuple[np.ndarray, Pin]:
@@ -260,7 +277,7 @@ class Service:
         # reference engine's clock.
         tie = self._caller_order(entries, n_g)
         if tie is not None:
-            sort = np.lexsort((tie, rep))
+            sort = np.lexsort((*tie, rep))
         else:
             sort = None if len(entries) == 1 and not n_g else np.argsort(rep, kind="stable")
         sort = _sort_within_replications(rep if sort is None else rep[sort],

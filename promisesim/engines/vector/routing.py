@@ -17,7 +17,7 @@ import numpy as np
 from ...model.promises import Condition
 from ...model.spec import CallCondition, CallNode
 from ..base import (
-    BREAKER_OPEN, LATE, OUTCOMES, PARTITIONED, PROMISER_DOWN, REJECTED, UNFINISHED,
+    BREAKER_OPEN, DEGRADED, LATE, OUTCOMES, PARTITIONED, PROMISER_DOWN, REJECTED, UNFINISHED,
 )
 from .kernels import _UNIT, _isin_sorted, _kth_smallest
 from .windows import _QueueLog
@@ -46,10 +46,12 @@ class _NodeRun:
     # no calls, lost first), and those its queue gave (see Service._serve).
     calls_at: np.ndarray | None = None
     calls_found: np.ndarray | None = None
-    # A retry's node (attempt > 0): per reach, the instant the caller sent it, as this pass
-    # assumed (see Routing._retries).
-    sent: np.ndarray | None = None
+    # per reach where the promiser was up and its calls held: kept only thanks to a fallback
+    # (None: none was)
+    degraded: np.ndarray | None = None
     caller: _NodeRun | None = None            # the run whose condition called this node
+    later: bool = False                       # reached by calls sent after others ended
+    trigger: np.ndarray | None = None          # ... per reach: when the call that failed went
 
     def calls_late(self) -> bool:
         """Whether some caller above this node calls on taking a server or on leaving its
@@ -60,6 +62,20 @@ class _NodeRun:
                 return True
             c = c.caller
         return False
+
+    def called_at(self, pos: np.ndarray) -> np.ndarray:
+        """When the caller made its calls for the requests at positions ``pos`` (of
+        ``reach``): on reaching it, or (orders ``"around"``, ``"before"``) when this pass
+        assumed; a root's requests: on arrival. For calls sent after others ended: when the
+        call whose failure they follow was sent (see :meth:`Routing._later`)."""
+        if self.trigger is not None:
+            return self.trigger[pos]
+        c = self.caller
+        if c is None:
+            return self.arrival[pos]
+        if c.calls_at is None:
+            return c.arrival[np.searchsorted(c.reach, self.reach[pos])]
+        return c.calls_at[np.searchsorted(c.called, self.reach[pos])]
 
     def call_order(self, pos: np.ndarray) -> np.ndarray:
         """The key that orders calls reaching this node at one instant, for the requests at
@@ -140,11 +156,18 @@ _FAILURE_KIND[[LATE, UNFINISHED]] = _KINDS.index("timeouts")
 _FAILURE_KIND[[PROMISER_DOWN, REJECTED, PARTITIONED, BREAKER_OPEN]] = _KINDS.index("refusals")
 
 
+#: How a condition or call resolved for each request: whether it held, when the caller
+#: knew it, and whether it held only thanks to a fallback (None: for none of them).
+_Resolved = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+
+
 class Routing:
     """The routing stage of a batch (:class:`~promisesim.engines.vector.batch._Batch`).
 
-    Reads ``states``, ``arrivals`` and ``refused``; writes ``runs`` and ``by_node`` (one
-    :class:`_NodeRun` per node reached) and, in time windows, ``push_log``.
+    Reads ``states``, ``arrivals``, ``refused``, ``later_assumed`` and ``falls_back``;
+    writes ``runs`` and ``by_node`` (one :class:`_NodeRun` per node reached),
+    ``later_used`` and ``later_found`` (calls sent after others ended: retries, fallbacks)
+    and, in time windows, ``push_log``.
     """
 
     # -- standing of promises at instants ----------------------------------------------------
@@ -298,47 +321,75 @@ class Routing:
             choice = self._version_of(cond, rep, index, times)
             run.choice[id(cond)] = choice
             targets = [choice == j for j in range(len(cond.items))]
-        else:   # every item is called
+        else:   # every item is called (a fallback's first; the others later, see below)
             targets = [None] * len(cond.items)
-        for item, mask in zip(cond.items, targets):
-            if mask is None:
-                sub, sub_rep, sub_times = called, rep, times
+        for j, (item, mask) in enumerate(zip(cond.items, targets)):
+            if j and cond.rule == "fallback":   # called when the items before it failed
+                if isinstance(item, CallNode) and not item.is_request:
+                    continue   # a check of state: no routing (see _resolve)
+                sub, sub_times, trigger = self._later(id(item), called)
+                self._reach_later(item, w, sub, sub_times, trigger, run)
+            elif mask is None:
+                self._reach_item(item, w, called, rep, times, index, ordered, run)
             else:
-                sub, sub_rep, sub_times = called[mask], rep[mask], times[mask]
-            if isinstance(item, CallCondition):
-                self._reach_condition(item, w, sub, run, sub_times, sub_rep, ordered)
-            elif item.is_request:
-                out = item.delay_out
-                if item.hop is not None:
-                    if index is None:
-                        index = arr.index[called]
-                    out = out + self._draws("hop", item.path, item.hop, sub_rep,
-                                            index if mask is None else index[mask])
-                    self._reach(item, w, sub, sub_times + out, sub_rep, False, run)
-                else:   # a constant delay keeps the time order (and t + 0.0 is t: t >= 0)
-                    self._reach(item, w, sub, sub_times + out if out else sub_times, sub_rep,
-                                ordered, run)
-                for retry in item.retries:
-                    self._reach_retry(retry, w, sub, run)
+                self._reach_item(item, w, called[mask], rep[mask], times[mask],
+                                 None if index is None else index[mask], ordered, run)
 
-    def _reach_retry(self, node: CallNode, w: int, calling: np.ndarray, caller: _NodeRun) -> None:
-        """The requests a retry's node reaches, and when: those of ``calling`` (the requests
-        that made the call's first attempt) that the pass before found sending it (none in
-        the first pass; see :meth:`_retries`)."""
-        arr = self.arrivals[w]
-        reach, sent = self.retries_assumed.get(id(node), (calling[:0], np.empty(0)))
-        if reach.size and calling.size:
-            keep = _isin_sorted(reach, calling)
+    def _reach_item(self, item: CallNode | CallCondition, w: int, sub: np.ndarray,
+                    rep: np.ndarray, times: np.ndarray, index: np.ndarray | None,
+                    ordered: bool, run: _NodeRun) -> None:
+        """Route requests ``sub`` (replications ``rep``, arrival indices ``index`` if known)
+        calling ``item`` at ``times`` from ``run``'s node."""
+        if isinstance(item, CallCondition):
+            self._reach_condition(item, w, sub, run, times, rep, ordered)
+        elif item.is_request:
+            out = item.delay_out
+            if item.hop is not None:
+                if index is None:
+                    index = self.arrivals[w].index[sub]
+                out = out + self._draws("hop", item.path, item.hop, rep, index)
+                self._reach(item, w, sub, times + out, rep, False, run)
+            else:   # a constant delay keeps the time order (and t + 0.0 is t: t >= 0)
+                self._reach(item, w, sub, times + out if out else times, rep, ordered, run)
+            for retry in item.retries:   # the retries the pass before found (see _retries)
+                self._reach_later(retry, w, *self._later(id(retry), sub), run)
+
+    def _reach_later(self, item: CallNode | CallCondition, w: int, sub: np.ndarray,
+                     sent: np.ndarray, trigger: np.ndarray, run: _NodeRun) -> None:
+        """Route a call sent after others ended (see :meth:`_later`): the runs it reaches
+        are marked ``later``, with the instants the calls they follow were sent."""
+        first = len(self.runs)
+        self._reach_item(item, w, sub, self.arrivals[w].rep[sub], sent, None, False, run)
+        for later in self.runs[first:]:
+            later.later = True
+            if later.trigger is None:   # (a retry inside has its own)
+                later.trigger = trigger[np.searchsorted(sub, later.reach)]
+
+    def _later(self, key: int, calling: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The requests of ``calling`` that this pass assumes make a call sent only after
+        others ended (``key``: a retry's node, a fallback's item), when they send it, and
+        when they sent the call whose failure it follows: those the pass before found (none
+        in the first pass; see :meth:`_retries`).
+
+        Such calls often go out at one instant: a crash ends every request inside an agent
+        at once, and their callers go on at that instant. The reference engine's crash ends
+        them in the order they came in, and so they go on. In a model with such calls,
+        entries ready at one instant join a queue in the order their callers made their
+        calls, or the calls they follow (:meth:`_NodeRun.called_at`; the order a crash ends
+        them in), then they
+        reached the nearest caller above that calls on taking a server or leaving its
+        queue, else the root (:meth:`_NodeRun.call_order`), calls sent after others ended
+        (the runs marked ``later``) after the rest (they may have been caused by them: a
+        retry sent at once after a refusal), then in the order of the runs, then of arrival
+        index (see :meth:`~promisesim.engines.vector.queues.Service._caller_order`)."""
+        reach, sent, trigger = self.later_assumed.get(key, (calling[:0], np.empty(0),
+                                                            np.empty(0)))
+        if reach.size:
+            keep = _isin_sorted(reach, calling) if calling.size else np.zeros(reach.size, bool)
             if not keep.all():
-                reach, sent = reach[keep], sent[keep]
-        elif reach.size:
-            reach, sent = reach[:0], sent[:0]
-        rep = arr.rep[reach]
-        out = node.delay_out
-        if node.hop is not None:
-            out = out + self._draws("hop", node.path, node.hop, rep, arr.index[reach])
-        self._reach(node, w, reach, sent + out, rep, False, caller)
-        self.by_node[id(node)].sent = sent
+                reach, sent, trigger = reach[keep], sent[keep], trigger[keep]
+        self.later_used[key] = (reach, sent)
+        return reach, sent, trigger
 
     def _version_of(self, cond: CallCondition, rep: np.ndarray, index: np.ndarray,
                     times: np.ndarray) -> np.ndarray:
@@ -364,38 +415,56 @@ class Routing:
         return np.where(below.any(axis=0), np.argmax(below, axis=0), last_positive)
 
     def _resolve(self, item: CallNode | CallCondition, w: int, called: np.ndarray,
-                 run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 run: _NodeRun, t: np.ndarray) -> _Resolved:
         """Bottom up: for requests ``called`` (at the caller from ``t``), whether ``item`` held
         for the caller (a call answered without an error, in time unless the caller's promise
-        fails on late answers) and when the caller knew it."""
+        fails on late answers), when the caller knew it, and whether it held only thanks to
+        a fallback (None: for none of them)."""
         arr = self.arrivals[w]
         if isinstance(item, CallNode):
             if not item.is_request:
-                return self._standing(item.promise, arr.rep[called], t), t.copy()
+                return self._standing(item.promise, arr.rep[called], t), t.copy(), None
             if item.retries:
                 return self._retries(item, w, called, run, t)
-            return self._attempt(item, w, called, run, t)[:2]
+            ok, done, deg, _ = self._attempt(item, w, called, run, t)
+            return ok, done, deg
         if item.rule in ("any", "split"):
             choice = run.choice[id(item)]
             ok = np.zeros(called.size, dtype=bool)
             done = t.copy()
+            deg = None
             for j, sub in enumerate(item.items):
                 mask = choice == j
                 if mask.any():
-                    ok[mask], done[mask] = self._resolve(sub, w, called[mask], run, t[mask])
-            return ok, done
+                    ok[mask], done[mask], d = self._resolve(sub, w, called[mask], run, t[mask])
+                    if d is not None:
+                        if deg is None:
+                            deg = np.zeros(called.size, dtype=bool)
+                        deg[mask] = d
+            return ok, done, deg
+        if item.rule == "fallback":
+            return self._fallback(item, w, called, run, t)
         results = [self._resolve(sub, w, called, run, t) for sub in item.items]
         n, k = len(item.items), item.k
-        kept_at = _kth_smallest([np.where(ok, done, np.inf) for ok, done in results], k - 1)
-        failed_at = _kth_smallest([np.where(ok, np.inf, done) for ok, done in results], n - k)
+        kept_at = _kth_smallest([np.where(ok, done, np.inf) for ok, done, _ in results], k - 1)
+        failed_at = _kth_smallest([np.where(ok, np.inf, done) for ok, done, _ in results], n - k)
         success = kept_at <= failed_at   # on a tie the kept answers count first
-        return success, np.minimum(kept_at, failed_at, out=kept_at)   # the earlier of the two
+        deg = None   # degraded if a kept answer counted (by then) was
+        for ok, done, d in results:
+            if d is not None:
+                counted = d & ok & (done <= kept_at)
+                deg = counted if deg is None else deg | counted
+        if deg is not None:
+            deg &= success
+        return success, np.minimum(kept_at, failed_at, out=kept_at), deg   # the earlier
 
     def _attempt(self, item: CallNode, w: int, called: np.ndarray, run: _NodeRun,
-                 t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                 t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                         np.ndarray | None]:
         """One attempt of a call (``item``'s node) by requests ``called`` sent at ``t``: whether
-        it held for the caller, when the caller knew it, and (for a caller that retries)
-        whether it failed in a way the caller retries (else None)."""
+        it held for the caller, when the caller knew it, whether the answer was degraded
+        (None: none can be), and (for a caller that retries) whether it failed in a way the
+        caller retries (else None)."""
         arr = self.arrivals[w]
         child = self.by_node[id(item)]
         use = self.spec.promises[run.node.promise]
@@ -421,19 +490,25 @@ class Routing:
             if late.any():
                 ok = np.where(late, False, ok)
                 done = np.where(late, give_up, done)
+        outcome = None
+        deg = None
+        if self.falls_back:
+            outcome = child.outcome if pos is None else child.outcome[pos]
+            deg = ok & (outcome == DEGRADED)
         if not use.retries:
-            return ok, done, None
+            return ok, done, deg, None
         if use.retry_on is None:
-            return ok, done, ~ok
-        outcome = child.outcome if pos is None else child.outcome[pos]
+            return ok, done, deg, ~ok
+        if outcome is None:
+            outcome = child.outcome if pos is None else child.outcome[pos]
         kind = _FAILURE_KIND[outcome]
         if late is not None:
             kind[late] = _KINDS.index("timeouts")
         retried = np.array([k in use.retry_on for k in _KINDS])
-        return ok, done, ~ok & retried[kind]
+        return ok, done, deg, ~ok & retried[kind]
 
     def _retries(self, item: CallNode, w: int, called: np.ndarray, run: _NodeRun,
-                 t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 t: np.ndarray) -> _Resolved:
         """A call with retries (see :meth:`_attempt`): a failed attempt the caller retries is
         sent again after the backoff, to the node of the next attempt; the call holds if an
         attempt does, known when the last attempt made ends.
@@ -441,20 +516,19 @@ class Routing:
         Which requests retry, and when, depends on how their attempts ended, which depends
         on the provider's queue, which holds the retries. A pass assumes the retries the pass
         before found (at first: none), routes them with the other requests, serves every
-        agent, and here finds the retries the attempts call for (``retries_found``; see
+        agent, and here finds the retries the attempts call for (``later_found``; see
         :meth:`~promisesim.engines.vector.batch._Batch._calls_settled`). Everything before
         the first retry a pass assumed wrong is right, so each pass extends the right
-        prefix, and the passes end, exactly, when a pass finds the retries it assumed."""
+        prefix, and the passes end, exactly, when a pass finds the retries it assumed. The
+        same holds for a fallback's items (:meth:`_fallback`)."""
         arr = self.arrivals[w]
         backoff = self.spec.promises[run.node.promise].backoff
-        ok, done, retry = self._attempt(item, w, called, run, t)
+        ok, done, deg, retry = self._attempt(item, w, called, run, t)
         ok, done = ok.copy(), done.copy()
+        deg = None if deg is None else deg.copy()
         at = np.flatnonzero(retry)
-        alive = self.alive[self.promiser[run.node.promise]]
-        crash = None   # a caller that crashes sends no retry after (it was up on arrival)
-        if alive.time.size and at.size:
-            crash = alive.next_change_after(arr.rep[called], run.arrival[
-                np.searchsorted(run.reach, called)])
+        crash = self._caller_crash(run, w, called) if at.size else None
+        last = t   # when each request sent its last attempt
         for node in item.retries:
             sub = called[at]
             sent = done[at]
@@ -462,28 +536,114 @@ class Routing:
                 u = self._draws("backoff", node.path, _UNIT, arr.rep[sub], arr.index[sub]) \
                     if backoff.jitter else 0.0
                 sent = sent + backoff.wait(node.attempt, u)
-            if crash is not None:   # (the call then ends when the retry would have gone)
-                before = sent < crash[at]
-                if not before.all():
-                    done[at[~before]] = sent[~before]
-                    at, sub, sent = at[before], sub[before], sent[before]
-            self.retries_found[id(node)] = (sub, sent)
-            child = self.by_node[id(node)]
-            if not child.reach.size or not at.size:
+            at, sub, sent = self._before_crash(crash, at, sub, sent, done)
+            self.later_found[id(node)] = (sub, sent, last[at])
+            if not at.size:
                 break
-            p = np.minimum(np.searchsorted(child.reach, sub), child.reach.size - 1)
-            known = (child.reach[p] == sub) & (child.sent[p] == sent)
-            if not known.all():   # not assumed: failed here, and the pass is not settled
-                at, sub, sent = at[known], sub[known], sent[known]
-            a_ok, a_done, a_retry = self._attempt(node, w, sub, run, sent)
-            ok[at], done[at] = a_ok, a_done
-            at = at[a_retry]
-        return ok, done
+            last = last.copy()
+            last[at] = sent
+            known, pos = self._known(id(node), sub, sent)
+            reach, used = self.later_used[id(node)]
+            a_ok, a_done, a_deg, a_retry = self._attempt(node, w, reach, run, used)
+            at, pos = at[known], pos[known]
+            ok[at], done[at] = a_ok[pos], a_done[pos]
+            if a_deg is not None and deg is not None:
+                deg[at] = a_deg[pos]
+            at = at[a_retry[pos]]
+        return ok, done, deg
 
-    def _resolve_calls(self, run: _NodeRun, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fallback(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun,
+                  t: np.ndarray) -> _Resolved:
+        """A fallback: its items in turn, each called when the one before failed (found in
+        passes, as retries are: see :meth:`_retries`); it holds if one does, degraded if
+        that one is not the first."""
+        arr = self.arrivals[w]
+        ok, done, deg = self._resolve(cond.items[0], w, called, run, t)
+        ok, done = ok.copy(), done.copy()
+        deg = np.zeros(called.size, dtype=bool) if deg is None else deg.copy()
+        at = np.flatnonzero(~ok)
+        crash = self._caller_crash(run, w, called) if at.size else None
+        last = self._last_sent(cond.items[0], called, t)   # when each called the item before
+        for j, item in enumerate(cond.items[1:], 1):
+            at, sub, sent = self._before_crash(crash, at, called[at], done[at], done)
+            if not at.size:
+                break
+            if isinstance(item, CallNode) and not item.is_request:   # a check, there and then
+                a_ok = self._standing(item.promise, arr.rep[sub], sent)
+                ok[at], done[at], deg[at] = a_ok, sent, a_ok
+                at = at[~a_ok]
+                continue
+            self.later_found[id(item)] = (sub, sent, last[at])
+            known, pos = self._known(id(item), sub, sent)
+            reach, used = self.later_used.get(id(item), (sub[:0], sent[:0]))
+            a_ok, a_done, _ = self._resolve(item, w, reach, run, used)
+            if j + 1 < len(cond.items):
+                last = last.copy()
+                last[at] = sent
+                if isinstance(item, CallNode) and item.retries and known.any():
+                    last[at[known]] = self._last_sent(item, reach, used)[pos[known]]
+            at, pos = at[known], pos[known]
+            ok[at], done[at] = a_ok[pos], a_done[pos]
+            deg[at] = a_ok[pos]
+            at = at[~a_ok[pos]]
+        return ok, done, deg
+
+    def _last_sent(self, item: CallNode | CallCondition, called: np.ndarray,
+                   t: np.ndarray) -> np.ndarray:
+        """When the requests ``called`` (calling ``item`` at ``t``) sent its last attempt,
+        as this pass found (a nested condition: ``t``)."""
+        if not isinstance(item, CallNode) or not item.retries:
+            return t
+        last = t.copy()
+        for node in item.retries:
+            sub, sent, _ = self.later_found.get(id(node), (called[:0], t[:0], t[:0]))
+            if sub.size:
+                pos = np.minimum(np.searchsorted(called, sub), called.size - 1)
+                mine = called[pos] == sub
+                last[pos[mine]] = sent[mine]
+        return last
+
+    def _known(self, key: int, sub: np.ndarray, sent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of the requests ``sub`` that send the later call ``key`` at ``sent`` this
+        pass assumed (and routed), and their positions among those it routed. Those it did
+        not are left failed where they were: the pass is not settled, and the next one
+        routes them."""
+        reach, used = self.later_used.get(key, (sub[:0], sent[:0]))
+        if not reach.size:
+            return np.zeros(sub.size, dtype=bool), np.zeros(sub.size, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(reach, sub), reach.size - 1)
+        return (reach[pos] == sub) & (used[pos] == sent), pos
+
+    def _caller_crash(self, run: _NodeRun, w: int, called: np.ndarray) -> np.ndarray | None:
+        """When the caller (``run``'s promiser) next crashes after each request of ``called``
+        reached it (None: it never crashes)."""
+        alive = self.alive[self.promiser[run.node.promise]]
+        if not alive.time.size:
+            return None
+        return alive.next_change_after(self.arrivals[w].rep[called],
+                                       run.arrival[np.searchsorted(run.reach, called)])
+
+    @staticmethod
+    def _before_crash(crash: np.ndarray | None, at: np.ndarray, sub: np.ndarray,
+                      sent: np.ndarray, done: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The later calls (positions ``at``, requests ``sub``) a caller sends at ``sent``
+        before it crashes: a crashed caller sends none, and the call then ends when it
+        would have gone (written to ``done``), at or after the crash, so the caller's
+        request is lost."""
+        if crash is None:
+            return at, sub, sent
+        before = sent < crash[at]
+        if before.all():
+            return at, sub, sent
+        done[at[~before]] = sent[~before]
+        return at[before], sub[before], sent[before]
+
+    def _resolve_calls(self, run: _NodeRun, t: np.ndarray) -> _Resolved:
         """Whether the condition of ``run``'s node held for each request where its promiser
-        was up (calling at ``t``: inf for none), and when that was known. Requests assumed
-        rejected by a limit made no calls: failed at once (see :meth:`_refusals_settled`)."""
+        was up (calling at ``t``: inf for none), when that was known, and whether only
+        thanks to a fallback (None: for none). Requests assumed rejected by a limit made no
+        calls: failed at once (see :meth:`_refusals_settled`)."""
         cond = run.node.condition
         assert cond is not None
         refused = self.refused.get(id(run.node))
@@ -495,6 +655,10 @@ class Routing:
             return self._resolve(cond, run.workload, run.called, run, t)
         ok = np.zeros(t.size, dtype=bool)
         ready = t.copy()
-        ok[calls], ready[calls] = self._resolve(cond, run.workload, run.called[calls], run,
-                                                t[calls])
-        return ok, ready
+        ok[calls], ready[calls], d = self._resolve(cond, run.workload, run.called[calls], run,
+                                                   t[calls])
+        deg = None
+        if d is not None:
+            deg = np.zeros(t.size, dtype=bool)
+            deg[calls] = d
+        return ok, ready, deg
