@@ -45,7 +45,8 @@ models = {
 }
 results = {name: ps.simulate(m, horizon=scenario.horizon, replications=scenario.replications,
                              seed=scenario.seed) for name, m in models.items()}
-{name: r.engine for name, r in results.items()}   # retries and breakers: the reference engine
+# a storm the vector engine hands over (its passes diverge); budgets and breakers: reference
+{name: r.engine for name, r in results.items()}
 
 # %% [markdown]
 # `promisesim check` sees the danger before anything runs: retries at once of calls that time

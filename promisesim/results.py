@@ -423,8 +423,7 @@ class Result:
     @cached_property
     def _falls_back(self) -> bool:
         """Whether a condition of the model has fallbacks (so answers can be degraded)."""
-        return any(c.rule == "fallback" for p in self.spec.promises if p.conditions is not None
-                   for c in p.conditions.conditions())
+        return "fallbacks" in self.spec.features
 
     @cached_property
     def breakers(self) -> pd.DataFrame:

@@ -191,6 +191,8 @@ class ModelSpec:
                 out.update(_choice_features(p.conditions))
             if isinstance(p.body, Latency):
                 out.add("latency")
+            if p.retries:
+                out.add("retries")
         return frozenset(out)
 
 
@@ -206,6 +208,10 @@ def _choice_features(cond: Condition) -> set[str]:
         out.add("push-mode choice")
     if cond.detect:
         out.add("detection delay")
+    if cond.rule == "fallback":
+        out.add("fallbacks")
+    if cond.hedge is not None:
+        out.add("hedged requests")
     for item in cond.items:
         if isinstance(item, Condition):
             out |= _choice_features(item)

@@ -1,7 +1,8 @@
-"""A caller's defences beyond timeouts and plain retries: which failures it retries and
-fallbacks (both engines), retry budgets, circuit breakers and hedges (the reference engine).
-Hand traces on deterministic models, the breaker's table, bad settings, scenario files, the
-vector engine's handover, and random models with fallbacks on which the engines agree.
+"""A caller's defences beyond timeouts and plain retries: which failures it retries,
+fallbacks and hedges (both engines), retry budgets and circuit breakers (the reference
+engine). Hand traces on deterministic models, the breaker's table, bad settings, scenario
+files, the vector engine's handover, and random models with fallbacks and hedges on which the
+engines agree.
 
 users -> api (service 1) -> db; db answers errors while a degradation with ``errors=1`` lasts.
 """
@@ -313,19 +314,23 @@ def hedged(a_service=3.0, hedge=1.0, a_errors=0.0):
     return m
 
 
-def test_a_hedge_goes_to_the_next_provider_and_the_first_answer_wins():
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_a_hedge_goes_to_the_next_provider_and_the_first_answer_wins(engine):
     """a would take 3 (1-4); at 2 with no answer a copy goes to b (2-2.5), which wins: the
     request is answered at 2.5. a still does its work, recorded kept at 4."""
-    r = ps.simulate(hedged(), horizon=30.0, seed=0)
+    r = ps.simulate(hedged(), horizon=30.0, seed=0, engine=engine)
+    assert r.engine == engine
     assert rows(r, "from-a") == [(0, 1.0, 3.0, "kept")]
     assert rows(r, "from-b") == [(0, 2.0, 0.5, "kept")]
     assert rows(r, "serve") == [(0, 1.0, 1.5, "kept")]
 
 
-def test_no_hedge_when_the_first_answers_or_fails_in_time():
-    fast = ps.simulate(hedged(a_service=0.5), horizon=30.0, seed=0)
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_no_hedge_when_the_first_answers_or_fails_in_time(engine):
+    fast = ps.simulate(hedged(a_service=0.5), horizon=30.0, seed=0, engine=engine)
     assert rows(fast, "from-b") == [] and rows(fast, "serve") == [(0, 1.0, 0.5, "kept")]
-    failed = ps.simulate(hedged(a_service=0.5, a_errors=1.0), horizon=30.0, seed=0)
+    failed = ps.simulate(hedged(a_service=0.5, a_errors=1.0), horizon=30.0, seed=0,
+                         engine=engine)
     assert rows(failed, "from-b") == []
     assert rows(failed, "serve") == [(0, 1.0, None, "condition_failed")]
 
@@ -360,15 +365,20 @@ def test_a_fallback_that_loops_back_is_a_cycle():
 
 
 def test_fallbacks_and_hedges_in_files_and_the_vector_engines_handover(tmp_path):
-    for m, missing in ((with_fallback(), []),
-                       (hedged(), ["hedged requests (promise 'serve')"])):
+    for m in (with_fallback(), hedged()):
         path = tmp_path / "m.yaml"
         ps.dump_scenario(m, path)
         assert ps.load_scenario(path).model.spec().promises == m.spec().promises
-        assert VectorEngine().unsupported(m.spec()) == missing
+        assert VectorEngine().unsupported(m.spec()) == []
     assert "hedge: 1.0" in (tmp_path / "m.yaml").read_text()
     ps.dump_scenario(with_fallback(), tmp_path / "f.yaml")
     assert "fallback: [query, cached]" in (tmp_path / "f.yaml").read_text()
+    nested = hedged()   # a hedge over a nested condition is left to the reference engine
+    nested.promises[-1] = dataclasses.replace(nested.promises[-1], conditions=ps.any_of(
+        ps.all_of("from-a"), "from-b", hedge=1.0))
+    assert VectorEngine().unsupported(nested.spec()) == [
+        "hedged requests over nested conditions (promise 'serve')"]
+    assert ps.simulate(nested, horizon=5.0, seed=0).engine == "reference"
 
 
 # -- random models -------------------------------------------------------------------------
@@ -390,12 +400,18 @@ _RETRYING = _retries_family()
 @st.composite
 def falling_back_models(draw):
     """Random models with request failures, orders of work, timeouts and retries, where
-    some conditions of two or more items become fallbacks over the same items."""
+    some conditions of two or more items become fallbacks over the same items, and some
+    choices of promises hedge after a drawn delay."""
     m, family = draw(_RETRYING.retrying_models())
     for i, p in enumerate(m.promises):
         c = p.conditions
-        if (isinstance(c, ps.Condition) and len(c.items) > 1 and c.rule != "split"
-                and draw(st.booleans())):
+        if not isinstance(c, ps.Condition) or len(c.items) < 2 or c.rule == "split":
+            continue
+        if c.rule == "any" and all(isinstance(x, str) for x in c.items) and draw(st.booleans()):
+            event("hedge")
+            m.promises[i] = dataclasses.replace(p, conditions=dataclasses.replace(
+                c, hedge=draw(st.floats(0.05, 3.0))))
+        elif draw(st.booleans()):
             event("fallback")
             m.promises[i] = dataclasses.replace(p, conditions=ps.fallback(*c.items))
     return m, family
@@ -404,5 +420,5 @@ def falling_back_models(draw):
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
 @given(drawn=falling_back_models(), seed=st.integers(0, 2**63))
-def test_random_models_with_fallbacks_agree_exactly(drawn, seed, monkeypatch):
+def test_random_models_with_fallbacks_and_hedges_agree_exactly(drawn, seed, monkeypatch):
     _RETRYING._TIMED._ORDERED.assert_passes_agree(drawn, seed, monkeypatch)

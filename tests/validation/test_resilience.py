@@ -1,5 +1,5 @@
-"""A caller's defences against closed forms: circuit breakers, retry budgets and hedges
-(reference engine: the vector engine leaves them to it) and fallbacks (both engines, tables
+"""A caller's defences against closed forms: circuit breakers and retry budgets (reference
+engine: the vector engine leaves them to it), hedges and fallbacks (both engines, tables
 identical). Estimates are means across replications, within 3 standard errors of the closed
 form; arrivals are Poisson.
 """
@@ -99,7 +99,11 @@ def test_a_hedged_request_to_two_exponential_replicas_takes_the_shifted_minimum(
     serve = m.promise(api, to=m.agent("users"), body=ps.Latency(deadline=d), name="serve",
                       conditions=ps.any_of(pa, pb, hedge=h))
     m.workload(serve, rate=rate)
-    r = ps.simulate(m, horizon=500.0, replications=8, seed=21, engine="reference")
+    r = ps.simulate(m, horizon=500.0, replications=8, seed=21, engine="vector")
+    assert r.engine == "vector"
+    ref = ps.simulate(m, horizon=500.0, replications=1, seed=21, engine="reference")
+    pd.testing.assert_frame_equal(ref.requests, r.requests[r.requests["replication"] < 1]
+                                  .reset_index(drop=True), check_exact=True, check_flags=False)
     kept = per_replication_share(r, "serve", "kept")
     se = assert_close(kept, 1 - math.exp(-mu * (2 * d - h)))        # 0.918
     assert se < 0.004   # power: without the hedge 1 - e^{-mu d} = 0.777

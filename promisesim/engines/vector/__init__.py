@@ -89,8 +89,11 @@ and when, depends on the provider's queue, which holds the retries. The
 passes assume the retries the pass before found (at first none), route and
 serve them with the other requests, and end when a pass finds the retries it
 assumed: typically one pass more than the attempts a request makes
-(:meth:`.routing.Routing._retries`). A caller that crashes sends no retry
-after the crash (the call then ends when the retry would have gone).
+(:meth:`.later.LaterCalls._retries`). A fallback's items and a hedge's copies
+are found the same way (:meth:`.later.LaterCalls._fallback`,
+:meth:`.later.LaterCalls._hedged`); an answer kept only thanks to a fallback is
+carried up as degraded. A caller that crashes sends no such call after the
+crash (the call then ends when it would have gone).
 
 An autoscaler's feedback (its decisions depend on its members' busy time, which
 depends on its earlier decisions) is found as a fixed point of whole runs
@@ -100,7 +103,7 @@ from the busy time the queues logged, and repeat until they reproduce.
 
 Features: every feature of the reference engine, except the defences whose
 state is shared between a caller's calls (retry budgets, circuit breakers),
-fallbacks, hedged requests, and three combinations: an agent calling around
+hedges over nested conditions, and three combinations: an agent calling around
 its service with a ``slowdown``, one calling after it with a ``limit``, and
 an autoscaler in a model with such orders. These are left to the reference
 engine (``engine="auto"`` picks it; naming this engine is an error that names
@@ -124,7 +127,7 @@ How the results differ from the reference engine's:
   differ; tests of exact agreement use continuous service times. A crash
   ends the requests inside an agent at one instant, and where their callers
   go on at once (a fallback, a retry without backoff) this engine orders
-  them as the reference engine does (:meth:`.routing.Routing._later`); a
+  them as the reference engine does (:meth:`.later.LaterCalls._later`); a
   backoff without jitter sends all their retries at one later instant, in
   an order that can differ. An
   autoscaler with no ``delay`` has one more (see
@@ -139,7 +142,9 @@ back:
   handed the batch to rerun);
 * :mod:`.batch`: one batch's shared state and the passes over its requests;
 * :mod:`.states`: agent states; :mod:`.arrivals`: workload arrivals;
-  :mod:`.routing`: paths top down and calls resolved bottom up; :mod:`.queues`:
+  :mod:`.routing`: paths top down and calls resolved bottom up (with
+  :mod:`.later` for calls sent after others ended, over the node runs of
+  :mod:`.runs`); :mod:`.queues`:
   FIFO service, with the queue kernels of :mod:`.fifo` and :mod:`.events`;
   :mod:`.records`: request records and counts; :mod:`.windows`: time windows and
   carry-over for long runs;

@@ -20,7 +20,7 @@ from .queues import Service
 from .records import Records
 from .routing import Routing, _NodeRun
 from .states import AgentStates
-from .structure import _agent_order, _gated_nodes
+from .structure import _agent_order, _gated_nodes, _sends_later
 from .windows import Windows, _QueueLog
 
 
@@ -65,9 +65,8 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
 
     def __init__(self, spec: ModelSpec, horizon: float, streams: Streams, reps: np.ndarray) -> None:
         self.spec = spec
-        self.falls_back = any(c.rule == "fallback" for p in spec.promises
-                              if p.conditions is not None for c in p.conditions.conditions())
-        self.sends_later = self.falls_back or any(p.retries for p in spec.promises)
+        self.falls_back = "fallbacks" in spec.features
+        self.sends_later = _sends_later(spec)
         self.horizon = horizon
         self.streams = streams
         self.reps = reps
@@ -113,7 +112,7 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         self.guesses: set[int] = set()
         # a call sent after others ended (a retry's node, a fallback's item) -> (requests,
         # instants sent): as this pass assumes, as it routed them, as it finds (see
-        # Routing._retries)
+        # LaterCalls._retries)
         self.later_assumed: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         passes = 0
         self.unsettled = [0]
@@ -171,7 +170,7 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         serves nobody else).
 
         The same for calls sent after others ended, retries and fallbacks (see
-        :meth:`~promisesim.engines.vector.routing.Routing._retries`): whether each was
+        :meth:`~promisesim.engines.vector.later.LaterCalls._retries`): whether each was
         routed for the requests, sent at the instants, that this pass found sending it;
         typically one pass more than the attempts a request makes.
         """

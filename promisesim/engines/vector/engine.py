@@ -19,7 +19,7 @@ from ..reference import ReferenceEngine
 from .autoscale import run_autoscaled
 from .batch import _Batch, _Unsettled
 from .records import _BATCH_RECORDS, _GrowingColumns, _columns
-from .structure import _agent_order, _tree_size
+from .structure import _agent_order, _sends_later, _tree_size
 
 __all__ = ["VectorEngine"]
 
@@ -97,10 +97,11 @@ class VectorEngine:
         guarded = [p.name for p in spec.promises if p.breaker is not None]
         if guarded:    # whether a call is sent depends on how the calls before it ended
             missing.append(f"circuit breakers (promise {guarded[0]!r})")
-        hedged = [p.name for p in spec.promises if p.conditions is not None
-                  and any(c.hedge is not None for c in p.conditions.conditions())]
-        if hedged:
-            missing.append(f"hedged requests (promise {hedged[0]!r})")
+        hedged = [p.name for p in spec.promises if p.conditions is not None and any(
+            c.hedge is not None and not all(isinstance(i, str) for i in c.items)
+            for c in p.conditions.conditions())]
+        if hedged:   # (a request's copy and another's first choice share the item's run)
+            missing.append(f"hedged requests over nested conditions (promise {hedged[0]!r})")
         return missing
 
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
@@ -147,8 +148,8 @@ class VectorEngine:
         # in windows of time, so memory does not grow with the horizon (see _Batch.count_windows).
         window = None
         if not record_requests and records > _WINDOW_RECORDS and all(
-                a.order == "after" for a in spec.agents) and not any(
-                p.retries for p in spec.promises):   # (calls found in passes: no windows)
+                a.order == "after" for a in spec.agents) and not _sends_later(
+                spec):   # (calls found in passes: no windows)
             batch = 1
             window = horizon * _WINDOW_RECORDS / records
         changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}

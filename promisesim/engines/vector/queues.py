@@ -18,7 +18,7 @@ from ..base import (CONDITION_FAILED, DEGRADED, ERROR, KEPT, LATE, LOST, PARTITI
 from .events import event_queue
 from .fifo import Pin, _fifo
 from .kernels import _UNIT, _concat, _sort_within_replications
-from .routing import _NodeRun
+from .runs import _NodeRun
 
 
 def _limited_order(rep: np.ndarray, arrival: np.ndarray, several: bool,
@@ -173,9 +173,9 @@ class Service:
         last first), where some caller calls on taking a server or leaving its queue (order
         ``"around"`` or ``"before"``) or the model has calls sent after others ended
         (retries, fallbacks; None otherwise): when each entry reached the nearest such
-        caller above it, else the root (see :meth:`_NodeRun.call_order`); in a model with
+        caller above it, else the root (see :meth:`.runs._NodeRun.call_order`); in a model with
         calls sent after others ended, first when its caller made its calls, and those calls
-        after the rest (see :meth:`~promisesim.engines.vector.routing.Routing._later`)."""
+        after the rest (see :meth:`~promisesim.engines.vector.later.LaterCalls._later`)."""
         if not self.sends_later and not any(run.calls_late() for run, *_rest in entries):
             return None
         assert not n_g   # (time windows are not used with such orders)

@@ -5,12 +5,11 @@ choice picks, which version a split sends it to), so the requests reaching each
 node are computed top down with boolean masks (:meth:`Routing._reach`). Once the
 callees have been served, a node's calls are resolved bottom up from their
 outcomes (:meth:`Routing._resolve`): the k-th fastest kept answer against the
-(n-k+1)-th failure, by min/max.
+(n-k+1)-th failure, by min/max. Calls sent after others ended (retries,
+fallbacks, hedges) are :mod:`.later`'s.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,73 +19,11 @@ from ..base import (
     BREAKER_OPEN, DEGRADED, LATE, OUTCOMES, PARTITIONED, PROMISER_DOWN, REJECTED, UNFINISHED,
 )
 from .kernels import _UNIT, _isin_sorted, _kth_smallest
+from .later import LaterCalls
+from .runs import _NodeRun, _Resolved
 from .windows import _QueueLog
 
-
-@dataclass
-class _NodeRun:
-    """Requests reaching one node of a call tree, and later their outcomes."""
-
-    node: CallNode
-    workload: int
-    order: int
-    reach: np.ndarray                       # indices into the workload's arrivals
-    arrival: np.ndarray = field(default=None)  # type: ignore[assignment] # per reach: arrival here
-    called: np.ndarray = field(default=None)  # type: ignore[assignment] # reach where the promiser is up
-    called_pos: np.ndarray = field(default=None)  # type: ignore[assignment] # their positions in reach
-    choice: dict[int, np.ndarray] = field(default_factory=dict)  # id(any-condition) -> item chosen
-    ok: np.ndarray = field(default=None)      # type: ignore[assignment] # per reach: kept
-    answered: np.ndarray = field(default=None)  # type: ignore[assignment] # per reach: answered, no error
-    done: np.ndarray = field(default=None)    # type: ignore[assignment] # per reach: instant resolved
-    outcome: np.ndarray = field(default=None)  # type: ignore[assignment]
-    latency: np.ndarray = field(default=None)  # type: ignore[assignment]
-    partitioned: np.ndarray | None = None     # per reach: cut off by a partition (None: none)
-    # An agent whose own work is not after its calls (order "around" or "before") calls at
-    # another instant than the arrival: per called, the instants this pass assumed (inf:
-    # no calls, lost first), and those its queue gave (see Service._serve).
-    calls_at: np.ndarray | None = None
-    calls_found: np.ndarray | None = None
-    # per reach where the promiser was up and its calls held: kept only thanks to a fallback
-    # (None: none was)
-    degraded: np.ndarray | None = None
-    caller: _NodeRun | None = None            # the run whose condition called this node
-    later: bool = False                       # reached by calls sent after others ended
-    trigger: np.ndarray | None = None          # ... per reach: when the call that failed went
-
-    def calls_late(self) -> bool:
-        """Whether some caller above this node calls on taking a server or on leaving its
-        queue (order ``"around"`` or ``"before"``), not on arrival."""
-        c = self.caller
-        while c is not None:
-            if c.calls_at is not None:
-                return True
-            c = c.caller
-        return False
-
-    def called_at(self, pos: np.ndarray) -> np.ndarray:
-        """When the caller made its calls for the requests at positions ``pos`` (of
-        ``reach``): on reaching it, or (orders ``"around"``, ``"before"``) when this pass
-        assumed; a root's requests: on arrival. For calls sent after others ended: when the
-        call whose failure they follow was sent (see :meth:`Routing._later`)."""
-        if self.trigger is not None:
-            return self.trigger[pos]
-        c = self.caller
-        if c is None:
-            return self.arrival[pos]
-        if c.calls_at is None:
-            return c.arrival[np.searchsorted(c.reach, self.reach[pos])]
-        return c.calls_at[np.searchsorted(c.called, self.reach[pos])]
-
-    def call_order(self, pos: np.ndarray) -> np.ndarray:
-        """The key that orders calls reaching this node at one instant, for the requests at
-        positions ``pos`` (of ``reach``): when they reached the nearest caller above that
-        calls on taking a server or leaving its queue (its queue's order), else their
-        arrival at the root."""
-        c = self.caller
-        if c is None:
-            return self.arrival[pos]
-        at = np.searchsorted(c.reach, self.reach[pos])
-        return c.arrival[at] if c.calls_at is not None else c.call_order(at)
+__all__ = ["Routing", "_NodeRun", "_push_bindings"]
 
 
 # -- push-mode bindings ----------------------------------------------------------------------
@@ -156,12 +93,7 @@ _FAILURE_KIND[[LATE, UNFINISHED]] = _KINDS.index("timeouts")
 _FAILURE_KIND[[PROMISER_DOWN, REJECTED, PARTITIONED, BREAKER_OPEN]] = _KINDS.index("refusals")
 
 
-#: How a condition or call resolved for each request: whether it held, when the caller
-#: knew it, and whether it held only thanks to a fallback (None: for none of them).
-_Resolved = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
-
-
-class Routing:
+class Routing(LaterCalls):
     """The routing stage of a batch (:class:`~promisesim.engines.vector.batch._Batch`).
 
     Reads ``states``, ``arrivals``, ``refused``, ``later_assumed`` and ``falls_back``;
@@ -316,6 +248,9 @@ class Routing:
                 choice = np.where(count > 0, np.argmax(nth, axis=0), -1)
             run.choice[id(cond)] = choice
             targets = [choice == j for j in range(len(cond.items))]
+            if cond.hedge is not None:   # copies to the next provider, as the pass before found
+                self._reach_hedges(cond, w, called, rep, times, choice, targets, run)
+                return
         elif cond.rule == "split":
             index = arr.index[called]
             choice = self._version_of(cond, rep, index, times)
@@ -353,43 +288,6 @@ class Routing:
                 self._reach(item, w, sub, times + out if out else times, rep, ordered, run)
             for retry in item.retries:   # the retries the pass before found (see _retries)
                 self._reach_later(retry, w, *self._later(id(retry), sub), run)
-
-    def _reach_later(self, item: CallNode | CallCondition, w: int, sub: np.ndarray,
-                     sent: np.ndarray, trigger: np.ndarray, run: _NodeRun) -> None:
-        """Route a call sent after others ended (see :meth:`_later`): the runs it reaches
-        are marked ``later``, with the instants the calls they follow were sent."""
-        first = len(self.runs)
-        self._reach_item(item, w, sub, self.arrivals[w].rep[sub], sent, None, False, run)
-        for later in self.runs[first:]:
-            later.later = True
-            if later.trigger is None:   # (a retry inside has its own)
-                later.trigger = trigger[np.searchsorted(sub, later.reach)]
-
-    def _later(self, key: int, calling: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The requests of ``calling`` that this pass assumes make a call sent only after
-        others ended (``key``: a retry's node, a fallback's item), when they send it, and
-        when they sent the call whose failure it follows: those the pass before found (none
-        in the first pass; see :meth:`_retries`).
-
-        Such calls often go out at one instant: a crash ends every request inside an agent
-        at once, and their callers go on at that instant. The reference engine's crash ends
-        them in the order they came in, and so they go on. In a model with such calls,
-        entries ready at one instant join a queue in the order their callers made their
-        calls, or the calls they follow (:meth:`_NodeRun.called_at`; the order a crash ends
-        them in), then they
-        reached the nearest caller above that calls on taking a server or leaving its
-        queue, else the root (:meth:`_NodeRun.call_order`), calls sent after others ended
-        (the runs marked ``later``) after the rest (they may have been caused by them: a
-        retry sent at once after a refusal), then in the order of the runs, then of arrival
-        index (see :meth:`~promisesim.engines.vector.queues.Service._caller_order`)."""
-        reach, sent, trigger = self.later_assumed.get(key, (calling[:0], np.empty(0),
-                                                            np.empty(0)))
-        if reach.size:
-            keep = _isin_sorted(reach, calling) if calling.size else np.zeros(reach.size, bool)
-            if not keep.all():
-                reach, sent, trigger = reach[keep], sent[keep], trigger[keep]
-        self.later_used[key] = (reach, sent)
-        return reach, sent, trigger
 
     def _version_of(self, cond: CallCondition, rep: np.ndarray, index: np.ndarray,
                     times: np.ndarray) -> np.ndarray:
@@ -441,6 +339,8 @@ class Routing:
                         if deg is None:
                             deg = np.zeros(called.size, dtype=bool)
                         deg[mask] = d
+            if item.hedge is not None:
+                return self._hedged(item, w, called, run, t, choice, (ok, done, deg))
             return ok, done, deg
         if item.rule == "fallback":
             return self._fallback(item, w, called, run, t)
@@ -506,138 +406,6 @@ class Routing:
             kind[late] = _KINDS.index("timeouts")
         retried = np.array([k in use.retry_on for k in _KINDS])
         return ok, done, deg, ~ok & retried[kind]
-
-    def _retries(self, item: CallNode, w: int, called: np.ndarray, run: _NodeRun,
-                 t: np.ndarray) -> _Resolved:
-        """A call with retries (see :meth:`_attempt`): a failed attempt the caller retries is
-        sent again after the backoff, to the node of the next attempt; the call holds if an
-        attempt does, known when the last attempt made ends.
-
-        Which requests retry, and when, depends on how their attempts ended, which depends
-        on the provider's queue, which holds the retries. A pass assumes the retries the pass
-        before found (at first: none), routes them with the other requests, serves every
-        agent, and here finds the retries the attempts call for (``later_found``; see
-        :meth:`~promisesim.engines.vector.batch._Batch._calls_settled`). Everything before
-        the first retry a pass assumed wrong is right, so each pass extends the right
-        prefix, and the passes end, exactly, when a pass finds the retries it assumed. The
-        same holds for a fallback's items (:meth:`_fallback`)."""
-        arr = self.arrivals[w]
-        backoff = self.spec.promises[run.node.promise].backoff
-        ok, done, deg, retry = self._attempt(item, w, called, run, t)
-        ok, done = ok.copy(), done.copy()
-        deg = None if deg is None else deg.copy()
-        at = np.flatnonzero(retry)
-        crash = self._caller_crash(run, w, called) if at.size else None
-        last = t   # when each request sent its last attempt
-        for node in item.retries:
-            sub = called[at]
-            sent = done[at]
-            if backoff is not None:   # (the reference engine's arithmetic; t + 0.0 is t)
-                u = self._draws("backoff", node.path, _UNIT, arr.rep[sub], arr.index[sub]) \
-                    if backoff.jitter else 0.0
-                sent = sent + backoff.wait(node.attempt, u)
-            at, sub, sent = self._before_crash(crash, at, sub, sent, done)
-            self.later_found[id(node)] = (sub, sent, last[at])
-            if not at.size:
-                break
-            last = last.copy()
-            last[at] = sent
-            known, pos = self._known(id(node), sub, sent)
-            reach, used = self.later_used[id(node)]
-            a_ok, a_done, a_deg, a_retry = self._attempt(node, w, reach, run, used)
-            at, pos = at[known], pos[known]
-            ok[at], done[at] = a_ok[pos], a_done[pos]
-            if a_deg is not None and deg is not None:
-                deg[at] = a_deg[pos]
-            at = at[a_retry[pos]]
-        return ok, done, deg
-
-    def _fallback(self, cond: CallCondition, w: int, called: np.ndarray, run: _NodeRun,
-                  t: np.ndarray) -> _Resolved:
-        """A fallback: its items in turn, each called when the one before failed (found in
-        passes, as retries are: see :meth:`_retries`); it holds if one does, degraded if
-        that one is not the first."""
-        arr = self.arrivals[w]
-        ok, done, deg = self._resolve(cond.items[0], w, called, run, t)
-        ok, done = ok.copy(), done.copy()
-        deg = np.zeros(called.size, dtype=bool) if deg is None else deg.copy()
-        at = np.flatnonzero(~ok)
-        crash = self._caller_crash(run, w, called) if at.size else None
-        last = self._last_sent(cond.items[0], called, t)   # when each called the item before
-        for j, item in enumerate(cond.items[1:], 1):
-            at, sub, sent = self._before_crash(crash, at, called[at], done[at], done)
-            if not at.size:
-                break
-            if isinstance(item, CallNode) and not item.is_request:   # a check, there and then
-                a_ok = self._standing(item.promise, arr.rep[sub], sent)
-                ok[at], done[at], deg[at] = a_ok, sent, a_ok
-                at = at[~a_ok]
-                continue
-            self.later_found[id(item)] = (sub, sent, last[at])
-            known, pos = self._known(id(item), sub, sent)
-            reach, used = self.later_used.get(id(item), (sub[:0], sent[:0]))
-            a_ok, a_done, _ = self._resolve(item, w, reach, run, used)
-            if j + 1 < len(cond.items):
-                last = last.copy()
-                last[at] = sent
-                if isinstance(item, CallNode) and item.retries and known.any():
-                    last[at[known]] = self._last_sent(item, reach, used)[pos[known]]
-            at, pos = at[known], pos[known]
-            ok[at], done[at] = a_ok[pos], a_done[pos]
-            deg[at] = a_ok[pos]
-            at = at[~a_ok[pos]]
-        return ok, done, deg
-
-    def _last_sent(self, item: CallNode | CallCondition, called: np.ndarray,
-                   t: np.ndarray) -> np.ndarray:
-        """When the requests ``called`` (calling ``item`` at ``t``) sent its last attempt,
-        as this pass found (a nested condition: ``t``)."""
-        if not isinstance(item, CallNode) or not item.retries:
-            return t
-        last = t.copy()
-        for node in item.retries:
-            sub, sent, _ = self.later_found.get(id(node), (called[:0], t[:0], t[:0]))
-            if sub.size:
-                pos = np.minimum(np.searchsorted(called, sub), called.size - 1)
-                mine = called[pos] == sub
-                last[pos[mine]] = sent[mine]
-        return last
-
-    def _known(self, key: int, sub: np.ndarray, sent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which of the requests ``sub`` that send the later call ``key`` at ``sent`` this
-        pass assumed (and routed), and their positions among those it routed. Those it did
-        not are left failed where they were: the pass is not settled, and the next one
-        routes them."""
-        reach, used = self.later_used.get(key, (sub[:0], sent[:0]))
-        if not reach.size:
-            return np.zeros(sub.size, dtype=bool), np.zeros(sub.size, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(reach, sub), reach.size - 1)
-        return (reach[pos] == sub) & (used[pos] == sent), pos
-
-    def _caller_crash(self, run: _NodeRun, w: int, called: np.ndarray) -> np.ndarray | None:
-        """When the caller (``run``'s promiser) next crashes after each request of ``called``
-        reached it (None: it never crashes)."""
-        alive = self.alive[self.promiser[run.node.promise]]
-        if not alive.time.size:
-            return None
-        return alive.next_change_after(self.arrivals[w].rep[called],
-                                       run.arrival[np.searchsorted(run.reach, called)])
-
-    @staticmethod
-    def _before_crash(crash: np.ndarray | None, at: np.ndarray, sub: np.ndarray,
-                      sent: np.ndarray, done: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The later calls (positions ``at``, requests ``sub``) a caller sends at ``sent``
-        before it crashes: a crashed caller sends none, and the call then ends when it
-        would have gone (written to ``done``), at or after the crash, so the caller's
-        request is lost."""
-        if crash is None:
-            return at, sub, sent
-        before = sent < crash[at]
-        if before.all():
-            return at, sub, sent
-        done[at[~before]] = sent[~before]
-        return at[before], sub[before], sent[before]
 
     def _resolve_calls(self, run: _NodeRun, t: np.ndarray) -> _Resolved:
         """Whether the condition of ``run``'s node held for each request where its promiser

@@ -89,3 +89,10 @@ def _agent_order(spec: ModelSpec) -> tuple[list[int], list[str]]:
             return [], cycle
     return order, []
 
+
+
+
+def _sends_later(spec: ModelSpec) -> bool:
+    """Whether a request of the model can send a call after others ended: a retry, a
+    fallback, a hedge's copy (found in passes: see :meth:`.later.LaterCalls._later`)."""
+    return bool(spec.features & {"retries", "fallbacks", "hedged requests"})
