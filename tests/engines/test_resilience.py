@@ -401,8 +401,19 @@ _RETRYING = _retries_family()
 def falling_back_models(draw):
     """Random models with request failures, orders of work, timeouts and retries, where
     some conditions of two or more items become fallbacks over the same items, and some
-    choices of promises hedge after a drawn delay."""
+    choices of promises hedge after a drawn delay. Agents are not slowed by their load: a
+    crash ends several requests at one instant, their fallbacks bring them back to a queue
+    at that instant, and a load-dependent slowdown then sees them in an order the engines
+    need not share (see the vector engine's notes on ties)."""
     m, family = draw(_RETRYING.retrying_models())
+    for i, a in enumerate(m.agents):
+        if a.slowdown:
+            m.agents[i] = ps.Agent(**{**a.__dict__, "slowdown": 0.0})
+    for g, group in enumerate(m.super_agents):
+        t = group.member
+        if t is not None and t.slowdown:
+            member = ps.AgentTemplate(**{**t.__dict__, "slowdown": 0.0})
+            m.super_agents[g] = type(group)(**{**group.__dict__, "member": member})
     for i, p in enumerate(m.promises):
         c = p.conditions
         if not isinstance(c, ps.Condition) or len(c.items) < 2 or c.rule == "split":

@@ -129,7 +129,9 @@ How the results differ from the reference engine's:
   go on at once (a fallback, a retry without backoff) this engine orders
   them as the reference engine does (:meth:`.later.LaterCalls._later`); a
   backoff without jitter sends all their retries at one later instant, in
-  an order that can differ. An
+  an order that can differ, and at an agent with a load-dependent slowdown,
+  requests joining its queue at one instant can count each other
+  differently. An
   autoscaler with no ``delay`` has one more (see
   :mod:`.autoscale`).
 
