@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="processes to share the replications among (same results)")
     run.add_argument("--no-requests", action="store_true",
                      help="keep request counts only, not one record per request (less memory)")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (shown on a terminal only, in any case)")
     run.add_argument("--out", type=_folder, help="folder for the tables (CSV) and plots (PNG)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records")
     run.add_argument("--interior", action="store_true",
@@ -331,6 +333,7 @@ def _run(args: argparse.Namespace) -> int:
             engine=args.engine if args.engine is not None else scenario.engine,
             record_requests=not args.no_requests,
             workers=args.workers,
+            progress=False if args.no_progress else None,
         )
     except (ScenarioError, EngineError) as exc:
         print(f"promisesim: error: {exc}", file=sys.stderr)

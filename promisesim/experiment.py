@@ -63,6 +63,29 @@ def _check_horizon(horizon: object) -> float:
     return h
 
 
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)  # sys.stderr is None under pythonw
+    return bool(isatty is not None and isatty())
+
+
+def _watched() -> bool:
+    """Whether someone is watching this process's progress: stderr is a terminal, or it
+    runs in a Jupyter kernel."""
+    import sys
+
+    return _is_terminal(sys.stderr) or "ipykernel" in sys.modules
+
+
+def _progress_bar(total: int, name: str):  # type: ignore[no-untyped-def]
+    """A bar of ``total`` replications (``tqdm.auto``: a widget in Jupyter, else text on
+    stderr)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="replication", desc=name, file=sys.stderr, leave=False)
+
+
 def _run_block(task: tuple) -> Trace:
     """Run one block of replications in a worker process."""
     name, spec, horizon, streams, block, record, changes = task
@@ -80,6 +103,7 @@ def simulate(
     record_requests: bool = True,
     record_changes: bool = True,
     workers: int = 1,
+    progress: bool | None = None,
 ) -> Result:
     """Run independent replications of a model and return tidy results.
 
@@ -116,6 +140,11 @@ def simulate(
         results are the same whatever the number: replication ``r`` draws only from
         its own streams. Scripts that use more than one need the usual
         ``if __name__ == "__main__":`` guard (processes start with ``forkserver``).
+    progress : bool or None
+        A progress bar of replications done (``tqdm.auto``: a widget in Jupyter, text
+        on a terminal's stderr). ``None`` (default): shown where someone is watching
+        (a terminal's stderr, a Jupyter kernel); ``False``: never. The replications
+        then run in blocks the size of the engine's own batches, with the same results.
 
     Returns
     -------
@@ -155,11 +184,26 @@ def simulate(
                             "record_requests=True")
     streams = Streams(seed)
     chosen = get_engine(engine, spec)
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise ScenarioError(f"progress={progress!r} must be True, False or None")
     n, workers = int(replications), min(int(workers), int(replications))
-    if workers == 1:
+    watched = _watched() if progress is None else bool(progress)
+    bar = _progress_bar(n, str(spec.name)) if watched and n > 1 else None
+    if workers == 1 and bar is None:
         trace = chosen.run(spec, horizon=horizon, streams=streams, replications=range(n),
                            record_requests=bool(record_requests),
                            record_changes=bool(record_changes))
+    elif workers == 1:   # blocks of the engine's own batch size: the same results, shown
+        size = max(1, chosen.batch_size(spec, horizon, bool(record_requests)))
+        parts = []
+        with bar:
+            for start in range(0, n, size):
+                block = range(start, min(n, start + size))
+                parts.append(chosen.run(spec, horizon=horizon, streams=streams,
+                                        replications=block, record_requests=bool(record_requests),
+                                        record_changes=bool(record_changes)))
+                bar.update(len(block))
+        trace = Trace.concat(parts)
     else:
         import concurrent.futures
 
@@ -171,9 +215,14 @@ def simulate(
         blocks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         with concurrent.futures.ProcessPoolExecutor(max_workers=workers,
                                                     mp_context=_process_context()) as pool:
-            parts = list(pool.map(_run_block, [(chosen.name, spec, horizon, streams, block,
-                                                bool(record_requests), bool(record_changes))
-                                               for block in blocks]))
+            futures = [pool.submit(_run_block, (chosen.name, spec, horizon, streams, block,
+                                                bool(record_requests), bool(record_changes)))
+                       for block in blocks]
+            if bar is not None:
+                with bar:
+                    for future in concurrent.futures.as_completed(futures):
+                        bar.update(len(blocks[futures.index(future)]))
+            parts = [f.result() for f in futures]
         trace = Trace.concat(parts)
     return Result(spec, trace, horizon=horizon, replications=int(replications),
                   engine=trace.computed_by or chosen.name, entropy=streams.entropy,

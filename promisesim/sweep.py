@@ -42,7 +42,7 @@ from ._sweep_folder import (_FORMAT, _MANIFEST, _import_pyarrow, _model_hash, _p
                             _read_manifest, _read_point, _write_point)
 from .errors import ScenarioError
 from .executors import EXECUTORS, _check_executor, _default_workers, execute
-from .experiment import _check_horizon, get_engine, simulate
+from .experiment import _check_horizon, _is_terminal, get_engine, simulate
 from .model.model import Model
 from .parameters import _SUMMARY_COLUMNS, _base_dict, _model_at, _points, set_parameter
 from .precision import (Precision, PrecisionResult, PrecisionWarning, _check_confidence,
@@ -149,11 +149,6 @@ def _assemble(points_table: pd.DataFrame, parameters: list[str],
         frame.attrs.update(attrs)
         tables.append(frame)
     return tables[0], tables[1]
-
-
-def _is_terminal(stream: Any) -> bool:
-    isatty = getattr(stream, "isatty", None)  # sys.stderr is None under pythonw
-    return bool(isatty is not None and isatty())
 
 
 def _points_table(parameters: list[str], points: list[dict[str, Any]]) -> pd.DataFrame:

@@ -95,3 +95,56 @@ def test_worker_processes_give_the_same_results():
                                   check_flags=False)
     with pytest.raises(ps.ScenarioError, match="workers=0"):
         ps.simulate(m, horizon=1.0, workers=0)
+
+
+class _Bar:
+    """Stands in for the progress bar: records its updates."""
+
+    def __init__(self, total, name):
+        self.total, self.name, self.updates = total, name, []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        self.updates.append(n)
+
+
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_a_progress_bar_counts_replications_and_changes_no_result(engine, monkeypatch, capsys):
+    """Shown, the bar runs the replications in blocks of the engine's batches (the reference
+    engine: one at a time) and moves with each; the tables are the same."""
+    from promisesim import experiment
+    from promisesim.engines.vector import engine as vector_engine
+
+    monkeypatch.setattr(vector_engine, "_BATCH_RECORDS", 1_500)   # batches of 2 replications
+    quiet = ps.simulate(web(), horizon=300.0, replications=5, seed=8, engine=engine,
+                        progress=False)
+    assert capsys.readouterr().err == ""
+    real = ps.simulate(web(), horizon=300.0, replications=5, seed=8, engine=engine,
+                       progress=True)
+    assert "replication" in capsys.readouterr().err   # tqdm's own bar, on stderr
+    bars = []
+    monkeypatch.setattr(experiment, "_progress_bar", lambda *a: bars.append(_Bar(*a)) or bars[-1])
+    shown = ps.simulate(web(), horizon=300.0, replications=5, seed=8, engine=engine,
+                        progress=True)
+    assert bars[0].total == 5 and bars[0].name == "web"
+    assert bars[0].updates == ([1] * 5 if engine == "reference" else [2, 2, 1])
+    for table in TABLES:
+        for other in (real, shown):
+            pd.testing.assert_frame_equal(getattr(quiet, table), getattr(other, table),
+                                          check_exact=True)
+    on_workers = ps.simulate(web(), horizon=300.0, replications=5, seed=8, engine=engine,
+                             progress=True, workers=2)
+    assert sorted(bars[1].updates) == [2, 3]
+    pd.testing.assert_frame_equal(quiet.requests, on_workers.requests, check_exact=True)
+    with pytest.raises(ps.ScenarioError, match="progress='yes' must be True, False or None"):
+        ps.simulate(web(), horizon=1.0, progress="yes")
+
+
+def test_no_progress_bar_by_default_where_nobody_watches(capsys):
+    ps.simulate(web(), horizon=100.0, replications=3, seed=1)   # stderr captured: not a terminal
+    assert capsys.readouterr().err == ""

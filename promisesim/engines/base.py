@@ -202,6 +202,11 @@ class Engine(Protocol):
         """Features of ``spec`` this engine cannot run (empty when it can run it)."""
         ...
 
+    def batch_size(self, spec: ModelSpec, horizon: float, record_requests: bool = True) -> int:
+        """How many replications the engine computes together: a caller that runs blocks
+        of replications (to show progress) loses nothing with blocks of this size."""
+        ...
+
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
             replications: Sequence[int], record_requests: bool = True,
             record_changes: bool = True) -> Trace:

@@ -144,6 +144,9 @@ class ReferenceEngine:
     def unsupported(self, spec: ModelSpec) -> list[str]:
         return []
 
+    def batch_size(self, spec: ModelSpec, horizon: float, record_requests: bool = True) -> int:
+        return 1   # one replication at a time
+
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
             replications: Sequence[int], record_requests: bool = True,
             record_changes: bool = True) -> Trace:

@@ -73,6 +73,25 @@ def _small_pages() -> Iterator[None]:
                 setter(_pages_previous)
 
 
+def _batch(spec: ModelSpec, horizon: float) -> tuple[int, float]:
+    """Replications per batch (about :data:`_BATCH_RECORDS` records and state changes),
+    and the request records a replication makes."""
+    per_replication = 1.0
+    for agent in spec.agents:   # state changes: two per failure cycle
+        f = agent.failures
+        if f is not None:
+            cycle = f.time_to_failure.mean + (f.time_to_repair.mean if f.time_to_repair is not None
+                                              else f.maintenance.interval.mean)  # type: ignore[union-attr]
+            per_replication += 4.0 * horizon / cycle   # the instants and their sorting copies
+    records = 0.0   # request records per replication
+    for workload, tree in zip(spec.workloads, spec.call_trees):
+        rate = 1.0 / workload.gaps.mean
+        end = horizon if workload.end is None else min(workload.end, horizon)
+        records += rate * max(end - workload.start, 0.0) * _tree_size(tree)
+    per_replication += records
+    return max(1, int(_BATCH_RECORDS // per_replication)), records
+
+
 class VectorEngine:
     """Computes replications in batches with numpy. See the module docstring."""
 
@@ -104,6 +123,12 @@ class VectorEngine:
             missing.append(f"hedged requests over nested conditions (promise {hedged[0]!r})")
         return missing
 
+    def batch_size(self, spec: ModelSpec, horizon: float, record_requests: bool = True) -> int:
+        batch, records = _batch(spec, horizon)
+        if not record_requests and records > _WINDOW_RECORDS:
+            return 1
+        return batch
+
     def run(self, spec: ModelSpec, *, horizon: float, streams: Streams,
             replications: Sequence[int], record_requests: bool = True,
             record_changes: bool = True) -> Trace:
@@ -130,20 +155,7 @@ class VectorEngine:
                 trace = summarise(spec, trace, np.sort(np.asarray(list(replications))), horizon)
             return trace
         reps = np.asarray(list(replications), dtype=np.int64)
-        per_replication = 1.0
-        for agent in spec.agents:   # state changes: two per failure cycle
-            f = agent.failures
-            if f is not None:
-                cycle = f.time_to_failure.mean + (f.time_to_repair.mean if f.time_to_repair is not None
-                                                  else f.maintenance.interval.mean)  # type: ignore[union-attr]
-                per_replication += 4.0 * horizon / cycle   # the instants and their sorting copies
-        records = 0.0   # request records per replication
-        for workload, tree in zip(spec.workloads, spec.call_trees):
-            rate = 1.0 / workload.gaps.mean
-            end = horizon if workload.end is None else min(workload.end, horizon)
-            records += rate * max(end - workload.start, 0.0) * _tree_size(tree)
-        per_replication += records
-        batch = max(1, int(_BATCH_RECORDS // per_replication))
+        batch, records = _batch(spec, horizon)
         # Without records, a replication with more requests than a window holds is computed
         # in windows of time, so memory does not grow with the horizon (see _Batch.count_windows).
         window = None
