@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 __all__ = ["ScenarioError", "EngineError"]
 
 
@@ -25,3 +27,8 @@ class ScenarioError(ValueError):
 
 class EngineError(RuntimeError):
     """An engine was asked to run something it does not support."""
+
+
+def _real(value: object) -> bool:
+    """Whether ``value`` is a real number and not a truth value (numpy's scalars count)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

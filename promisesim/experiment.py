@@ -177,6 +177,11 @@ def simulate(
         raise ScenarioError(f"replications={replications!r} must be a whole number of at least 1")
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ScenarioError(f"workers={workers!r} must be a whole number of at least 1")
+    for flag, value in (("record_requests", record_requests), ("record_changes", record_changes)):
+        if not isinstance(value, (bool, np.bool_)):   # "no" would read as True
+            raise ScenarioError(f"{flag}={value!r} must be True or False")
+    if not spec.agents:
+        raise ScenarioError(f"model {spec.name!r} has no agents: add one with Model.agent")
     probes = [o.name for o in spec.observers if o.probe]
     if probes and not record_requests:
         raise ScenarioError(f"observer {probes[0]!r} checks by sending requests (probe=True), "

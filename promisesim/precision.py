@@ -15,7 +15,7 @@ import numpy as np
 
 from .analytic import t_quantile
 from .engines.base import Trace
-from .errors import ScenarioError
+from .errors import ScenarioError, _real
 from .experiment import _as_spec, _check_horizon, get_engine
 from .model.model import Model
 from .model.spec import ModelSpec
@@ -32,7 +32,7 @@ def _check_replications(value: object, name: str, minimum: int = 1) -> int:
 
 
 def _check_confidence(confidence: object) -> float:
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
+    if not _real(confidence) \
             or not 0 < confidence < 1:
         raise ScenarioError(f"confidence={confidence!r} must be between 0 and 1")
     return float(confidence)
@@ -227,7 +227,7 @@ def replicate(
     if metric not in PROMISE_METRICS:
         raise ScenarioError(f"metric {metric!r} is not a column of Result.promises; "
                             f"known: {', '.join(PROMISE_METRICS)}")
-    if isinstance(half_width, bool) or not isinstance(half_width, (int, float)) \
+    if not _real(half_width) \
             or not 0 < half_width < math.inf:
         raise ScenarioError(f"half_width={half_width!r} must be a positive, finite number")
     low = _check_replications(min_replications, "min_replications", 2)

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
-from .errors import ScenarioError
+from .errors import ScenarioError, _real
 from .model.model import Model
 
 __all__ = ["Scenario", "load_scenario", "dump_scenario", "scenario_from_text"]
@@ -75,7 +76,13 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 
 
 class _Dumper(yaml.SafeDumper):
-    """The safe dumper, quoting strings that :class:`_Loader` would read as numbers."""
+    """The safe dumper, quoting strings that :class:`_Loader` would read as numbers, and
+    writing numpy's scalars (which a model may hold: they are valid numbers) as plain ones."""
+
+
+_Dumper.add_multi_representer(np.integer, lambda d, v: d.represent_int(int(v)))
+_Dumper.add_multi_representer(np.floating, lambda d, v: d.represent_float(float(v)))
+_Dumper.add_multi_representer(np.bool_, lambda d, v: d.represent_bool(bool(v)))
 
 
 for _cls in (_Loader, _Dumper):
@@ -213,7 +220,7 @@ def _scenario(data: Any) -> Scenario:
     scenario = Scenario(model)
     if "horizon" in run:
         h = run["horizon"]
-        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < float("inf"):
+        if not _real(h) or not 0 < h < float("inf"):
             raise ScenarioError(f"run: horizon={h!r} must be a positive, finite number")
         scenario.horizon = float(h)
     if "replications" in run:

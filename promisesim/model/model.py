@@ -114,6 +114,10 @@ class Model:
         See :class:`~promisesim.model.super_agents.SuperAgent`. Give ``members``
         (agents or super-agents) or ``size`` copies of the ``member`` template.
         """
+        if isinstance(members, (str, Agent, SuperAgent)):   # one member, not its letters
+            raise ScenarioError(f"super-agent {name!r}: members={members!r} must be a list of "
+                                f"agents (for one member: members=[{_name(members)!r}])",
+                                element=("super-agent", str(name)))
         group = SuperAgent(name, tuple(_name(x) for x in members or ()), size, member, rule, k,
                            failures, service_time, hop, startup, warm_startup, reuse, balance)
         self.super_agents.append(group)

@@ -14,7 +14,7 @@ from typing import Union
 import numpy as np
 
 from ..dists import Distribution
-from ..errors import ScenarioError
+from ..errors import ScenarioError, _real
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Degrade, Observer, Outage, Partition, StartUp, Workload
 from .objectives import Alert, Objective, check_alerts, check_objectives
@@ -219,7 +219,7 @@ def _choice_features(cond: Condition) -> set[str]:
 
 
 def _number(owner: str, name: str, value: object, *, positive: bool, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _real(value):
         raise ScenarioError(f"{owner}: {name}={value!r} must be a number")
     v = float(value)
     if math.isnan(v) or math.isinf(v):
@@ -235,6 +235,9 @@ def _check_name(kind: str, name: object) -> str:
         raise ScenarioError(f"{kind} name {name!r} must be a non-empty string")
     if "/" in name:
         raise ScenarioError(f"{kind} {name!r}: names may not contain '/'", element=(kind, name))
+    if not name.isprintable():   # control characters, lone surrogates: unreadable in tables
+        raise ScenarioError(f"{kind} {name!r}: names may hold only printable characters",
+                            element=(kind, name))
     return name
 
 
@@ -271,7 +274,7 @@ def _check_agent(agent: Agent) -> None:
                 raise err(f"maintenance must be a Maintenance, got {f.maintenance!r}")
             checks.append(("maintenance interval", f.maintenance.interval))
             s = f.maintenance.success
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 1:
+            if not _real(s) or not 0 < s <= 1:
                 raise err(f"maintenance success={s!r} must be a probability in (0, 1]")
         for what, dist in checks:
             if not isinstance(dist, Distribution):
@@ -472,7 +475,7 @@ def _check_condition(p: Promise, cond: Condition, promises: dict[str, Promise], 
         if cond.rule != "any":
             raise err(f"hedge is for a choice (any_of), not a {cond.rule}-of condition")
         h = cond.hedge
-        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < math.inf:
+        if not _real(h) or not 0 < h < math.inf:
             raise err(f"hedge={h!r} must be a positive, finite time")
         if n < 2:
             raise err("a hedge sends a second copy to another provider, and this choice has one")
@@ -487,7 +490,7 @@ def _check_condition(p: Promise, cond: Condition, promises: dict[str, Promise], 
         if cond.mode == "push" and cond.choose != "first":
             raise err("a push-mode choice stays with its provider: choose must be 'first'")
         d = cond.detect
-        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < math.inf:
+        if not _real(d) or not 0 <= d < math.inf:
             raise err(f"detect={d!r} must be a non-negative, finite time")
     for item in cond.items:
         if isinstance(item, Condition):

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from ..dists import Deterministic, Distribution
-from ..errors import ScenarioError
+from ..errors import ScenarioError, _real
 from .agents import Agent, Bursts, Failures
 
 __all__ = ["AgentTemplate", "SuperAgent", "Expanded", "ScaledGroup"]
@@ -207,10 +207,10 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
             value = getattr(s, what)
             if isinstance(value, Distribution):
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            if not _real(value) \
                     or not 0 <= value < float("inf"):
                 raise err(f"{what}={value!r} must be a non-negative, finite time or a distribution")
-        if isinstance(s.reuse, bool) or not isinstance(s.reuse, (int, float)) \
+        if not _real(s.reuse) \
                 or not 0 <= s.reuse <= 1:
             raise err(f"reuse={s.reuse!r} must be a probability in [0, 1]")
         groups[s.name] = s
@@ -268,7 +268,7 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
                   "delay": (0.0, math.inf, True), "cooldown": (0.0, math.inf, True)}
         for what, (low, high, zero_ok) in limits.items():
             v = getattr(a, what)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+            if not _real(v) or not math.isfinite(v) \
                     or v < low or (v == low and not zero_ok) or v > high:
                 span = "in (0, 1]" if what == "utilisation" else (
                     "non-negative" if zero_ok else "positive") + " and finite"
@@ -291,7 +291,7 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
             if isinstance(x.size, bool) or not isinstance(x.size, int) or x.size < 1:
                 raise ScenarioError(f"scale_to {target!r}: size={x.size!r} must be a whole number "
                                     "of at least 1", element=("scale_to", target))
-            if isinstance(x.at, bool) or not isinstance(x.at, (int, float)) \
+            if not _real(x.at) \
                     or not 0 <= x.at < float("inf"):
                 raise ScenarioError(f"scale_to {target!r}: at={x.at!r} must be a non-negative, "
                                     "finite time", element=("scale_to", target))

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from ..errors import ScenarioError
+from ..errors import ScenarioError, _real
 from .super_agents import AgentTemplate
 
 __all__ = ["Versioned", "Release", "Retire", "Migrate", "UndocumentedChange"]
@@ -109,7 +109,7 @@ VersionEvent = Release | Retire | Migrate | UndocumentedChange
 
 
 def _time(value: object, what: str, err, *, positive: bool = False) -> float:  # type: ignore[no-untyped-def]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+    if not _real(value) or not math.isfinite(value) \
             or value < 0 or (positive and value == 0):
         raise err(f"{what}={value!r} must be a {'positive' if positive else 'non-negative'}, "
                   "finite time")
@@ -156,7 +156,7 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
         for label, share in traffic.items():
             if label not in v.versions:
                 raise err(f"traffic names version {label!r}, which it does not offer")
-            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            if not _real(share) or not 0 <= share <= 1:
                 raise err(f"the traffic share of {label!r} ({share!r}) must be in [0, 1]")
         if not math.isclose(sum(traffic.values()), 1.0, abs_tol=1e-9):
             raise err(f"traffic shares must sum to 1, not {sum(traffic.values())!r}")
@@ -200,7 +200,7 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
             new_outages.append(Outage(member, at, _time(e.adapt, "adapt", bad, positive=True)))
         else:
             share = e.share
-            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+            if not _real(share) or not 0 < share <= 1:
                 raise bad(f"share={share!r} must be in (0, 1]")
             over = _time(e.over, "over", bad)
             if at < migrating_until.get(v.name, 0.0):

@@ -432,3 +432,60 @@ observers:
         bad = ps.Model("bad")
         bad.agent("bad", service_time=-1.0)
         bad.spec()
+
+
+# -- hostile values that used to pass or fail obscurely ---------------------------------------
+@pytest.mark.parametrize("name", ["a\x07b", "tab\there", "line\nbreak", "\ud800"])
+def test_names_with_control_characters_are_refused(name):
+    m = ps.Model("m")
+    m.agent(name)
+    with pytest.raises(ps.ScenarioError, match="names may hold only printable characters") as e:
+        m.spec()
+    assert e.value.element == ("agent", name)
+
+
+def test_one_member_given_as_a_string_is_not_read_as_its_letters():
+    m = ps.Model("m")
+    for name in ("db", "d", "b"):
+        m.agent(name)
+    with pytest.raises(ps.ScenarioError, match=r"members='db' must be a list of agents \(for "
+                                               r"one member: members=\['db'\]\)"):
+        m.super_agent("grp", members="db")
+    assert m.super_agent("grp", members=["db"]).members == ("db",)
+    m.spec()
+
+
+@pytest.mark.parametrize("flag", ["record_requests", "record_changes"])
+def test_run_flags_must_be_booleans(flag):
+    m = ps.Model("m")
+    m.promise(m.agent("a"), to=m.agent("u"), body=ps.Availability(), name="up")
+    with pytest.raises(ps.ScenarioError, match=f"{flag}='no' must be True or False"):
+        ps.simulate(m, horizon=1.0, **{flag: "no"})
+
+
+def test_a_model_without_agents_is_refused_in_plain_words():
+    with pytest.raises(ps.ScenarioError, match="model 'empty' has no agents"):
+        ps.simulate(ps.Model("empty"), horizon=1.0)
+
+
+def test_numpy_numbers_are_numbers_and_files_write_them_plainly(tmp_path):
+    import numpy as np
+
+    def build(num, whole):
+        m = ps.Model("np")
+        db = m.agent("db", service_time=ps.Exponential(num(0.25)), servers=whole(2),
+                     limit=whole(5))
+        p = m.promise(db, to=m.agent("u"), body=ps.Latency(deadline=whole(1)), name="p")
+        m.workload(p, rate=num(2.0))
+        m.inject(ps.Outage(db, at=num(10.0), duration=num(5.0)))
+        return m
+
+    plain = build(float, int)
+    numpy = build(np.float32, np.int64)   # (values a float32 holds exactly)
+    path = tmp_path / "np.yaml"
+    ps.dump_scenario(numpy, path)
+    assert "np." not in path.read_text() and "servers: 2" in path.read_text()
+    again = ps.load_scenario(path).model
+    for m in (numpy, again):
+        r = ps.simulate(m, horizon=60.0, seed=2)
+        pd.testing.assert_frame_equal(r.requests, ps.simulate(plain, horizon=60.0, seed=2).requests)
