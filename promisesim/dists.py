@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import ScenarioError
+from .errors import ScenarioError, _real
 
 __all__ = [
     "as_time",
@@ -191,21 +191,55 @@ class Uniform(Distribution):
 
 @dataclass(frozen=True)
 class LogNormal(Distribution):
-    """Log-normal distribution given by its own ``mean`` and the ``sigma`` of its log.
+    """Log-normal distribution: its own ``mean`` (or ``mu``) and the ``sigma`` of its log.
 
-    The log is normal with standard deviation ``sigma`` and mean
-    ``log(mean) - sigma**2 / 2``, so the distribution's mean is ``mean``.
+    Give exactly one of
+
+    * ``mean``: the distribution's own mean (the first positional argument), so the
+      log is normal with mean ``log(mean) - sigma**2 / 2``;
+    * ``mu``: the mean of the underlying normal (numpy's ``lognormal(mean=...)``,
+      Ciw's and most simulators' convention), so the distribution's mean is
+      ``exp(mu + sigma**2 / 2)``.
+
+    The two are easy to mix up (``mean=0.1, sigma=0.5`` and ``mu=0.1, sigma=0.5``
+    differ by a factor of 12.6 in their means), so a scenario file names which:
+    ``lognormal: {mean: 0.1, sigma: 0.5}`` or ``lognormal: {mu: -2.4, sigma: 0.5}``.
     Draws use the Box-Muller transform of two uniforms.
     """
 
     mean_: float
     sigma: float
+    mu_: float
+    by_mu: bool
     n_uniforms: ClassVar[int] = 2
     kind: ClassVar[str] = "lognormal"
 
-    def __init__(self, mean: float, sigma: float) -> None:
-        object.__setattr__(self, "mean_", _check_positive("LogNormal", "mean", mean))
-        object.__setattr__(self, "sigma", _check_positive("LogNormal", "sigma", sigma))
+    def __init__(self, mean: float | None = None, sigma: float | None = None, *,
+                 mu: float | None = None) -> None:
+        if sigma is None:
+            raise ScenarioError("LogNormal: sigma (of the log) is required")
+        sigma = _check_positive("LogNormal", "sigma", sigma)
+        if (mean is None) == (mu is None):
+            raise ScenarioError("LogNormal: give mean (the distribution's own) or mu (of its "
+                                f"log), not {'both' if mean is not None else 'neither'}")
+        if mean is not None:
+            mean = _check_positive("LogNormal", "mean", mean)
+            location = math.log(mean) - 0.5 * sigma**2
+        else:
+            if not _real(mu) or not math.isfinite(float(mu)):  # type: ignore[arg-type]
+                raise ScenarioError(f"LogNormal: mu={mu!r} must be a finite number")
+            location = float(mu)  # type: ignore[arg-type]
+            try:
+                mean = math.exp(location + 0.5 * sigma**2)
+            except OverflowError:
+                mean = math.inf
+            if not math.isfinite(mean) or mean <= 0:
+                raise ScenarioError(f"LogNormal: mu={mu!r}, sigma={sigma!r} give a mean of "
+                                    f"{mean!r}: not a usable duration")
+        object.__setattr__(self, "mean_", mean)
+        object.__setattr__(self, "sigma", sigma)
+        object.__setattr__(self, "mu_", location)
+        object.__setattr__(self, "by_mu", mu is not None)
 
     @property
     def mean(self) -> float:
@@ -218,16 +252,20 @@ class LogNormal(Distribution):
     @property
     def mu(self) -> float:
         """Mean of the underlying normal."""
-        return math.log(self.mean_) - 0.5 * self.sigma**2
+        return self.mu_
 
     def from_uniforms(self, u: np.ndarray) -> np.ndarray:
         normal = np.sqrt(-2.0 * np.log(u[0])) * np.cos(2.0 * np.pi * u[1])
-        return np.exp(self.mu + self.sigma * normal)
+        return np.exp(self.mu_ + self.sigma * normal)
 
     def to_dict(self) -> dict[str, Any]:
+        if self.by_mu:
+            return {self.kind: {"mu": self.mu_, "sigma": self.sigma}}
         return {self.kind: {"mean": self.mean_, "sigma": self.sigma}}
 
     def __repr__(self) -> str:
+        if self.by_mu:
+            return f"LogNormal(mu={self.mu_!r}, sigma={self.sigma!r})"
         return f"LogNormal(mean={self.mean_!r}, sigma={self.sigma!r})"
 
 
