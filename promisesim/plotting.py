@@ -26,6 +26,14 @@ def _axes(ax: "Axes | None", **figure: Any) -> "Axes":
     return Figure(**figure).add_subplot()
 
 
+def _error_bars(metric: str, mean: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Error bar lengths below and above ``mean``: a confidence interval (NaN: none), within
+    [0, 1] for a share (a normal interval near 0 or 1 can reach past it)."""
+    if metric.endswith("fraction"):
+        low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+    return np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)]).clip(min=0.0)
+
+
 def plot_kept(result: "Result", ax: "Axes | None" = None, confidence: float = 0.95) -> "Axes":
     """Horizontal bars: each promise's kept fraction with its confidence interval.
 
@@ -48,7 +56,7 @@ def plot_kept(result: "Result", ax: "Axes | None" = None, confidence: float = 0.
     means = np.array([per_promise[p].mean for p in promises])
     low = np.array([per_promise[p].ci_low for p in promises])
     high = np.array([per_promise[p].ci_high for p in promises])
-    err = np.vstack([np.nan_to_num(means - low), np.nan_to_num(high - means)])
+    err = _error_bars("fraction", means, low, high)
     colours = ["tab:blue" if per_promise[p].metric == "request_kept_fraction" else "tab:green"
                for p in promises]
     bars = ax.barh(y, means, xerr=err, color=colours, capsize=3)
@@ -308,8 +316,7 @@ def plot_sweep(sweep_result: Any, parameter: str, metric: str = "kept_fraction",
                              "parameters first")
         x = part[parameter].to_numpy()
         mean = part["mean"].to_numpy()
-        err = np.vstack([np.nan_to_num(mean - part["ci_low"].to_numpy()),
-                         np.nan_to_num(part["ci_high"].to_numpy() - mean)])
+        err = _error_bars(metric, mean, part["ci_low"].to_numpy(), part["ci_high"].to_numpy())
         ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=name)
     ax.set_xlabel(parameter)
     ax.set_ylabel(f"{metric} (mean, 95% CI)")

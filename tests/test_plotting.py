@@ -61,6 +61,24 @@ def test_sweep_plot_has_one_line_per_promise():
     assert np.all(np.diff(line.get_ydata()) < 0)   # more load, fewer kept
 
 
+def test_confidence_bars_of_a_share_stay_within_0_and_1():
+    import pandas as pd
+
+    summary = pd.DataFrame({"x": [1.0, 2.0, 3.0], "promise": "p", "metric": "kept_fraction",
+                            "mean": [0.99, 0.5, 0.01], "ci_low": [0.95, 0.4, -0.03],
+                            "ci_high": [1.03, 0.6, 0.05]})
+    ax = plotting.plot_sweep(summary, "x", "kept_fraction")
+    (container,) = ax.containers
+    ends = np.concatenate([seg[:, 1] for seg in container.lines[2][0].get_segments()])
+    assert ends.min() == 0.0 and ends.max() == 1.0
+    assert sorted(set(np.round(ends, 12))) == [0.0, 0.05, 0.4, 0.6, 0.95, 1.0]
+    other = summary.assign(metric="requests", mean=[99.0, 50.0, 1.0], ci_low=[95.0, 40.0, -3.0],
+                           ci_high=[103.0, 60.0, 5.0])
+    (bars,) = plotting.plot_sweep(other, "x", "requests").containers   # not a share: as is
+    ends = np.concatenate([seg[:, 1] for seg in bars.lines[2][0].get_segments()])
+    assert ends.min() == -3.0 and ends.max() == 103.0
+
+
 def test_graph_marks_single_points_of_failure(demo):
     model, _ = demo
     ax = plotting.plot_graph(model)
