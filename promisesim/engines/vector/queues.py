@@ -167,16 +167,22 @@ class Service:
             error[at] = u < p[at - n_g]
         return error
 
-    def _caller_order(self, entries: list, n_g: int  # type: ignore[type-arg]
-                      ) -> tuple[np.ndarray, ...] | None:
+    def _caller_order(self, entries: list, n_g: int,  # type: ignore[type-arg]
+                      instants: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...] | None:
         """The keys that order entries ready at one instant (for :func:`numpy.lexsort`, the
         last first), where some caller calls on taking a server or leaving its queue (order
         ``"around"`` or ``"before"``) or the model has calls sent after others ended
         (retries, fallbacks; None otherwise): when each entry reached the nearest such
         caller above it, else the root (see :meth:`.runs._NodeRun.call_order`); in a model with
         calls sent after others ended, first when its caller made its calls, and those calls
-        after the rest (see :meth:`~promisesim.engines.vector.later.LaterCalls._later`)."""
-        if not self.sends_later and not any(run.calls_late() for run, *_rest in entries):
+        after the rest (see :meth:`~promisesim.engines.vector.later.LaterCalls._later`).
+        Such keys matter only for entries at one instant of ``instants`` (when they are
+        ready, and for a limited queue when they arrive): without late callers, none when
+        no two instants are equal."""
+        late = any(run.calls_late() for run, *_rest in entries)
+        if not self.sends_later and not late:
+            return None
+        if not late and not any(np.any(x[1:] == x[:-1]) for x in map(np.sort, instants)):
             return None
         assert not n_g   # (time windows are not used with such orders)
         key = _concat([run.call_order(pos) for run, pos, *_rest in entries])
@@ -275,14 +281,15 @@ class Service:
         # caller whose calls failed at once frees its server to the next, which calls at
         # that instant): they come in the order they reached their caller, as in the
         # reference engine's clock.
-        tie = self._caller_order(entries, n_g)
+        limited = entries[0][5] is not None
+        tie = self._caller_order(entries, n_g, (ready, _concat([e[0].arrival[e[1]] for e in entries]))
+                                 if limited else (ready,))
         if tie is not None:
             sort = np.lexsort((*tie, rep))
         else:
             sort = None if len(entries) == 1 and not n_g else np.argsort(rep, kind="stable")
         sort = _sort_within_replications(rep if sort is None else rep[sort],
                                          ready if sort is None else ready[sort], sort)
-        limited = entries[0][5] is not None
         start = np.empty(rep.size) if plans and order == "around" else None
         if limited:   # a capacity limit or slowdown: an event loop in lockstep
             agent_spec = self.spec.agents[agent]
