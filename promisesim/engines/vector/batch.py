@@ -17,6 +17,7 @@ from ...random import Streams
 from ..base import REJECTED
 from .arrivals import Arrivals, _Requests
 from .queues import Service
+from .later import _matches
 from .records import Records
 from .routing import Routing, _NodeRun
 from .states import AgentStates
@@ -180,9 +181,7 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
             reach, used = self.later_used.get(key, empty[:2])
             found, sent, trigger = self.later_found.get(key, empty)
             if not (np.array_equal(found, reach) and np.array_equal(sent, used)):
-                pos = np.minimum(np.searchsorted(reach, found), max(reach.size - 1, 0))
-                same = int(np.count_nonzero((reach[pos] == found) & (used[pos] == sent))
-                           ) if reach.size else 0
+                same = int(np.count_nonzero(_matches(reach, used, found, sent)[0]))
                 left += found.size + reach.size - 2 * same
             self.later_assumed[key] = (found, sent, trigger)
         for run in self.runs:

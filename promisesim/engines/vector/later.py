@@ -18,6 +18,16 @@ from .kernels import _UNIT, _isin_sorted
 from .runs import _NodeRun, _Resolved
 
 
+def _matches(reach: np.ndarray, used: np.ndarray, sub: np.ndarray,
+             sent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which pairs (request ``sub``, instant ``sent``) are among the pairs (``reach``
+    sorted, ``used``), and where in ``reach``."""
+    if not reach.size:
+        return np.zeros(sub.size, dtype=bool), np.zeros(sub.size, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(reach, sub), reach.size - 1)
+    return (reach[pos] == sub) & (used[pos] == sent), pos
+
+
 class LaterCalls:
     """Calls sent after others ended (retries, fallbacks, hedges), for the routing stage."""
 
@@ -32,7 +42,6 @@ class LaterCalls:
         sub, sent, trigger = self._later(id(cond), called)
         at = np.searchsorted(called, sub)
         other = self._hedge_target(cond, rep[at], sent, choice[at])
-        run.hedges[id(cond)] = (sub, sent, other)
         for j, (item, mask) in enumerate(zip(cond.items, targets)):
             copy = other == j
             if not copy.any():
@@ -80,13 +89,13 @@ class LaterCalls:
         at once, and their callers go on at that instant. The reference engine's crash ends
         them in the order they came in, and so they go on. In a model with such calls,
         entries ready at one instant join a queue in the order their callers made their
-        calls, or the calls they follow (:meth:`.runs._NodeRun.called_at`; the order a crash ends
-        them in), then they
-        reached the nearest caller above that calls on taking a server or leaving its
-        queue, else the root (:meth:`.runs._NodeRun.call_order`), calls sent after others ended
-        (the runs marked ``later``) after the rest (they may have been caused by them: a
-        retry sent at once after a refusal), then in the order of the runs, then of arrival
-        index (see :meth:`~promisesim.engines.vector.queues.Service._caller_order`)."""
+        calls, or the calls they follow (:meth:`.runs._NodeRun.called_at`: the order a crash
+        ends them in), then the order they reached the nearest caller above that calls on
+        taking a server or leaving its queue, else the root
+        (:meth:`.runs._NodeRun.call_order`); calls sent after others ended (the runs marked
+        ``later``) after the rest (they may have been caused by them: a retry sent at once
+        after a refusal), then in the order of the runs, then of arrival index (see
+        :meth:`~promisesim.engines.vector.queues.Service._caller_order`)."""
         reach, sent, trigger = self.later_assumed.get(key, (calling[:0], np.empty(0),
                                                             np.empty(0)))
         if reach.size:
@@ -150,7 +159,7 @@ class LaterCalls:
         ok, done, deg = first
         sent = t + cond.hedge
         at = np.flatnonzero((choice >= 0) & (done > sent))
-        if at.size:
+        if at.size:   # (a caller that crashed sends no copy: the first call's end stands)
             at, _, sent_at = self._before_crash(self._caller_crash(run, w, called), at,
                                                 called[at], sent[at], done.copy())
         else:
@@ -252,10 +261,7 @@ class LaterCalls:
         not are left failed where they were: the pass is not settled, and the next one
         routes them."""
         reach, used = self.later_used.get(key, (sub[:0], sent[:0]))
-        if not reach.size:
-            return np.zeros(sub.size, dtype=bool), np.zeros(sub.size, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(reach, sub), reach.size - 1)
-        return (reach[pos] == sub) & (used[pos] == sent), pos
+        return _matches(reach, used, sub, sent)
 
     def _caller_crash(self, run: _NodeRun, w: int, called: np.ndarray) -> np.ndarray | None:
         """When the caller (``run``'s promiser) next crashes after each request of ``called``

@@ -282,8 +282,9 @@ class Service:
         # that instant): they come in the order they reached their caller, as in the
         # reference engine's clock.
         limited = entries[0][5] is not None
-        tie = self._caller_order(entries, n_g, (ready, _concat([e[0].arrival[e[1]] for e in entries]))
-                                 if limited else (ready,))
+        # admitted in order of arrival here (limited); queued in order of ready (calls resolved)
+        arrival = _concat([e[0].arrival[e[1]] for e in entries]) if limited else None
+        tie = self._caller_order(entries, n_g, (ready,) if arrival is None else (ready, arrival))
         if tie is not None:
             sort = np.lexsort((*tie, rep))
         else:
@@ -294,8 +295,7 @@ class Service:
         if limited:   # a capacity limit or slowdown: an event loop in lockstep
             agent_spec = self.spec.agents[agent]
             enters = _concat([e[5] for e in entries])
-            # admitted in order of arrival here; queued in order of ready (calls resolved)
-            arrival = _concat([e[0].arrival[e[1]] for e in entries])
+            assert arrival is not None
             o = _limited_order(rep, arrival, len(entries) > 1, tie)
             r, c, a = rep[o], crash[o], arrival[o]
             segment = np.cumsum(np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])])

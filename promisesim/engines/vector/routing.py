@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...model.promises import Condition
+from ...model.promises import RETRY_ON, Condition
 from ...model.spec import CallCondition, CallNode
-from ..base import (
-    BREAKER_OPEN, DEGRADED, LATE, OUTCOMES, PARTITIONED, PROMISER_DOWN, REJECTED, UNFINISHED,
-)
+from ..base import DEGRADED, OUTCOMES, UNFINISHED
+from ..reference.calls import _KIND
 from .kernels import _UNIT, _isin_sorted, _kth_smallest
 from .later import LaterCalls
 from .runs import _NodeRun, _Resolved
@@ -84,13 +83,14 @@ def _push_bindings(believed: np.ndarray, rep: np.ndarray, times: np.ndarray,
     return out, after
 
 
-#: Kinds of failure a caller may retry (see :data:`~promisesim.model.promises.RETRY_ON`),
-#: and the kind of an attempt whose provider's request ended with each outcome (a late
-#: answer: timeouts; the reference engine's table, by outcome code).
-_KINDS = ("errors", "timeouts", "refusals")
+#: The kind of failure (its position in :data:`~promisesim.model.promises.RETRY_ON`) of an
+#: attempt whose provider's request ended with each outcome: the reference engine's table,
+#: by outcome code (an answer still unfinished at the horizon: a timeout).
 _FAILURE_KIND = np.zeros(len(OUTCOMES), dtype=np.int64)
-_FAILURE_KIND[[LATE, UNFINISHED]] = _KINDS.index("timeouts")
-_FAILURE_KIND[[PROMISER_DOWN, REJECTED, PARTITIONED, BREAKER_OPEN]] = _KINDS.index("refusals")
+for _code, _kind in {**_KIND, UNFINISHED: "timeouts"}.items():
+    if _kind is not None:
+        _FAILURE_KIND[_code] = RETRY_ON.index(_kind)
+del _code, _kind
 
 
 class Routing(LaterCalls):
@@ -98,7 +98,8 @@ class Routing(LaterCalls):
 
     Reads ``states``, ``arrivals``, ``refused``, ``later_assumed`` and ``falls_back``;
     writes ``runs`` and ``by_node`` (one :class:`_NodeRun` per node reached),
-    ``later_used`` and ``later_found`` (calls sent after others ended: retries, fallbacks)
+    ``later_used`` and ``later_found`` (calls sent after others ended: retries, fallbacks,
+    hedges)
     and, in time windows, ``push_log``.
     """
 
@@ -403,8 +404,8 @@ class Routing(LaterCalls):
             outcome = child.outcome if pos is None else child.outcome[pos]
         kind = _FAILURE_KIND[outcome]
         if late is not None:
-            kind[late] = _KINDS.index("timeouts")
-        retried = np.array([k in use.retry_on for k in _KINDS])
+            kind[late] = RETRY_ON.index("timeouts")
+        retried = np.array([k in use.retry_on for k in RETRY_ON])
         return ok, done, deg, ~ok & retried[kind]
 
     def _resolve_calls(self, run: _NodeRun, t: np.ndarray) -> _Resolved:

@@ -21,8 +21,6 @@ class _NodeRun:
     called: np.ndarray = field(default=None)  # type: ignore[assignment] # reach where the promiser is up
     called_pos: np.ndarray = field(default=None)  # type: ignore[assignment] # their positions in reach
     choice: dict[int, np.ndarray] = field(default_factory=dict)  # id(any-condition) -> item chosen
-    # id(hedged choice) -> the copies this pass routed: (requests, instants sent, item)
-    hedges: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     ok: np.ndarray = field(default=None)      # type: ignore[assignment] # per reach: kept
     answered: np.ndarray = field(default=None)  # type: ignore[assignment] # per reach: answered, no error
     done: np.ndarray = field(default=None)    # type: ignore[assignment] # per reach: instant resolved
