@@ -26,6 +26,40 @@ def _axes(ax: "Axes | None", **figure: Any) -> "Axes":
     return Figure(**figure).add_subplot()
 
 
+#: Units a time axis may be shown in, with their length in seconds, shortest first.
+_DISPLAY_UNITS = (("ms", 0.001), ("s", 1.0), ("min", 60.0), ("h", 3_600.0), ("d", 86_400.0))
+
+
+def _time_axis(ax: "Axes", time_unit: str, span: float, what: str = "time") -> None:
+    """Label the x axis as a time in the unit that reads best for ``span`` (model time
+    units): the longest unit of which ``span`` holds at least 3 (600,000 s as 6.9 days,
+    0.25 s as 250 ms), with ticks at round values of that unit. A time unit that is not a
+    fixed length (``"requests"``) keeps the model's own numbers."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    from .openslo import seconds_per_unit
+
+    per = seconds_per_unit(time_unit)
+    if per is None or not np.isfinite(span) or span <= 0:
+        ax.set_xlabel(f"{what} ({time_unit})")
+        return
+    seconds = span * per
+    name, length = next(((n, u) for n, u in reversed(_DISPLAY_UNITS) if seconds >= 3 * u),
+                        _DISPLAY_UNITS[0])
+    factor = length / per      # model units per display unit
+    if np.isclose(factor, 1.0):
+        ax.set_xlabel(f"{what} ({time_unit})")
+        return
+
+    class _Scaled(MaxNLocator):
+        def tick_values(self, vmin: float, vmax: float) -> np.ndarray:
+            return super().tick_values(vmin / factor, vmax / factor) * factor
+
+    ax.xaxis.set_major_locator(_Scaled(nbins="auto", steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x / factor:.6g}"))
+    ax.set_xlabel(f"{what} ({name})")
+
+
 def _error_bars(metric: str, mean: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Error bar lengths below and above ``mean``: a confidence interval (NaN: none), within
     [0, 1] for a share (a normal interval near 0 or 1 can reach past it)."""
@@ -80,7 +114,7 @@ def _lanes(ax: "Axes", result: "Result", rows: list[str], ncols: int, title: str
     ax.set_yticks(range(len(rows)), rows)
     ax.invert_yaxis()
     ax.set_xlim(0, result.horizon)
-    ax.set_xlabel(f"time ({result.spec.time_unit})")
+    _time_axis(ax, result.spec.time_unit, result.horizon)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), loc="lower right", bbox_to_anchor=(1.0, 1.0),
@@ -193,7 +227,7 @@ def plot_objective(result: "Result", objective: str, replication: int = 0,
     ax.set_ylim(low, 1.0 + 0.05 * (1.0 - low))
 
     ax.set_xlim(0, result.horizon)
-    ax.set_xlabel(f"time ({result.spec.time_unit})")
+    _time_axis(ax, result.spec.time_unit, result.horizon)
     ax.set_ylabel("good share")
     # budget left within each calendar window, as the bad counts accumulate
     budget = ax.twinx()
@@ -275,7 +309,8 @@ def plot_latency(result: "Result", promise: str, ax: "Axes | None" = None, bins:
     ax.axvline(deadline, color="tab:red", linestyle="--", label=f"deadline {deadline:g}")
     counted = mine[mine["outcome"] != "unfinished"]
     kept = float(counted["kept"].mean()) if len(counted) else float("nan")
-    ax.set_xlabel(f"response time ({spec.time_unit})")
+    _time_axis(ax, spec.time_unit, max(float(answered.max()) if answered.size else 0.0,
+                                       float(deadline)), "response time")
     ax.set_ylabel("share of answered requests")
     ax.set_title(f"{promise}: {kept:.2%} of {len(counted)} requests kept")
     ax.legend(loc="upper right", fontsize="small")

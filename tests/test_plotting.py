@@ -117,3 +117,31 @@ def test_objective_plots_draw_the_shares_the_tables_hold(demo):
     assert f"of {len(table)} windows met it" in ax.get_title(loc="left")
     with pytest.raises(ValueError, match="objective 'nope' is not one of the model's"):
         plotting.plot_objective(result, "nope")
+
+
+def test_time_axes_read_in_the_unit_that_suits_the_span(demo):
+    _, result = demo                      # one day, in seconds
+    fig_ax = plotting.plot_timeline(result)
+    assert fig_ax.get_xlabel() == "time (h)"
+    ticks = np.asarray(fig_ax.xaxis.get_major_locator()())
+    inside = ticks[(ticks >= 0) & (ticks <= result.horizon)]
+    # ticks at round numbers of hours, labelled in hours
+    assert inside.size >= 3 and np.allclose(inside / 3_600.0, np.round(inside / 3_600.0))
+    formatter = fig_ax.xaxis.get_major_formatter()
+    assert formatter(7_200.0, 0) == "2"
+    # response times of a fraction of a second read in milliseconds
+    ax = plotting.plot_latency(result, "answers")
+    assert ax.get_xlabel() == "response time (ms)"
+    assert ax.xaxis.get_major_formatter()(0.3, 0) == "300"
+
+
+@pytest.mark.parametrize("unit, horizon, label", [("s", 600_000.0, "time (d)"),
+                                                  ("s", 100.0, "time (s)"),
+                                                  ("h", 2.0, "time (min)"),
+                                                  ("h", 500.0, "time (d)"),
+                                                  ("requests", 1e6, "time (requests)")])
+def test_time_axis_unit_by_span(unit, horizon, label):
+    ax = Figure().add_subplot()
+    ax.set_xlim(0, horizon)
+    plotting._time_axis(ax, unit, horizon)
+    assert ax.get_xlabel() == label

@@ -502,7 +502,9 @@ def _check_condition(p: Promise, cond: Condition, promises: dict[str, Promise], 
         if q.promisee != p.promiser:
             raise err(
                 f"condition {item!r} is made by {q.promiser!r} to {q.promisee!r}, not to "
-                f"{p.promiser!r}: a condition must be a promise made to the promiser (unquenched)"
+                f"{p.promiser!r}: a promise can only rely on promises made to its own promiser; "
+                f"make {item!r} to {p.promiser!r}, or let {p.promiser!r} make its own promise to "
+                f"{q.promiser!r}"
             )
         if not q.accepted:
             raise err(

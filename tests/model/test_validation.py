@@ -132,7 +132,9 @@ def test_condition_not_made_to_the_promiser_is_refused():
     message = str(info.value)
     for agent in ("db", "users", "api"):
         assert repr(agent) in message
-    assert "unquenched" in message
+    # in plain words, with the fix: a promise to the promiser, made by the other agent
+    assert "unquenched" not in message
+    assert "make 'q' to 'api'" in message
 
 
 def test_condition_not_accepted_is_refused():
