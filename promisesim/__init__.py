@@ -15,7 +15,7 @@ from .model import (
     all_of, any_of, fallback, k_of,
 )
 from .random import Streams
-from .results import Result
+from .results import Result, load_result
 from .scenario import dump_scenario, load_scenario
 from .sweep import load_sweep, replicate, sweep
 
@@ -26,6 +26,6 @@ __all__ = [
     "EngineError", "Exponential", "Failures", "Latency", "Maintenance", "LogNormal", "Model", "ModelSpec",
     "Objective", "Observer", "Outage", "Partition", "ScaleTo", "Autoscaler", "Versioned", "Release", "Retire", "Migrate",
     "UndocumentedChange", "Promise", "Result", "RetryBudget", "ScenarioError", "Streams", "Uniform", "Workload",
-    "all_of", "any_of", "dump_scenario", "fallback", "k_of", "load_scenario", "load_sweep", "replicate",
+    "all_of", "any_of", "dump_scenario", "fallback", "k_of", "load_result", "load_scenario", "load_sweep", "replicate",
     "simulate", "sweep", "__version__",
 ]

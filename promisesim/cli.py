@@ -11,7 +11,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["main"]
 
@@ -42,6 +42,19 @@ def _folder(text: str) -> Path:
     return path
 
 
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a file in it, or raise ScenarioError saying why not."""
+    from .errors import ScenarioError
+
+    probe = folder / f".promisesim-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ScenarioError(f"--out {folder}: cannot write there ({exc.strerror or exc})") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="promisesim", description="Simulate promises between agents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="keep request counts only, not one record per request (less memory)")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar (shown on a terminal only, in any case)")
-    run.add_argument("--out", type=_folder, help="folder for the tables (CSV) and plots (PNG)")
+    run.add_argument("--out", type=_folder,
+                     help="folder for the tables (CSV; requests as Parquet), the plots (PNG) "
+                          "and the whole result (result/, read by promisesim.load_result)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records")
     run.add_argument("--interior", action="store_true",
                      help="list the interior promises of super-agents and versions in the table")
@@ -264,24 +279,20 @@ def _request_cause_lines(table, top: int = 4) -> list[str]:  # type: ignore[no-u
     return lines
 
 
-def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    from .plotting import plot_breakers, plot_kept, plot_timeline
-
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    tables = [("summary", result.summary()), ("promises", result.promises),
-              ("intervals", result.intervals), ("events", result.events)]
-    if result.spec.observers:
-        tables.append(("observations", result.observations))
+def _tables(result) -> list[tuple[str, Any]]:  # type: ignore[no-untyped-def]
+    """Every table of ``result`` that its model and run settings give, by file name."""
+    tables = [("summary", result.summary()), ("promises", result.promises)]
+    if result.trace.agent_changes is not None:
+        tables += [("intervals", result.intervals), ("events", result.events),
+                   ("causes", result.cause_summary())]
+        if result.spec.observers:
+            tables.append(("observations", result.observations))
     if result.trace.requests is not None:
-        tables.append(("request_causes", result.request_cause_summary()))
-    guarded = any(p.breaker is not None for p in result.spec.promises)
-    if guarded:
+        tables += [("requests", result.requests),
+                   ("request_causes", result.request_cause_summary())]
+    if result.spec.messages_per_call:
+        tables.append(("messages", result.messages))
+    if any(p.breaker is not None for p in result.spec.promises):
         tables.append(("breakers", result.breakers))
     if result.spec.objectives:
         try:
@@ -290,10 +301,37 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
                 tables.append(("alerts", result.alerts))
         except ValueError:   # not judged (said when the summary was printed)
             pass
-    for name, frame in tables:
-        path = out / f"{name}.csv"
-        frame.to_csv(path, index=False)
+    return tables
+
+
+def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
+    """Write every table (CSV; the requests as Parquet when pyarrow is installed), the
+    plots (PNG) and, with pyarrow, the whole result (``result/``, for ``load_result``)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from .plotting import plot_breakers, plot_kept, plot_timeline
+
+    try:
+        import pyarrow  # noqa: F401
+        parquet = True
+    except ImportError:
+        parquet = False
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in _tables(result):
+        if name == "requests" and parquet:   # millions of rows: columnar, typed, compressed
+            path = out / f"{name}.parquet"
+            frame.to_parquet(path, index=False)
+        else:
+            path = out / f"{name}.csv"
+            frame.to_csv(path, index=False)
         written.append(path)
+    if parquet:
+        written.append(result.save(out / "result", overwrite=True))
+    guarded = any(p.breaker is not None for p in result.spec.promises)
     n_rows = len(result.spec.agents) + len(result.spec.promises)
     fig = Figure(figsize=(10, 1.5 + 0.45 * (len(result.spec.promises) + n_rows)), layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=[len(result.spec.promises) + 1, n_rows + 1])
@@ -318,6 +356,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args.file)
         horizon = _horizon(args, scenario)
+        if args.out is not None:
+            _check_writable(args.out)   # before the simulation, not after it
         if args.slo:
             from .openslo import read_openslo
 
@@ -393,7 +433,11 @@ def _run(args: argparse.Namespace) -> int:
                 print("why requests broke (share of each promise's broken requests):")
                 print("\n".join(lines))
     if args.out is not None:
-        written = _write(result, args.out)
+        try:
+            written = _write(result, args.out)
+        except OSError as exc:   # e.g. a full disk: said in one line, results already printed
+            print(f"promisesim: error: cannot write to {args.out}: {exc}", file=sys.stderr)
+            return 2
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ from .engines.base import (BREAKER_COLUMNS, BREAKER_STATES, CAUSES, DEGRADED, KE
 from .model.promises import Condition, Latency
 from .model.spec import ModelSpec
 
-__all__ = ["Result", "PROMISE_METRICS", "summarise"]
+__all__ = ["Result", "PROMISE_METRICS", "summarise", "load_result"]
 
 PROMISE_METRICS = (
     "kept_fraction",
@@ -156,6 +157,37 @@ class Result:
     def __repr__(self) -> str:
         return (f"Result(model={self.spec.name!r}, engine={self.engine!r}, "
                 f"replications={self.replications}, horizon={self.horizon!r})")
+
+    # -- saving -------------------------------------------------------------------
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the result to the folder ``path``: the model as a scenario file, the
+        engine's raw output as Parquet, the run's provenance as JSON. Needs pyarrow.
+
+        :func:`load_result` reads it back with every table equal to this result's. A
+        folder that already holds a saved result is replaced only with ``overwrite=True``;
+        any other non-empty folder is refused.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder.
+
+        Examples
+        --------
+        >>> import tempfile, promisesim as ps
+        >>> m = ps.Model("one server")
+        >>> s = m.agent("server", failures=ps.Failures(
+        ...     time_to_failure=ps.Exponential(mean=100.0), time_to_repair=1.0))
+        >>> p = m.promise(s, to=m.agent("user"), body=ps.Availability(), name="up")
+        >>> result = ps.simulate(m, horizon=1_000.0, replications=2, seed=1)
+        >>> folder = result.save(tempfile.mkdtemp() + "/run")
+        >>> again = ps.load_result(folder)
+        >>> again.promises.equals(result.promises)
+        True
+        """
+        from . import _saving
+
+        return _saving.save(self, path, overwrite)
 
     # -- provenance ---------------------------------------------------------------
     @property
@@ -668,3 +700,19 @@ class Result:
         out.attrs.update(self.attrs)
         out.attrs["confidence"] = confidence
         return out
+
+
+def load_result(path: str | Path) -> Result:
+    """Read a result written by :meth:`Result.save`: its tables equal the saved result's.
+
+    The folder is read as data (JSON, YAML with the safe loader, Parquet; nothing is
+    unpickled) and checked against the saved model before any table is built.
+
+    Raises
+    ------
+    ScenarioError
+        If the folder is not a whole saved result, or its files do not fit together.
+    """
+    from . import _saving
+
+    return Result(**_saving.load(path))

@@ -683,3 +683,40 @@ def test_an_unknown_key_names_the_closest_allowed_one():
     with pytest.raises(ps.ScenarioError) as far:
         scenario_from_text("agents: [{name: a, zzz: 2}]\n", source="f.yaml")
     assert "did you mean" not in str(far.value)
+
+
+def test_out_writes_every_table_and_the_whole_result(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    example = Path(ps.__file__).parent / "examples" / "web_api.yaml"
+    folder = tmp_path / "out"
+    status, _, err = run_cli(capsys, "run", example, "--horizon", "20000", "-r", "2",
+                             "--seed", "4", "--no-progress", "--out", folder)
+    assert status == 0, err
+    for name in ("causes.csv", "request_causes.csv", "intervals.csv"):
+        assert len((folder / name).read_text().splitlines()) >= 2, name
+    again = ps.load_result(folder / "result")
+    direct = ps.simulate(ps.load_scenario(example).model, horizon=20_000.0, replications=2,
+                         seed=4)
+    requests = pd.read_parquet(folder / "requests.parquet")
+    pd.testing.assert_frame_equal(requests, direct.requests, check_categorical=False,
+                                  check_dtype=False)
+    assert len(requests) > 1000
+    pd.testing.assert_frame_equal(again.requests, direct.requests)
+    pd.testing.assert_frame_equal(again.promises, direct.promises)
+    # a second run into the same folder replaces the saved result
+    status, _, err = run_cli(capsys, "run", example, "--horizon", "20000", "-r", "1",
+                             "--no-progress", "--out", folder)
+    assert status == 0, err
+    assert ps.load_result(folder / "result").replications == 1
+
+
+def test_out_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    example = Path(ps.__file__).parent / "examples" / "web_api.yaml"
+    status, out, err = run_cli(capsys, "run", example, "--out", blocker / "below")
+    assert status == 2 and out == ""
+    assert err.startswith(f"promisesim: error: --out {blocker / 'below'}: cannot write there")
+    assert len(err.splitlines()) == 1

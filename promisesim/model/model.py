@@ -312,10 +312,12 @@ class Model:
             list(self.promises), list(self.outages))
         x = expand(agents, list(self.super_agents), promises, outages, list(self.scalings),
                    list(self.autoscalers))
-        return build_spec(self.name, self.time_unit, x.agents, x.promises, list(self.workloads),
+        spec = build_spec(self.name, self.time_unit, x.agents, x.promises, list(self.workloads),
                           x.outages, list(self.observers), {**versions, **x.interior},
                           x.messages_per_call, x.scaled, list(self.degradations),
                           list(self.partitions), list(self.objectives), list(self.alerts))
+        # a snapshot (the model may change later): what Result.save writes
+        return replace(spec, scenario=self.to_dict())
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

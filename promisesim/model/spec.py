@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field, replace
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -120,6 +120,9 @@ class ModelSpec:
     objectives: tuple[Objective, ...] = ()
     #: Burn-rate alerts on objectives, evaluated on the results.
     alerts: tuple[Alert, ...] = ()
+    #: The scenario-file form of the model it was built from (``Model.to_dict()`` when
+    #: :meth:`~promisesim.Model.spec` froze it): what a saved result stores.
+    scenario: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def agent_errors(self, agent: int) -> bool:
         """Whether answers of ``agent`` can be errors (its own probability, bursts, or a
