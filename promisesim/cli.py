@@ -104,7 +104,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--knockout", action="store_true",
                        help="also rank agents by the damage of knocking each out (simulates)")
     check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors and "
+                                  "validators)")
     return parser
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .model.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
 
 
 def _horizon(args: argparse.Namespace, scenario) -> float:  # type: ignore[no-untyped-def]
@@ -591,7 +600,7 @@ def _slo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``promisesim`` command."""
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "sweep": _sweep, "check": _check, "slo": _slo}
+    commands = {"run": _run, "sweep": _sweep, "check": _check, "slo": _slo, "schema": _schema}
     try:
         return commands[args.command](args)
     except BrokenPipeError:

@@ -34,10 +34,11 @@ import yaml
 
 from .errors import ScenarioError, _real
 from .model.model import Model
+from .model.schema import keys
 
 __all__ = ["Scenario", "load_scenario", "dump_scenario", "scenario_from_text"]
 
-_RUN_KEYS = {"horizon", "replications", "seed", "engine"}
+_RUN_KEYS, _ = keys("run")
 
 
 @dataclass

@@ -12,3 +12,19 @@ def one_agent_model():
     users = m.agent("users")
     m.promise(server, to=users, body=ps.Availability(), name="up")
     return m
+
+
+@pytest.fixture(scope="session")
+def schema_valid():
+    """A check that a scenario file's data passes the shipped JSON Schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from promisesim.model.schema import scenario_schema
+
+    validator = jsonschema.Draft202012Validator(scenario_schema())
+
+    def check(data):
+        errors = [(list(e.absolute_path), e.message) for e in validator.iter_errors(data)]
+        assert not errors, errors
+        return data
+
+    return check

@@ -12,6 +12,7 @@ from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleT
 from .objectives import Alert, Objective
 from .promises import Availability, Backoff, Breaker, Condition, RetryBudget, Latency, Promise, all_of, any_of, fallback, k_of
 from .spec import ModelSpec, build_spec
+from .schema import INJECTIONS, keys
 from .super_agents import AgentTemplate, SuperAgent, expand
 from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned, expand_versions
 
@@ -488,20 +489,18 @@ def _partition_fields(x: Partition) -> dict[str, Any]:
     return out
 
 
-_TOP_KEYS = {"name", "time_unit", "agents", "super_agents", "versioned", "promises", "workloads",
-             "injections", "observers", "objectives", "alerts", "run"}
 _EVENT_KEYS = {Release: "release", Retire: "retire", Migrate: "migrate",
                UndocumentedChange: "undocumented_change"}
-_EVENT_FIELDS = {Release: ({"target", "version", "at"}, set()),
-                 Retire: ({"target", "version", "at"}, set()),
-                 Migrate: ({"target", "to", "at"}, {"share", "over"}),
-                 UndocumentedChange: ({"target", "version", "at", "adapt"}, set())}
 
 
 class _Reader:
     """Converts the scenario-file form into a :class:`Model`, naming elements in errors."""
 
-    def _mapping(self, data: Any, where: str, allowed: set[str], required: set[str] = set()) -> dict:
+    def _mapping(self, data: Any, where: str, allowed: Any, required: Any = frozenset()) -> dict:
+        """``data`` as a mapping with keys in ``allowed`` and ``required`` (or one pair of
+        them: an element's name in :mod:`~promisesim.model.schema`)."""
+        if isinstance(allowed, str):
+            allowed, required = keys(allowed)
         if not isinstance(data, dict):
             raise ScenarioError(f"{where}: expected a mapping, got {data!r}")
         unknown = set(data) - allowed
@@ -528,7 +527,7 @@ class _Reader:
         return data
 
     def model(self, data: Any) -> Model:
-        data = self._mapping(data, "scenario", _TOP_KEYS, {"agents"})
+        data = self._mapping(data, "scenario", "scenario")
         m = Model(str(data.get("name", "model")), time_unit=str(data.get("time_unit", "s")))
         for i, entry in enumerate(self._list(data.get("agents"), "agents")):
             self.agent(m, entry, f"agents[{i}]")
@@ -539,65 +538,52 @@ class _Reader:
         for i, entry in enumerate(self._list(data.get("promises"), "promises")):
             self.promise(m, entry, f"promises[{i}]")
         for i, entry in enumerate(self._list(data.get("workloads"), "workloads")):
-            e = self._mapping(entry, f"workloads[{i}]",
-                              {"promise", "rate", "interarrival", "name", "start", "end"}, {"promise"})
+            e = self._mapping(entry, f"workloads[{i}]", "workload")
             gaps = None
             if e.get("interarrival") is not None:
                 gaps = distribution_from_dict(e["interarrival"], where=f"workloads[{i}]: interarrival")
             m.workload(str(e["promise"]), rate=e.get("rate"), interarrival=gaps, name=e.get("name"),
                        start=e.get("start", 0.0), end=e.get("end"))
         for i, entry in enumerate(self._list(data.get("observers"), "observers")):
-            e = self._mapping(entry, f"observers[{i}]", {"name", "promise", "interval", "probe"},
-                              {"name", "promise"})
+            e = self._mapping(entry, f"observers[{i}]", "observer")
             interval = None
             if e.get("interval") is not None:
                 interval = distribution_from_dict(e["interval"], where=f"observers[{i}]: interval")
             m.observe(str(e["promise"]), interval=interval, name=e["name"],
                       probe=e.get("probe", False))
         for i, entry in enumerate(self._list(data.get("objectives"), "objectives")):
-            e = self._mapping(entry, f"objectives[{i}]",
-                              {"promise", "target", "window", "rolling", "budgeting", "timeslice",
-                               "timeslice_target", "step", "name"}, {"promise", "target", "window"})
+            e = self._mapping(entry, f"objectives[{i}]", "objective")
             m.objective(str(e["promise"]), target=e["target"], window=e["window"],
                         rolling=e.get("rolling", False), budgeting=e.get("budgeting", "occurrences"),
                         timeslice=e.get("timeslice"),
                         timeslice_target=e.get("timeslice_target", 1.0), step=e.get("step"),
                         name=e.get("name"))
         for i, entry in enumerate(self._list(data.get("alerts"), "alerts")):
-            e = self._mapping(entry, f"alerts[{i}]",
-                              {"objective", "long", "short", "burn_rate", "every", "name"},
-                              {"objective", "long", "short", "burn_rate"})
+            e = self._mapping(entry, f"alerts[{i}]", "alert")
             m.alert(str(e["objective"]), long=e["long"], short=e["short"],
                     burn_rate=e["burn_rate"], every=e.get("every"), name=e.get("name"))
         for i, entry in enumerate(self._list(data.get("injections"), "injections")):
-            kinds = {"outage", "degrade", "partition", "scale_to", "autoscaler",
-                     *_EVENT_KEYS.values()}
+            kinds = set(INJECTIONS)
             e = self._mapping(entry, f"injections[{i}]", kinds)
             if len(e) != 1:
                 raise ScenarioError(f"injections[{i}]: give one of {', '.join(sorted(kinds))}")
             event = next((cls for cls, key in _EVENT_KEYS.items() if key in e), None)
             if event is not None:
                 key = _EVENT_KEYS[event]
-                required, optional = _EVENT_FIELDS[event]
-                x = self._mapping(e[key], f"injections[{i}].{key}", required | optional, required)
+                x = self._mapping(e[key], f"injections[{i}].{key}", key)
                 m.inject(event(**{**x, "target": str(x["target"])}))
                 continue
             if "autoscaler" in e:
-                fields = {"target", "utilisation", "interval", "delay", "min_size", "max_size",
-                          "cooldown"}
-                x = self._mapping(e["autoscaler"], f"injections[{i}].autoscaler", fields, {"target"})
+                x = self._mapping(e["autoscaler"], f"injections[{i}].autoscaler", "autoscaler")
                 m.inject(Autoscaler(**{**x, "target": str(x["target"])}))
                 continue
             if "degrade" in e:
-                x = self._mapping(e["degrade"], f"injections[{i}].degrade",
-                                  {"target", "at", "duration", "slower", "errors"}, {"target", "at"})
+                x = self._mapping(e["degrade"], f"injections[{i}].degrade", "degrade")
                 m.inject(Degrade(str(x["target"]), x["at"], x.get("duration"),
                                  x.get("slower", 1.0), x.get("errors", 0.0)))
                 continue
             if "partition" in e:
-                x = self._mapping(e["partition"], f"injections[{i}].partition",
-                                  {"a", "b", "at", "duration", "both_ways"},
-                                  {"a", "b", "at", "duration"})
+                x = self._mapping(e["partition"], f"injections[{i}].partition", "partition")
                 sides = [x[k] if isinstance(x[k], str) else tuple(
                     str(v) for v in self._list(x[k], f"injections[{i}].partition.{k}"))
                     for k in ("a", "b")]
@@ -605,25 +591,19 @@ class _Reader:
                                    x.get("both_ways", True)))
                 continue
             if "scale_to" in e:
-                x = self._mapping(e["scale_to"], f"injections[{i}].scale_to", {"target", "size", "at"},
-                                  {"target", "size", "at"})
+                x = self._mapping(e["scale_to"], f"injections[{i}].scale_to", "scale_to")
                 m.inject(ScaleTo(str(x["target"]), x["size"], x["at"]))
                 continue
-            o = self._mapping(e["outage"], f"injections[{i}].outage",
-                              {"target", "at", "duration", "drain"}, {"target", "at", "duration"})
+            o = self._mapping(e["outage"], f"injections[{i}].outage", "outage")
             m.inject(Outage(str(o["target"]), o["at"], o["duration"], o.get("drain", False)))
         return m
 
     def super_agent(self, m: Model, entry: Any, where: str) -> None:
-        e = self._mapping(entry, where, {"name", "members", "size", "member", "rule", "k", "failures",
-                                         "service_time", "hop", "startup", "warm_startup", "reuse",
-                                         "balance"}, {"name"})
+        e = self._mapping(entry, where, "super_agent")
         where = f"super-agent {e['name']!r}"
         template = None
         if e.get("member") is not None:
-            t = self._mapping(e["member"], f"{where}: member",
-                              {"failures", "service_time", "servers", "limit", "slowdown", "errors",
-                               "order"})
+            t = self._mapping(e["member"], f"{where}: member", "template")
             failures, service = self._behaviour(t, f"{where}: member")
             template = AgentTemplate(failures, service, t.get("servers", 1), t.get("limit"),
                                      t.get("slowdown", 0.0), self._errors(t, f"{where}: member"),
@@ -644,14 +624,12 @@ class _Reader:
         return value
 
     def versioned(self, m: Model, entry: Any, where: str) -> None:
-        e = self._mapping(entry, where, {"name", "versions", "traffic"}, {"name", "versions"})
+        e = self._mapping(entry, where, "versioned")
         where = f"versioned agent {e['name']!r}"
         versions = self._mapping(e["versions"], f"{where}: versions", set(e["versions"] or {}))
         templates = {}
         for label, t in versions.items():
-            t = self._mapping(t or {}, f"{where}: version {label!r}",
-                              {"failures", "service_time", "servers", "limit", "slowdown", "errors",
-                               "order"})
+            t = self._mapping(t or {}, f"{where}: version {label!r}", "template")
             failures, service = self._behaviour(t, f"{where}: version {label!r}")
             templates[str(label)] = AgentTemplate(failures, service, t.get("servers", 1),
                                                   t.get("limit"), t.get("slowdown", 0.0),
@@ -668,12 +646,10 @@ class _Reader:
         """``failures`` and ``service_time`` of an agent-like entry."""
         failures = None
         if e.get("failures") is not None:
-            f = self._mapping(e["failures"], f"{where}: failures",
-                              {"time_to_failure", "time_to_repair", "maintenance"}, {"time_to_failure"})
+            f = self._mapping(e["failures"], f"{where}: failures", "failures")
             maintenance = None
             if f.get("maintenance") is not None:
-                mt = self._mapping(f["maintenance"], f"{where}: maintenance", {"interval", "success"},
-                                   {"interval"})
+                mt = self._mapping(f["maintenance"], f"{where}: maintenance", "maintenance")
                 maintenance = Maintenance(
                     distribution_from_dict(mt["interval"], where=f"{where}: maintenance interval"),
                     mt.get("success", 1.0))
@@ -693,15 +669,12 @@ class _Reader:
         value = e.get("errors", 0.0)
         if isinstance(value, dict):
             b = self._mapping(value, f"{where}: errors", {"bursts"}, {"bursts"})
-            x = self._mapping(b["bursts"], f"{where}: errors.bursts",
-                              {"rate", "mean_duration", "errors", "baseline"},
-                              {"rate", "mean_duration", "errors"})
+            x = self._mapping(b["bursts"], f"{where}: errors.bursts", "error_bursts")
             return Bursts(x["rate"], x["mean_duration"], x["errors"], x.get("baseline", 0.0))
         return value
 
     def agent(self, m: Model, entry: Any, where: str) -> None:
-        e = self._mapping(entry, where, {"name", "failures", "service_time", "servers", "limit",
-                                         "slowdown", "errors", "order"}, {"name"})
+        e = self._mapping(entry, where, "agent")
         name = e["name"]
         where = f"agent {name!r}"
         failures, service = self._behaviour(e, where)
@@ -710,11 +683,7 @@ class _Reader:
                 errors=self._errors(e, where), order=e.get("order", "after"))
 
     def promise(self, m: Model, entry: Any, where: str) -> None:
-        e = self._mapping(entry, where,
-                          {"name", "promiser", "promisee", "body", "conditions", "accepted", "about",
-                           "late", "timeout", "retries", "backoff", "retry_on", "budget",
-                           "breaker"},
-                          {"name", "promiser", "promisee", "body"})
+        e = self._mapping(entry, where, "promise")
         where = f"promise {e['name']!r}"
         body_data = e["body"]
         if isinstance(body_data, str):
@@ -744,21 +713,19 @@ class _Reader:
     def backoff(self, data: Any, where: str) -> Backoff | None:
         if data is None:
             return None
-        b = self._mapping(data, f"{where}: backoff", {"initial", "multiplier", "maximum", "jitter"},
-                          {"initial"})
+        b = self._mapping(data, f"{where}: backoff", "backoff")
         return Backoff(b["initial"], b.get("multiplier", 2.0), b.get("maximum"), b.get("jitter"))
 
     def budget(self, data: Any, where: str) -> RetryBudget | None:
         if data is None:
             return None
-        b = self._mapping(data, f"{where}: budget", {"ratio", "window", "minimum"})
+        b = self._mapping(data, f"{where}: budget", "budget")
         return RetryBudget(b.get("ratio", 0.1), b.get("window", 10.0), b.get("minimum", 1))
 
     def breaker(self, data: Any, where: str) -> Breaker | None:
         if data is None:
             return None
-        b = self._mapping(data, f"{where}: breaker", {"failure_rate", "window", "per", "minimum",
-                                                       "open_for", "trials"})
+        b = self._mapping(data, f"{where}: breaker", "breaker")
         return Breaker(b.get("failure_rate", 0.5), b.get("window", 20), b.get("per", "calls"),
                        b.get("minimum"), b.get("open_for", 30.0), b.get("trials", 1))
 

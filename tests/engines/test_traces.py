@@ -507,8 +507,9 @@ def test_random_choice_spreads_requests_over_providers_believed_up():
     assert again.equals(rq)
 
 
-def test_choice_options_round_trip_and_are_checked():
+def test_choice_options_round_trip_and_are_checked(schema_valid):
     m = choice_model(detect=2.5, mode="push")
+    schema_valid(m.to_dict())
     back = ps.Model.from_dict(m.to_dict())
     assert back.to_dict() == m.to_dict()
     assert back.spec() == m.spec()

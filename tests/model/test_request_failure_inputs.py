@@ -109,7 +109,7 @@ injections:
 """
 
 
-def test_scenario_files_carry_errors_degradations_and_partitions():
+def test_scenario_files_carry_errors_degradations_and_partitions(schema_valid):
     scenario = scenario_from_text(SCENARIO)
     m = scenario.model
     db = next(a for a in m.agents if a.name == "db")
@@ -117,6 +117,7 @@ def test_scenario_files_carry_errors_degradations_and_partitions():
     assert m.degradations == [ps.Degrade("db", 100, 600, 3, 0.0), ps.Degrade("db", 2000, None, 1.0, 0.2)]
     assert m.partitions == [ps.Partition("api", ("db",), 50, 10, False)]
     assert [p.late for p in m.promises] == ["wait", "fail"]
+    schema_valid(m.to_dict())
     again = ps.Model.from_dict(m.to_dict())
     assert again.to_dict() == m.to_dict() and again.spec() == m.spec()
     assert {"error bursts", "degradation", "partition"} <= m.spec().features

@@ -104,7 +104,7 @@ def test_engines_agree_on_super_agents():
                                       check_flags=False)
 
 
-def test_super_agents_round_trip_through_yaml():
+def test_super_agents_round_trip_through_yaml(schema_valid):
     from promisesim.scenario import scenario_from_text
 
     m = ps.Model("yaml")
@@ -113,6 +113,7 @@ def test_super_agents_round_trip_through_yaml():
                       hop=0.002)
     b = m.super_agent("b", members=[a, m.agent("c")], rule="all", service_time=D(0.01))
     m.promise(b, to=m.agent("u"), body=ps.Availability(), name="p")
+    schema_valid(m.to_dict())
     again = scenario_from_text(ps.dump_scenario(m)).model
     assert again.super_agents == m.super_agents
     assert again.spec() == m.spec()
@@ -248,7 +249,7 @@ def test_bad_scaling_is_refused(injection, message):
         m.spec()
 
 
-def test_scaling_round_trips_through_yaml():
+def test_scaling_round_trips_through_yaml(schema_valid):
     from promisesim.scenario import scenario_from_text
 
     m = ps.Model("yaml scaling")
@@ -256,6 +257,7 @@ def test_scaling_round_trips_through_yaml():
     m.promise(web, to=m.agent("u"), body=ps.Availability(), name="up")
     m.inject(ps.ScaleTo(web, size=5, at=10.0))
     m.inject(ps.Outage("web", at=1.0, duration=2.0))
+    schema_valid(m.to_dict())
     again = scenario_from_text(ps.dump_scenario(m)).model
     assert again.scalings == m.scalings and again.spec() == m.spec()
 
@@ -306,7 +308,7 @@ def test_autoscaler_needs_a_load_balanced_template_group():
         m.spec()
 
 
-def test_scaling_features_round_trip_through_yaml():
+def test_scaling_features_round_trip_through_yaml(schema_valid):
     from promisesim.scenario import scenario_from_text
 
     m = ps.Model("yaml scaling features")
@@ -325,6 +327,7 @@ def test_scaling_features_round_trip_through_yaml():
     m.inject(ps.Outage("spare", at=10.0, duration=5.0, drain=True))
     m.super_agent("ring", size=3, rule="all_to_all", hop=Exponential(0.01), member=ps.AgentTemplate())
     m.promise("ring", to=api, body=ps.Latency(deadline=1.0), name="ring-write")
+    schema_valid(m.to_dict())
     again = scenario_from_text(ps.dump_scenario(m)).model
     assert again.to_dict() == m.to_dict()
     assert again.spec() == m.spec()

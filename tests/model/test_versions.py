@@ -95,7 +95,7 @@ def test_a_version_serves_only_once_released():
     assert 0 < (to_v2["arrival"] < 30.0).sum() < 30
 
 
-def test_versions_round_trip_through_yaml_and_same_seed_same_results():
+def test_versions_round_trip_through_yaml_and_same_seed_same_results(schema_valid):
     from promisesim.scenario import scenario_from_text
 
     m = rollout(ps.Release("store", "v2", at=10.0),
@@ -103,6 +103,7 @@ def test_versions_round_trip_through_yaml_and_same_seed_same_results():
                 ps.Retire("store", "v1", at=80.0),
                 ps.UndocumentedChange("store", "v2", at=60.0, adapt=5.0),
                 traffic={"v1": 1.0})
+    schema_valid(m.to_dict())
     again = scenario_from_text(ps.dump_scenario(m)).model
     assert again.to_dict() == m.to_dict()
     assert again.spec() == m.spec()
