@@ -323,11 +323,9 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
 
     from .plotting import plot_breakers, plot_kept, plot_timeline
 
-    try:
-        import pyarrow  # noqa: F401
-        parquet = True
-    except ImportError:
-        parquet = False
+    import importlib.util
+
+    parquet = importlib.util.find_spec("pyarrow") is not None
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, frame in _tables(result):
