@@ -304,7 +304,8 @@ def any_of(*items: PromiseRef | Condition, choose: str = "first", mode: str = "p
 
     Each request calls one provider that the promiser *believes* is up: its
     belief is the truth ``detect`` time units ago (an assessment that sees
-    changes late; 0: at once).
+    changes late; 0: at once). A request with no provider believed up fails its
+    condition without a call.
 
     Parameters
     ----------
@@ -326,8 +327,6 @@ def any_of(*items: PromiseRef | Condition, choose: str = "first", mode: str = "p
         condition holds with the first copy kept, and fails when both have
         failed (a call that fails before the hedge is sent is not hedged).
         The copy left behind is not cancelled: its provider does the work.
-
-    A request with no provider believed up fails its condition without a call.
     """
     refs = _refs(items)
     return Condition("any", 1, refs, None, choose, mode, detect, hedge=hedge)
