@@ -29,6 +29,17 @@ class EngineError(RuntimeError):
     """An engine was asked to run something it does not support."""
 
 
+def did_you_mean(name: object, known: object) -> str:
+    """A hint for a name that is not among ``known`` (an iterable of names): ``"; did you
+    mean 'db'?"`` for the closest one, or ``""`` when none is close."""
+    import difflib
+
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, sorted(str(k) for k in known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _real(value: object) -> bool:
     """Whether ``value`` is a real number and not a truth value (numpy's scalars count)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -29,7 +29,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from ..errors import ScenarioError
+from ..errors import ScenarioError, did_you_mean
 
 __all__ = ["Objective", "Alert", "check_objectives", "check_alerts"]
 
@@ -185,7 +185,8 @@ def check_objectives(objectives: list[Objective], promises: set[str]) -> None:
         element = ("objective", o.label if isinstance(o.promise, str) else str(i))
         try:
             if o.promise not in promises:
-                raise ScenarioError(f"{owner}: promise {o.promise!r} is not a promise of the model")
+                raise ScenarioError(f"{owner}: promise {o.promise!r} is not a promise of the model"
+                                    f"{did_you_mean(o.promise, promises)}")
             if o.label in seen:
                 raise ScenarioError(f"{owner} is defined twice; give each a distinct name")
             seen.add(o.label)

@@ -14,7 +14,7 @@ from typing import Any, Union
 import numpy as np
 
 from ..dists import Distribution
-from ..errors import ScenarioError, _real
+from ..errors import ScenarioError, _real, did_you_mean
 from .agents import Agent, Bursts, Failures, Maintenance
 from .injections import Degrade, Observer, Outage, Partition, StartUp, Workload
 from .objectives import Alert, Objective, check_alerts, check_objectives
@@ -314,8 +314,8 @@ def _check_injections(degradations: list[Degrade], partitions: list[Partition],
         if not isinstance(d, Degrade):
             raise ScenarioError(f"degradation {i}: expected a Degrade, got {d!r}", element=element)
         if d.target not in agents:
-            raise ScenarioError(f"degradation {i}: target {d.target!r} is not an agent of the model",
-                                element=element)
+            raise ScenarioError(f"degradation {i}: target {d.target!r} is not an agent of the model"
+                                f"{did_you_mean(d.target, agents)}", element=element)
         try:
             _number(owner, "at", d.at, positive=True, allow_zero=True)
             if d.duration is not None:
@@ -344,7 +344,7 @@ def _check_injections(degradations: list[Degrade], partitions: list[Partition],
             for name in names:
                 if not isinstance(name, str) or name not in agents:
                     raise ScenarioError(f"{owner}: {key} names {name!r}, which is not an agent of "
-                                        "the model", element=element)
+                                        f"the model{did_you_mean(name, agents)}", element=element)
         a, b = x.sides
         both = sorted(set(a) & set(b))
         if both:
@@ -367,7 +367,7 @@ def _check_promise(p: Promise, agents: dict[str, Agent], promises: dict[str, Pro
     for role in ("promiser", "promisee"):
         who = getattr(p, role)
         if who not in agents:
-            raise err(f"{role} {who!r} is not an agent of the model")
+            raise err(f"{role} {who!r} is not an agent of the model{did_you_mean(who, agents)}")
     if p.about is not None and p.about != p.promiser:
         raise ScenarioError(
             f"promise {p.name!r} is made by {p.promiser!r} on behalf of {p.about!r}: "
@@ -501,7 +501,8 @@ def _check_condition(p: Promise, cond: Condition, promises: dict[str, Promise], 
             continue
         q = promises.get(item)
         if q is None:
-            raise err(f"condition {item!r} is not a promise of the model")
+            raise err(f"condition {item!r} is not a promise of the model"
+                      f"{did_you_mean(item, promises)}")
         if q.promisee != p.promiser:
             raise err(
                 f"condition {item!r} is made by {q.promiser!r} to {q.promisee!r}, not to "
@@ -632,7 +633,8 @@ def build_spec(
         labels.add(w.label)
         p = promise_map.get(w.promise)
         if p is None:
-            raise ScenarioError(f"{owner}: promise {w.promise!r} is not a promise of the model",
+            raise ScenarioError(f"{owner}: promise {w.promise!r} is not a promise of the model"
+                                f"{did_you_mean(w.promise, promise_map)}",
                                 element=("workload", w.label))
         if not isinstance(p.body, Latency):
             raise ScenarioError(
@@ -656,8 +658,8 @@ def build_spec(
     for i, o in enumerate(outages):
         owner = f"outage {i} of {o.target!r}"
         if o.target not in agent_map:
-            raise ScenarioError(f"outage {i}: target {o.target!r} is not an agent of the model",
-                                element=("outage", str(i)))
+            raise ScenarioError(f"outage {i}: target {o.target!r} is not an agent of the model"
+                                f"{did_you_mean(o.target, agent_map)}", element=("outage", str(i)))
         try:
             _number(owner, "at", o.at, positive=True, allow_zero=True)
             _number(owner, "duration", o.duration, positive=True)
@@ -677,7 +679,8 @@ def build_spec(
         names.add(o.name)
         p = promise_map.get(o.promise)
         if p is None:
-            raise ScenarioError(f"{owner}: promise {o.promise!r} is not a promise of the model",
+            raise ScenarioError(f"{owner}: promise {o.promise!r} is not a promise of the model"
+                                f"{did_you_mean(o.promise, promise_map)}",
                                 element=("observer", o.name))
         if interior and o.promise in interior:
             raise ScenarioError(

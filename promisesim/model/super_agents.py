@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from ..dists import Deterministic, Distribution
-from ..errors import ScenarioError, _real
+from ..errors import ScenarioError, _real, did_you_mean
 from .agents import Agent, Bursts, Failures
 
 __all__ = ["AgentTemplate", "SuperAgent", "Expanded", "ScaledGroup"]
@@ -218,7 +218,8 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
         for m in s.member_names():
             if s.size is None and m not in names and m not in groups:
                 raise ScenarioError(f"super-agent {s.name!r}: member {m!r} is not an agent or a "
-                                    "super-agent of the model", element=("super-agent", s.name))
+                                    f"super-agent of the model{did_you_mean(m, [*names, *groups])}",
+                                    element=("super-agent", s.name))
 
     def members_deep(name: str, seen: tuple[str, ...], scaled: bool = False) -> list[str]:
         """Every agent a super-agent holds down when it is down: its front and members."""

@@ -491,3 +491,23 @@ def test_numpy_numbers_are_numbers_and_files_write_them_plainly(tmp_path):
     for m in (numpy, again):
         r = ps.simulate(m, horizon=60.0, seed=2)
         pd.testing.assert_frame_equal(r.requests, ps.simulate(plain, horizon=60.0, seed=2).requests)
+
+
+def test_a_misspelt_name_gets_the_closest_one_as_a_hint():
+    m = base()
+    m.promise("db", to="api", body=ps.Latency(deadline=1.0), name="db-answers")
+    m.promise("api", to="users", body=ps.Latency(deadline=1.0), name="serve",
+              conditions="db-answer")
+    with pytest.raises(ps.ScenarioError,
+                       match=r"condition 'db-answer' is not a promise of the model; did you mean "
+                             r"'db-answers'\?"):
+        m.spec()
+    m = base()
+    m.promise("api", to="usres", body=ps.Availability(), name="p")
+    with pytest.raises(ps.ScenarioError, match=r"promisee 'usres' .*did you mean 'users'\?"):
+        m.spec()
+    m = base()
+    m.inject(ps.Outage("zzz", at=1.0, duration=1.0))
+    with pytest.raises(ps.ScenarioError) as info:      # nothing close: no hint
+        m.spec()
+    assert "did you mean" not in str(info.value)
