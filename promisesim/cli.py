@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .cost import DEFAULT_MAX_EVENTS
+
 __all__ = ["main"]
 
 
@@ -32,6 +34,17 @@ def _whole(least: int):  # type: ignore[no-untyped-def]
             raise argparse.ArgumentTypeError(f"{value} must be at least {least}")
         return value
     return parse
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a positive, finite number (``1e9`` allowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number")
+    return value
 
 
 def _folder(text: str) -> Path:
@@ -70,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="keep request counts only, not one record per request (less memory)")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar (shown on a terminal only, in any case)")
+    run.add_argument("--max-events", type=_positive, default=DEFAULT_MAX_EVENTS,
+                     help="refuse a run estimated to simulate more events than this "
+                          f"(default {DEFAULT_MAX_EVENTS:.0e})")
     run.add_argument("--out", type=_folder,
                      help="folder for the tables (CSV; requests as Parquet), the plots (PNG) "
                           "and the whole result (result/, read by promisesim.load_result)")
@@ -372,15 +388,28 @@ def _run(args: argparse.Namespace) -> int:
                 scenario.model.objectives.extend(
                     read_openslo(path, time_unit=scenario.model.time_unit))
             scenario.model.spec()   # refuse bad objectives before running
+        replications = args.replications if args.replications is not None \
+            else scenario.replications
+        record = not args.no_requests
+        if record:
+            from .cost import estimate, records_fit
+
+            cost = estimate(scenario.model.spec(), horizon, replications)
+            if cost.events <= args.max_events and not records_fit(cost):
+                # counts only, said, rather than run out of memory
+                record = False
+                print(f"promisesim: note: {cost.requests:.3g} request records would not fit in "
+                      "memory; keeping counts only (as with --no-requests)", file=sys.stderr)
         result = simulate(
             scenario.model,
             horizon=horizon,
-            replications=args.replications if args.replications is not None else scenario.replications,
+            replications=replications,
             seed=args.seed if args.seed is not None else scenario.seed,
             engine=args.engine if args.engine is not None else scenario.engine,
-            record_requests=not args.no_requests,
+            record_requests=record,
             workers=args.workers,
             progress=False if args.no_progress else None,
+            max_events=args.max_events,
         )
     except (ScenarioError, EngineError) as exc:
         print(f"promisesim: error: {exc}", file=sys.stderr)

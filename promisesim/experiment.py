@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from .cost import DEFAULT_MAX_EVENTS
+from .cost import check as check_cost
 from .engines.base import Engine, Trace
 from .engines.reference import ReferenceEngine
 from .engines.vector import VectorEngine
@@ -104,6 +106,7 @@ def simulate(
     record_changes: bool = True,
     workers: int = 1,
     progress: bool | None = None,
+    max_events: float = DEFAULT_MAX_EVENTS,
 ) -> Result:
     """Run independent replications of a model and return tidy results.
 
@@ -145,6 +148,13 @@ def simulate(
         on a terminal's stderr). ``None`` (default): shown where someone is watching
         (a terminal's stderr, a Jupyter kernel); ``False``: never. The replications
         then run in blocks the size of the engine's own batches, with the same results.
+    max_events : float
+        The most events (requests, calls included, and changes of state, over all
+        replications) the run may simulate, by an estimate made before it starts from
+        the model's rates, intervals and sizes (see :mod:`promisesim.cost`). A run over
+        it is refused with the estimate and the element that makes it large; raise it
+        for a run that is meant to be that large. Request records that would not fit in
+        a third of the machine's memory are refused too (``record_requests=False``).
 
     Returns
     -------
@@ -187,6 +197,11 @@ def simulate(
         raise ScenarioError(f"observer {probes[0]!r} checks by sending requests (probe=True), "
                             "whose outcomes are read from the request records: simulate with "
                             "record_requests=True")
+    if isinstance(max_events, bool) or not isinstance(max_events, (int, float, np.integer,
+                                                                    np.floating)) \
+            or not max_events > 0:
+        raise ScenarioError(f"max_events={max_events!r} must be a positive number")
+    check_cost(spec, horizon, int(replications), bool(record_requests), float(max_events))
     streams = Streams(seed)
     chosen = get_engine(engine, spec)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):

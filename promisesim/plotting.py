@@ -18,6 +18,12 @@ __all__ = ["plot_kept", "plot_timeline", "plot_breakers", "plot_objective", "plo
            "plot_latency", "plot_sweep", "plot_graph"]
 
 
+def _t(name: Any) -> str:
+    """A user's name as plain text in a plot: matplotlib reads ``$...$`` as math, so a
+    name such as ``$\\frac{`` would fail to draw; its dollars are escaped."""
+    return str(name).replace("$", r"\$")
+
+
 def _axes(ax: "Axes | None", **figure: Any) -> "Axes":
     if ax is not None:
         return ax
@@ -99,19 +105,19 @@ def plot_kept(result: "Result", ax: "Axes | None" = None, confidence: float = 0.
             bar.set_hatch("//")
     labels = [f"{p} ({'requests' if per_promise[p].metric == 'request_kept_fraction' else 'time'})"
               for p in promises]
-    ax.set_yticks(y, labels)
+    ax.set_yticks(y, [_t(label) for label in labels])
     ax.invert_yaxis()
     lo = float(np.nanmin(low)) if np.isfinite(low).any() else float(means.min())
     ax.set_xlim(max(0.0, min(lo, means.min()) - 0.02), 1.0)
     ax.set_xlabel(f"kept fraction (mean, {confidence:.0%} CI over {result.replications} replications)")
-    ax.set_title(result.spec.name)
+    ax.set_title(_t(result.spec.name))
     return ax
 
 
 def _lanes(ax: "Axes", result: "Result", rows: list[str], ncols: int, title: str) -> "Axes":
     """Finish a plot of one lane per row over the run's time: row labels top down, the time
     axis, one legend entry per state, the title."""
-    ax.set_yticks(range(len(rows)), rows)
+    ax.set_yticks(range(len(rows)), [_t(row) for row in rows])
     ax.invert_yaxis()
     ax.set_xlim(0, result.horizon)
     _time_axis(ax, result.spec.time_unit, result.horizon)
@@ -119,7 +125,7 @@ def _lanes(ax: "Axes", result: "Result", rows: list[str], ncols: int, title: str
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), loc="lower right", bbox_to_anchor=(1.0, 1.0),
               ncols=ncols, fontsize="small", frameon=False)
-    ax.set_title(title, loc="left")
+    ax.set_title(_t(title), loc="left")
     return ax
 
 
@@ -250,7 +256,7 @@ def plot_objective(result: "Result", objective: str, replication: int = 0,
     lines = ax.get_legend_handles_labels()
     more = budget.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower left", fontsize="small")
-    ax.set_title(f"{o.label}: replication {replication}", loc="left")
+    ax.set_title(_t(f"{o.label}: replication {replication}"), loc="left")
     return ax
 
 
@@ -274,7 +280,7 @@ def plot_attained(result: "Result", objective: str, ax: "Axes | None" = None,
     ax.set_xlabel("attained share per window")
     ax.set_ylabel("windows")
     met = float(np.mean(attained >= o.target)) if attained.size else float("nan")
-    ax.set_title(f"{o.label}: {met:.1%} of {attained.size} windows met it", loc="left")
+    ax.set_title(_t(f"{o.label}: {met:.1%} of {attained.size} windows met it"), loc="left")
     ax.legend(fontsize="small")
     return ax
 
@@ -312,7 +318,7 @@ def plot_latency(result: "Result", promise: str, ax: "Axes | None" = None, bins:
     _time_axis(ax, spec.time_unit, max(float(answered.max()) if answered.size else 0.0,
                                        float(deadline)), "response time")
     ax.set_ylabel("share of answered requests")
-    ax.set_title(f"{promise}: {kept:.2%} of {len(counted)} requests kept")
+    ax.set_title(_t(f"{promise}: {kept:.2%} of {len(counted)} requests kept"))
     ax.legend(loc="upper right", fontsize="small")
     return ax
 
@@ -352,8 +358,8 @@ def plot_sweep(sweep_result: Any, parameter: str, metric: str = "kept_fraction",
         x = part[parameter].to_numpy()
         mean = part["mean"].to_numpy()
         err = _error_bars(metric, mean, part["ci_low"].to_numpy(), part["ci_high"].to_numpy())
-        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=name)
-    ax.set_xlabel(parameter)
+        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=_t(name))
+    ax.set_xlabel(_t(parameter))
     ax.set_ylabel(f"{metric} (mean, 95% CI)")
     ax.legend(fontsize="small")
     return ax
@@ -401,7 +407,7 @@ def plot_graph(model: Any, ax: "Axes | None" = None) -> "Axes":
                     arrowprops=dict(arrowstyle="->", color=colour, lw=1.4,
                                     linestyle="--" if not p.accepted else "-",
                                     shrinkA=14, shrinkB=14, connectionstyle="arc3,rad=0.08"))
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, p.name, fontsize="x-small", ha="center",
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, _t(p.name), fontsize="x-small", ha="center",
                 color=colour)
     from matplotlib.patches import FancyBboxPatch
 
@@ -412,13 +418,13 @@ def plot_graph(model: Any, ax: "Axes | None" = None) -> "Axes":
         ys = [position[a][1] for a in inside]
         box = FancyBboxPatch((min(xs) - 0.35, min(ys) - 0.4), max(xs) - min(xs) + 0.7,
                              max(ys) - min(ys) + 0.8, boxstyle="round,pad=0.02", fill=False,
-                             linestyle=":", edgecolor="tab:purple", label=f"super-agent {group}")
+                             linestyle=":", edgecolor="tab:purple", label=_t(f"super-agent {group}"))
         ax.add_patch(box)
-        ax.text(min(xs) - 0.3, max(ys) + 0.32, group, fontsize="x-small", color="tab:purple")
+        ax.text(min(xs) - 0.3, max(ys) + 0.32, _t(group), fontsize="x-small", color="tab:purple")
     for name, (x, y) in position.items():
         ax.scatter([x], [y], s=700, color="tab:red" if name in spof else "lightgrey",
                    edgecolors="black", zorder=3)
-        ax.text(x, y, name, ha="center", va="center", fontsize="small", zorder=4)
+        ax.text(x, y, _t(name), ha="center", va="center", fontsize="small", zorder=4)
     ax.set_xlim(-0.6, max(columns) + 0.6)
     ax.set_ylim(min(y for _, y in position.values()) - 0.7, max(y for _, y in position.values()) + 0.7)
     ax.set_axis_off()

@@ -145,3 +145,22 @@ def test_time_axis_unit_by_span(unit, horizon, label):
     ax.set_xlim(0, horizon)
     plotting._time_axis(ax, unit, horizon)
     assert ax.get_xlabel() == label
+
+
+def test_names_that_look_like_math_text_draw_as_they_are(tmp_path):
+    """matplotlib reads $...$ as math: a name such as '$\\frac{$' must not stop a plot."""
+    m = ps.Model("$\\frac{$ model")
+    s = m.agent("$\\frac{$", service_time=0.1,
+                failures=ps.Failures(time_to_failure=50.0, time_to_repair=5.0))
+    p = m.promise(s, to=m.agent("u$er$"), body=ps.Latency(deadline=1.0), name="$x^{$")
+    m.workload(p, rate=1.0)
+    result = ps.simulate(m, horizon=200.0, replications=2, seed=1)
+    for draw in (plotting.plot_kept, plotting.plot_timeline):
+        ax = draw(result)
+        ax.figure.savefig(tmp_path / "plot.png")
+    ax = plotting.plot_latency(result, "$x^{$")
+    ax.figure.savefig(tmp_path / "latency.png")
+    ax = plotting.plot_graph(m)
+    ax.figure.savefig(tmp_path / "graph.png")
+    assert "$x^{$ (requests)" in [t.get_text().replace("\\$", "$")
+                                   for t in plotting.plot_kept(result).get_yticklabels()]

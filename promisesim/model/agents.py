@@ -9,6 +9,12 @@ from ..dists import Deterministic, Distribution, as_time
 __all__ = ["Agent", "Bursts", "Failures", "Maintenance"]
 
 
+#: The most servers an agent may have (its queue's state is kept per server).
+MAX_SERVERS = 100_000
+#: The most members a super-agent may have, at any time (each member is an agent).
+MAX_MEMBERS = 10_000
+
+
 @dataclass(frozen=True)
 class Maintenance:
     """Convergent maintenance, as a configuration agent (CFEngine) runs it.

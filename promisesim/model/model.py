@@ -25,7 +25,14 @@ PromiseRef = Promise | str
 
 
 def _name(ref: Agent | SuperAgent | Promise | str) -> str:
-    return ref if isinstance(ref, str) else ref.name
+    """The name of an element given by name or as the element itself."""
+    if isinstance(ref, str):
+        return ref
+    name = getattr(ref, "name", None)
+    if not isinstance(name, str) or isinstance(ref, type):
+        raise ScenarioError(f"expected a name or a model element (an agent, a super-agent, a "
+                            f"promise), got {ref!r}")
+    return name
 
 
 class Model:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..dists import Distribution
 from ..errors import ScenarioError, _real, did_you_mean
-from .agents import Agent, Bursts, Failures, Maintenance
+from .agents import MAX_SERVERS, Agent, Bursts, Failures, Maintenance
 from .injections import Degrade, Observer, Outage, Partition, StartUp, Workload
 from .objectives import Alert, Objective, check_alerts, check_objectives
 from .promises import RETRY_ON, Availability, Backoff, Breaker, Condition, Latency, Promise, RetryBudget
@@ -247,8 +247,9 @@ def _check_name(kind: str, name: object) -> str:
 def _check_agent(agent: Agent) -> None:
     owner = f"agent {agent.name!r}"
     err = lambda msg: ScenarioError(f"{owner}: {msg}", element=("agent", agent.name))  # noqa: E731
-    if isinstance(agent.servers, bool) or not isinstance(agent.servers, numbers.Integral) or agent.servers < 1:
-        raise err(f"servers={agent.servers!r} must be a whole number of at least 1")
+    if isinstance(agent.servers, bool) or not isinstance(agent.servers, numbers.Integral) \
+            or not 1 <= agent.servers <= MAX_SERVERS:
+        raise err(f"servers={agent.servers!r} must be a whole number from 1 to {MAX_SERVERS:,}")
     if not isinstance(agent.service_time, Distribution):
         raise err(f"service_time must be a distribution, got {agent.service_time!r}")
     if agent.limit is not None and (isinstance(agent.limit, bool) or not isinstance(

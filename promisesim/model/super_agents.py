@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 
 from ..dists import Deterministic, Distribution
 from ..errors import ScenarioError, _real, did_you_mean
-from .agents import Agent, Bursts, Failures
+from .agents import MAX_MEMBERS, Agent, Bursts, Failures
 
 __all__ = ["AgentTemplate", "SuperAgent", "Expanded", "ScaledGroup"]
 
@@ -184,8 +184,9 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
             raise err("give either members or size (with a member template), not "
                       + ("both" if s.size is not None else "neither"))
         if s.size is not None:
-            if isinstance(s.size, bool) or not isinstance(s.size, int) or s.size < 1:
-                raise err(f"size={s.size!r} must be a whole number of at least 1")
+            if isinstance(s.size, bool) or not isinstance(s.size, int) \
+                    or not 1 <= s.size <= MAX_MEMBERS:
+                raise err(f"size={s.size!r} must be a whole number from 1 to {MAX_MEMBERS:,}")
             if not isinstance(s.member, AgentTemplate):
                 raise err("a size needs a member template (AgentTemplate)")
         n = len(s.member_names())
@@ -276,8 +277,8 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
                 raise bad(f"{what}={v!r} must be {span}")
         for what in ("min_size", "max_size"):
             v = getattr(a, what)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise bad(f"{what}={v!r} must be a whole number of at least 1")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_MEMBERS:
+                raise bad(f"{what}={v!r} must be a whole number from 1 to {MAX_MEMBERS:,}")
         if not a.min_size <= group.size <= a.max_size:
             raise bad(f"min_size={a.min_size}, size={group.size} and max_size={a.max_size} must "
                       "be in order")
@@ -289,9 +290,10 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
         group = scalable(target, "scale_to")
         events = sorted((x for x in scalings if x.target == target), key=lambda x: x.at)
         for x in events:
-            if isinstance(x.size, bool) or not isinstance(x.size, int) or x.size < 1:
+            if isinstance(x.size, bool) or not isinstance(x.size, int) \
+                    or not 1 <= x.size <= MAX_MEMBERS:
                 raise ScenarioError(f"scale_to {target!r}: size={x.size!r} must be a whole number "
-                                    "of at least 1", element=("scale_to", target))
+                                    f"from 1 to {MAX_MEMBERS:,}", element=("scale_to", target))
             if not _real(x.at) \
                     or not 0 <= x.at < float("inf"):
                 raise ScenarioError(f"scale_to {target!r}: at={x.at!r} must be a non-negative, "

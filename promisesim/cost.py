@@ -1,0 +1,174 @@
+"""What a run will cost, estimated before it starts.
+
+:func:`estimate` counts, from the model's rates, means, intervals and sizes, the events a run
+will simulate (requests, including the calls each request makes and its retries and hedges;
+changes of state; maintenance runs, checks and autoscaler decisions) and the memory its
+request records take. :func:`~promisesim.simulate` refuses a run whose estimate is over
+``max_events``, naming the element that makes it large, before drawing anything: a rate of
+1e30 or an interval of 1e-9 is a clear error, not an exhausted machine.
+
+The estimate uses means (a Poisson workload of rate ``r`` sends ``r * horizon`` requests on
+average) and upper bounds where choices make it random (a fallback may call every item), so
+it is a guide for refusing what cannot be meant, not a prediction of the run time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ScenarioError
+from .model.spec import CallCondition, CallNode, ModelSpec
+
+__all__ = ["Cost", "estimate", "check", "memory", "records_fit", "DEFAULT_MAX_EVENTS",
+           "REQUEST_RECORD_BYTES"]
+
+#: The most events :func:`~promisesim.simulate` runs unless given a larger ``max_events``
+#: (about 20 seconds of the vector engine on one core; half an hour of the reference engine).
+DEFAULT_MAX_EVENTS = 100_000_000
+#: Bytes of one request record (``Result.trace.requests``), without the tables built from it.
+REQUEST_RECORD_BYTES = 39
+
+
+@dataclass(frozen=True)
+class Cost:
+    """An estimate of a run's size.
+
+    Attributes
+    ----------
+    events : float
+        Requests and changes of state over all replications (may be ``inf``).
+    requests : float
+        Requests (calls included) over all replications.
+    request_bytes : float
+        Memory of one record per request.
+    parts : list of (str, float)
+        Each element's share of ``events``, largest first: ``("workload 'w'", 2e9)``.
+    """
+
+    events: float
+    requests: float
+    request_bytes: float
+    parts: list[tuple[str, float]] = field(default_factory=list)
+
+    def largest(self) -> str:
+        """The element that adds the most events, in words."""
+        return self.parts[0][0] if self.parts else "the model"
+
+
+def _calls(item: CallNode | CallCondition) -> float:
+    """Requests (and state checks) one arrival at ``item`` can cause, at most."""
+    if isinstance(item, CallNode):
+        own = 1.0 + sum(_calls(r) for r in item.retries)
+        return own + (_calls(item.condition) if item.condition is not None else 0.0)
+    sizes = sorted((_calls(i) for i in item.items), reverse=True)
+    if item.rule in ("any", "split") and item.k == 1:   # one item called (two if hedged)
+        return sum(sizes[:2 if item.hedge is not None else 1])
+    return sum(sizes)
+
+
+def _per(horizon: float, mean: float) -> float:
+    """How many intervals of ``mean`` fit in ``horizon`` (inf for a zero or tiny mean)."""
+    if not mean > 0:
+        return math.inf
+    return horizon / mean
+
+
+def estimate(spec: ModelSpec, horizon: float, replications: int) -> Cost:
+    """Estimate the events and request records of running ``spec`` (see the module)."""
+    parts: dict[str, float] = {}
+    requests = 0.0
+    for w, tree in zip(spec.workloads, spec.call_trees):
+        if w.rate is not None:
+            rate = float(w.rate)
+        else:
+            mean = float(w.interarrival.mean)          # type: ignore[union-attr]
+            rate = 1.0 / mean if mean > 0 else math.inf
+        end = horizon if w.end is None else min(float(w.end), horizon)
+        span = max(0.0, end - float(w.start))
+        n = rate * span * _calls(tree)
+        requests += n
+        parts[f"workload {w.label!r}"] = n
+    for a in spec.agents:
+        n = 0.0
+        f = a.failures
+        if f is not None:
+            up = float(f.time_to_failure.mean)
+            if f.maintenance is not None:
+                n += _per(horizon, float(f.maintenance.interval.mean))
+                n += 2 * _per(horizon, up)
+            else:
+                n += 2 * _per(horizon, up + float(f.time_to_repair.mean))
+        bursts = getattr(a.errors, "rate", None)
+        if bursts is not None:
+            n += 2 * _per(horizon, 1.0 / float(bursts) + float(a.errors.mean_duration))
+        if n:
+            parts[f"agent {a.name!r}"] = n
+    for o in spec.observers:
+        if o.interval is not None:
+            parts[f"observer {o.name!r}"] = _per(horizon, float(o.interval.mean))
+    for g in spec.scaled:
+        policy: Any = g.policy
+        parts[f"autoscaler of {policy.target!r}"] = (
+            _per(horizon, float(policy.interval)) * (1 + len(g.members)))
+    fixed = float(len(spec.agents) + len(spec.promises) + len(spec.outages))
+    parts = {k: v * replications for k, v in parts.items()}
+    parts["replications"] = fixed * replications
+    events = sum(parts.values())
+    requests *= replications
+    ordered = sorted(parts.items(), key=lambda kv: -kv[1])
+    return Cost(events, requests, requests * REQUEST_RECORD_BYTES, ordered)
+
+
+def memory() -> float:
+    """The memory this process may use, in bytes: the machine's physical memory, or the
+    process's address-space limit (``ulimit -v``) where that is lower; inf where neither
+    can be read."""
+    out = math.inf
+    try:
+        out = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):   # pragma: no cover - not POSIX
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            out = min(out, float(soft))
+    except (ImportError, ValueError, OSError):      # pragma: no cover - not POSIX
+        pass
+    return out
+
+
+def records_fit(cost: Cost) -> bool:
+    """Whether one record per request fits in a third of :func:`memory` (the tables built
+    from the records, and the engine's work on them, take the rest)."""
+    return cost.request_bytes <= memory() / 3
+
+
+def _words(x: float) -> str:
+    return "infinitely many" if not math.isfinite(x) else f"{x:.3g}"
+
+
+def check(spec: ModelSpec, horizon: float, replications: int, record_requests: bool,
+          max_events: float) -> Cost:
+    """Refuse a run over ``max_events`` or whose request records would not fit in memory
+    (a third of it: the tables built from them take more), with the estimate and the
+    element to blame. Returns the estimate."""
+    cost = estimate(spec, horizon, replications)
+    if not cost.events <= max_events:
+        name, events = cost.parts[0]
+        raise ScenarioError(
+            f"this run would simulate about {_words(cost.events)} events ({name}: "
+            f"{_words(events)} over {replications} replication(s) of {horizon:g}); the limit is "
+            f"max_events={max_events:.3g}: shorten the horizon, lower the rate or the "
+            "replications, or raise max_events (promisesim run --max-events)")
+    if record_requests and not records_fit(cost):
+        raise ScenarioError(
+            f"one record per request would take about {cost.request_bytes / 2**30:.3g} GiB "
+            f"({_words(cost.requests)} requests, most from {cost.largest()}) of the "
+            f"{memory() / 2**30:.3g} GiB this process may use: keep counts only "
+            "(record_requests=False, promisesim run --no-requests)")
+    return cost
