@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=_whole(1), help="processes for local or dask (default: the CPUs)")
     sweep.add_argument("--out", type=_folder, help="folder for one Parquet file per finished point")
     sweep.add_argument("--resume", action="store_true", help="finish the sweep in --out")
+    sweep.add_argument("--max-events", type=_positive, default=DEFAULT_MAX_EVENTS,
+                       help="refuse a point estimated to simulate more events than this "
+                            f"(default {DEFAULT_MAX_EVENTS:.0e})")
     sweep.add_argument("--json", action="store_true", help="print the summary as JSON records")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     check = sub.add_parser("check", help="diagnose a scenario's promise graph without simulating")
@@ -573,6 +576,7 @@ def _sweep(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             out=args.out,
             resume=args.resume,
+            max_events=args.max_events,
         )
     except (ScenarioError, EngineError, ImportError) as exc:
         print(f"promisesim: error: {exc}", file=sys.stderr)

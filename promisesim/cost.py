@@ -152,6 +152,16 @@ def _words(x: float) -> str:
     return "infinitely many" if not math.isfinite(x) else f"{x:.3g}"
 
 
+def check_limit(max_events: object) -> float:
+    """``max_events`` as a float, or a ScenarioError unless it is a positive number."""
+    import numbers
+
+    if isinstance(max_events, bool) or not isinstance(max_events, numbers.Real) \
+            or not max_events > 0:
+        raise ScenarioError(f"max_events={max_events!r} must be a positive number")
+    return float(max_events)
+
+
 def check(spec: ModelSpec, horizon: float, replications: int, record_requests: bool,
           max_events: float) -> Cost:
     """Refuse a run over ``max_events`` or whose request records would not fit in memory
@@ -164,7 +174,7 @@ def check(spec: ModelSpec, horizon: float, replications: int, record_requests: b
             f"this run would simulate about {_words(cost.events)} events ({name}: "
             f"{_words(events)} over {replications} replication(s) of {horizon:g}); the limit is "
             f"max_events={max_events:.3g}: shorten the horizon, lower the rate or the "
-            "replications, or raise max_events (promisesim run --max-events)")
+            "replications, or raise max_events (--max-events on the command line)")
     if record_requests and not records_fit(cost):
         raise ScenarioError(
             f"one record per request would take about {cost.request_bytes / 2**30:.3g} GiB "

@@ -8,6 +8,7 @@ import numpy as np
 
 from .cost import DEFAULT_MAX_EVENTS
 from .cost import check as check_cost
+from .cost import check_limit
 from .engines.base import Engine, Trace
 from .engines.reference import ReferenceEngine
 from .engines.vector import VectorEngine
@@ -197,11 +198,8 @@ def simulate(
         raise ScenarioError(f"observer {probes[0]!r} checks by sending requests (probe=True), "
                             "whose outcomes are read from the request records: simulate with "
                             "record_requests=True")
-    if isinstance(max_events, bool) or not isinstance(max_events, (int, float, np.integer,
-                                                                    np.floating)) \
-            or not max_events > 0:
-        raise ScenarioError(f"max_events={max_events!r} must be a positive number")
-    check_cost(spec, horizon, int(replications), bool(record_requests), float(max_events))
+    check_cost(spec, horizon, int(replications), bool(record_requests),
+               check_limit(max_events))
     streams = Streams(seed)
     chosen = get_engine(engine, spec)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):

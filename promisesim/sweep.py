@@ -40,6 +40,8 @@ import pandas as pd
 
 from ._sweep_folder import (_FORMAT, _MANIFEST, _import_pyarrow, _model_hash, _prepare_folder,
                             _read_manifest, _read_point, _write_point)
+from .cost import DEFAULT_MAX_EVENTS, check_limit
+from .cost import check as check_cost
 from .errors import ScenarioError
 from .executors import EXECUTORS, _check_executor, _default_workers, execute
 from .experiment import _check_horizon, _is_terminal, get_engine, simulate
@@ -74,7 +76,7 @@ def _run_point(task: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     model = _model_at(task["model"], task["values"])
     seed = np.random.SeedSequence(task["entropy"], spawn_key=tuple(task["spawn_key"]))
     result = simulate(model, horizon=task["horizon"], replications=task["replications"],
-                      seed=seed, engine=task["engine"])
+                      seed=seed, engine=task["engine"], max_events=task["max_events"])
     summary = result.summary(confidence=task["confidence"])
     promises = result.promises.copy()
     summary.attrs.clear()
@@ -178,6 +180,7 @@ def sweep(
     out: str | os.PathLike[str] | None = None,
     resume: bool = False,
     confidence: float = 0.95,
+    max_events: float = DEFAULT_MAX_EVENTS,
 ) -> SweepResult:
     """Run a model at every point of a grid or list of parameter values.
 
@@ -229,6 +232,9 @@ def sweep(
         horizon, replications, seed, engine or confidence) is refused.
     confidence : float
         Two-sided level of the summary's confidence intervals.
+    max_events : float
+        The most events one point may simulate (see :func:`promisesim.simulate`); every
+        point is checked before any runs.
 
     Returns
     -------
@@ -280,6 +286,7 @@ def sweep(
     if folder is not None:
         _import_pyarrow()
 
+    max_events = check_limit(max_events)
     # Validate everything before running anything: each path alone, then each whole point.
     for name in names:
         try:
@@ -290,7 +297,9 @@ def sweep(
                                 else f"parameter {name!r}: {message}") from None
     for index, point in enumerate(points):
         try:
-            get_engine(engine, _model_at(base, point).spec())
+            spec = _model_at(base, point).spec()
+            get_engine(engine, spec)
+            check_cost(spec, horizon, replications, False, max_events)
         except ScenarioError as exc:
             values = ", ".join(f"{k}={v!r}" for k, v in point.items())
             raise ScenarioError(f"point {index} ({values}): {exc}", element=exc.element) from None
@@ -327,7 +336,8 @@ def sweep(
     resumed = tuple(sorted(outcomes))
     tasks = [(index, {"model": base, "values": point, "horizon": horizon,
                       "replications": replications, "entropy": entropy,
-                      "spawn_key": list(spawn_key), "engine": engine, "confidence": confidence})
+                      "spawn_key": list(spawn_key), "engine": engine, "confidence": confidence,
+                      "max_events": max_events})
              for index, point in enumerate(points) if index not in outcomes]
 
     from tqdm import tqdm

@@ -105,3 +105,16 @@ def test_the_command_line_refuses_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", str(path), "--max-events", "-5"])
     assert "--max-events: -5 must be a positive, finite number" in capsys.readouterr().err
+
+
+def test_a_sweep_checks_every_point_before_running_any():
+    m = small()
+    with pytest.raises(ps.ScenarioError, match=r"point 1 \(workloads\[p\]\.rate=1e\+30\): this "
+                                               r"run would simulate"):
+        ps.sweep(m, {"workloads[p].rate": [1.0, 1e30]}, horizon=100.0, executor="serial",
+                 progress=False)
+    swept = ps.sweep(m, {"workloads[p].rate": [1.0, 2.0]}, horizon=100.0, executor="serial",
+                     progress=False, max_events=1e4, seed=1)
+    assert len(swept.points) == 2
+    with pytest.raises(ps.ScenarioError, match="max_events="):
+        ps.sweep(m, {"workloads[p].rate": [1.0]}, horizon=100.0, max_events="lots")
