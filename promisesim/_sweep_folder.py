@@ -120,7 +120,10 @@ def _prepare_folder(out: Path, manifest: dict[str, Any], resume: bool) -> None:
     _write_atomic(out / _MANIFEST, write)
 
 
-def _read_point(out: Path, index: int, n_points: int) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
+def _read_point(out: Path, index: int, n_points: int, values: dict[str, Any]
+                ) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
+    """The tables of finished point ``index`` (None if it has not finished), checked to be
+    that point's: its index and parameter values are stored with it."""
     paths = [_point_file(out, table, index, n_points) for table in _TABLES]
     if not all(p.exists() for p in paths):
         return None
@@ -132,19 +135,25 @@ def _read_point(out: Path, index: int, n_points: int) -> tuple[pd.DataFrame, pd.
             raise ScenarioError(f"{path}: cannot read this point ({exc}); delete it to recompute "
                                 "the point") from None
     engine = str(frames[0].attrs.get("engine", ""))
-    for frame in frames:
+    for path, frame in zip(paths, frames):
+        stored = (frame.attrs.get("point"), frame.attrs.get("values"))
+        if stored != (index, _canonical(values)):
+            raise ScenarioError(f"{path}: holds point {stored[0]!r} with values {stored[1]}, not "
+                                f"point {index} with {_canonical(values)}; delete it to recompute "
+                                "the point")
         frame.attrs.clear()
     return frames[0], frames[1], engine
 
 
-def _write_point(out: Path, index: int, n_points: int,
+def _write_point(out: Path, index: int, n_points: int, values: dict[str, Any],
                  outcome: tuple[pd.DataFrame, pd.DataFrame, str]) -> None:
     summary, promises, engine = outcome
     # promises first: a point counts as finished once its summary file exists
     for table, frame in (("promises", promises), ("summary", summary)):
         stored = frame.copy(deep=False)
         stored.attrs.clear()
-        stored.attrs.update({"point": index, "engine": engine})  # pandas keeps attrs in Parquet
+        # pandas keeps attrs in Parquet: what point this is, checked when it is read back
+        stored.attrs.update({"point": index, "values": _canonical(values), "engine": engine})
 
         def write(handle: Any, stored: pd.DataFrame = stored) -> None:
             stored.to_parquet(handle, index=False)

@@ -581,6 +581,11 @@ def _sweep(args: argparse.Namespace) -> int:
     except (ScenarioError, EngineError, ImportError) as exc:
         print(f"promisesim: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:   # a full disk, a folder gone: the finished points stay whole
+        print(f"promisesim: error: cannot write to {args.out}: {exc}; the finished points are "
+              "there: --resume finishes the sweep (in a copy of the folder elsewhere, if this "
+              "disk is full)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         where = f"; the finished points are in {args.out}: --resume finishes the sweep" if args.out else ""
         print(f"promisesim: interrupted{where}", file=sys.stderr)

@@ -329,7 +329,7 @@ def sweep(
         }
         _prepare_folder(folder, manifest, resume)
         for index in range(len(points)):
-            loaded = _read_point(folder, index, len(points))
+            loaded = _read_point(folder, index, len(points), points[index])
             if loaded is not None:
                 outcomes[index] = loaded
 
@@ -347,7 +347,7 @@ def sweep(
 
     def done(index: int, outcome: tuple[pd.DataFrame, pd.DataFrame, str]) -> None:
         if folder is not None:
-            _write_point(folder, index, len(points), outcome)
+            _write_point(folder, index, len(points), points[index], outcome)
         outcomes[index] = outcome
         bar.update(1)
 
@@ -400,7 +400,7 @@ def load_sweep(out: str | os.PathLike[str]) -> SweepResult:
              "confidence": float(manifest["confidence"]), "parameters": tuple(names)}
     outcomes = {}
     for index in range(len(points)):
-        loaded = _read_point(folder, index, len(points))
+        loaded = _read_point(folder, index, len(points), points[index])
         if loaded is not None:
             outcomes[index] = loaded
     table = _points_table(names, points)

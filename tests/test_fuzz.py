@@ -79,11 +79,12 @@ def scenarios(draw):
         action = draw(st.sampled_from(["replace", "replace", "replace", "remove", "unknown",
                                        "repeat"]))
         if action == "replace":
-            parent[path[-1]] = draw(HOSTILE)
+            parent[path[-1]] = copy.deepcopy(draw(HOSTILE))   # the samples are shared
         elif action == "remove":
             del parent[path[-1]]
         elif action == "unknown" and isinstance(parent, dict):
-            parent[draw(st.sampled_from(["servrs", "extra", "versions", "1"]))] = draw(HOSTILE)
+            key = draw(st.sampled_from(["servrs", "extra", "versions", "1"]))
+            parent[key] = copy.deepcopy(draw(HOSTILE))
         elif action == "repeat" and isinstance(parent, list):
             parent.append(copy.deepcopy(parent[path[-1]]))
     return name, data

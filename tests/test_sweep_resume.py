@@ -102,3 +102,61 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path, capsys):
     assert reloaded.missing == ()
     pd.testing.assert_frame_equal(reloaded.summary, expected.summary)
     pd.testing.assert_frame_equal(reloaded.promises, expected.promises)
+
+
+def test_a_point_file_of_another_point_is_refused(tmp_path):
+    import shutil
+
+    model = ps.scenario.scenario_from_text(SCENARIO).model
+    out = tmp_path / "sweep"
+    sweep(model, {"agents[db].servers": [1, 2]}, horizon=50.0, replications=2, seed=1,
+          executor="serial", progress=False, out=out, engine="vector")
+    assert len(load_sweep(out).points) == 2
+    first, second = finished(out)
+    shutil.copyfile(first, second)          # point 0's valid file where point 1's belongs
+    with pytest.raises(ps.ScenarioError, match=r"point-00001\.parquet: holds point 0 .* not "
+                                               r"point 1"):
+        load_sweep(out)
+    with pytest.raises(ps.ScenarioError, match="delete it to recompute"):
+        sweep(model, {"agents[db].servers": [1, 2]}, horizon=50.0, replications=2, seed=1,
+              executor="serial", progress=False, out=out, resume=True, engine="vector")
+
+
+def test_a_full_disk_is_one_line_and_resume_elsewhere_finishes(tmp_path, capsys, monkeypatch):
+    """Writing a point fails as a full disk does (ENOSPC): the sweep stops with one line
+    naming the folder, and resuming in a copy of the folder on another disk finishes it."""
+    import errno
+    import shutil
+
+    from promisesim import _sweep_folder
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.replace("engine: reference", "engine: vector"))
+    out = tmp_path / "full"
+    real = _sweep_folder._write_atomic
+    calls = {"n": 0}
+
+    def filling(target, write):
+        if target.suffix == ".parquet":
+            calls["n"] += 1
+            if calls["n"] > 4:             # two points fit, then the disk is full
+                raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        return real(target, write)
+
+    monkeypatch.setattr(_sweep_folder, "_write_atomic", filling)
+    args = ["sweep", str(path), "--param", "agents[db].servers=1,2,3", "--executor", "serial",
+            "--horizon", "50", "-r", "2", "--no-progress"]
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "No space left on device" in err, err
+    assert len(finished(out)) == 2
+    monkeypatch.setattr(_sweep_folder, "_write_atomic", real)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(out, elsewhere)
+    assert main([*args, "--out", str(elsewhere), "--resume", "--json"]) == 0
+    capsys.readouterr()
+    assert len(finished(elsewhere)) == 3
+    whole = sweep(ps.load_scenario(path).model, {"agents[db].servers": [1, 2, 3]},
+                  horizon=50.0, replications=2, seed=17, executor="serial", progress=False)
+    pd.testing.assert_frame_equal(load_sweep(elsewhere).summary, whole.summary,
+                                  check_like=True)
