@@ -35,6 +35,32 @@ def _default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _watch(pid: int) -> None:
+    """A worker process's initializer: exit as soon as process ``pid`` (the one that started
+    the pool) is gone, killed or crashed, rather than wait for work that will never come."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:   # the number now belongs to another user's process
+                os._exit(1)
+
+    threading.Thread(target=watch, name="promisesim-parent-watch", daemon=True).start()
+
+
+def pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of ``workers`` processes (forkserver or spawn) that end with this process."""
+    return concurrent.futures.ProcessPoolExecutor(max_workers=workers,
+                                                  mp_context=_process_context(),
+                                                  initializer=_watch, initargs=(os.getpid(),))
+
+
 def _process_context() -> Any:
     # An explicit context object: the global start method stays as the user set it. Not
     # "fork": forking a process that runs threads (tqdm's monitor, a Dask client) can
@@ -132,9 +158,7 @@ def execute(run: Callable[[Any], Any], executor: Any, workers: int, tasks: list[
         for index, task in tasks:  # one process is enough: spare the start-up of another
             done(index, run(task))
     elif executor == "local":
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
-                                                      mp_context=_process_context())
-        _run_futures(run, pool, tasks, done, own=True)
+        _run_futures(run, pool(min(workers, len(tasks))), tasks, done, own=True)
     else:  # "dask": a cluster of our own, closed afterwards
         distributed = _import_distributed()
         with warnings.catch_warnings():

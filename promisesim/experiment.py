@@ -225,14 +225,13 @@ def simulate(
     else:
         import concurrent.futures
 
-        from .executors import _process_context
+        from .executors import pool as process_pool
 
         # contiguous blocks of replications, in order, so the concatenated trace is the one
         # a single process makes
         bounds = np.linspace(0, n, workers + 1).round().astype(int)
         blocks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers,
-                                                    mp_context=_process_context()) as pool:
+        with process_pool(workers) as pool:
             futures = [pool.submit(_run_block, (chosen.name, spec, horizon, streams, block,
                                                 bool(record_requests), bool(record_changes)))
                        for block in blocks]

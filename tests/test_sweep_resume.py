@@ -160,3 +160,32 @@ def test_a_full_disk_is_one_line_and_resume_elsewhere_finishes(tmp_path, capsys,
                   horizon=50.0, replications=2, seed=17, executor="serial", progress=False)
     pd.testing.assert_frame_equal(load_sweep(elsewhere).summary, whole.summary,
                                   check_like=True)
+
+
+def test_killing_the_sweep_leaves_no_process_behind(tmp_path):
+    """A sweep's worker processes (and those that start them) end with the sweep, even when
+    it is killed with no chance to tidy up."""
+    psutil = pytest.importorskip("psutil")
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text(SCENARIO.replace("horizon: 200", "horizon: 2000"), encoding="utf-8")
+    command = [sys.executable, "-m", "promisesim.cli", "sweep", str(scenario), *PARAMS,
+               "--executor", "local", "--workers", "2", "--no-progress", "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONPATH": str(Path(ps.__file__).parents[1])})
+    try:
+        main_process = psutil.Process(process.pid)
+        deadline = time.monotonic() + 60
+        while True:   # until both workers run
+            children = main_process.children(recursive=True)
+            if len(children) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert len(children) >= 3, children   # a forkserver or resource tracker, two workers
+        time.sleep(0.5)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]
+    finally:
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
