@@ -247,7 +247,10 @@ class LogNormal(Distribution):
 
     @property
     def var(self) -> float:
-        return (math.exp(self.sigma**2) - 1.0) * self.mean_**2
+        try:
+            return (math.exp(self.sigma**2) - 1.0) * self.mean_**2
+        except OverflowError:   # sigma above about 26.6
+            return math.inf
 
     @property
     def mu(self) -> float:

@@ -12,7 +12,7 @@ from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleT
 from .objectives import Alert, Objective
 from .promises import Availability, Backoff, Breaker, Condition, RetryBudget, Latency, Promise, all_of, any_of, fallback, k_of
 from .spec import ModelSpec, build_spec
-from .schema import INJECTIONS, keys
+from .schema import INJECTIONS, keys, name_keys
 from .super_agents import AgentTemplate, SuperAgent, expand
 from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned, expand_versions
 
@@ -315,6 +315,12 @@ class Model:
     # -- validation -----------------------------------------------------------
     def spec(self) -> ModelSpec:
         """Validate and freeze the model. Raises :class:`~promisesim.errors.ScenarioError`."""
+        for kind, elements in (("agent", self.agents), ("super-agent", self.super_agents),
+                               ("versioned agent", self.versioned), ("promise", self.promises)):
+            for element in elements:   # names key every table below: they must be text
+                if not isinstance(getattr(element, "name", None), str):
+                    raise ScenarioError(f"{kind} name {getattr(element, 'name', element)!r} "
+                                        "must be text")
         agents, promises, outages, versions = expand_versions(
             list(self.versioned), list(self.version_events), list(self.agents),
             list(self.promises), list(self.outages))
@@ -506,7 +512,9 @@ class _Reader:
     def _mapping(self, data: Any, where: str, allowed: Any, required: Any = frozenset()) -> dict:
         """``data`` as a mapping with keys in ``allowed`` and ``required`` (or one pair of
         them: an element's name in :mod:`~promisesim.model.schema`)."""
+        names: frozenset[str] = frozenset()
         if isinstance(allowed, str):
+            names = name_keys(allowed)
             allowed, required = keys(allowed)
         if not isinstance(data, dict):
             raise ScenarioError(f"{where}: expected a mapping, got {data!r}")
@@ -524,6 +532,11 @@ class _Reader:
         missing = required - set(data)
         if missing:
             raise ScenarioError(f"{where}: missing key(s) {sorted(missing)}")
+        for key in names:
+            value = data.get(key)
+            if value is not None and not isinstance(value, str):   # a name is text
+                raise ScenarioError(f"{where}: {key}={value!r} must be a name (text; quote a "
+                                    "number: '2024')")
         return data
 
     def _list(self, data: Any, where: str) -> list:

@@ -31,7 +31,7 @@ from .promises import RETRY_ON, Backoff, Breaker, Promise, RetryBudget
 from .super_agents import AgentTemplate, SuperAgent
 from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned
 
-__all__ = ["scenario_schema", "schema_text", "keys", "ENGINES"]
+__all__ = ["scenario_schema", "schema_text", "keys", "name_keys", "ENGINES"]
 
 #: Engines a scenario file's ``run.engine`` may name.
 ENGINES = ("auto", "reference", "vector")
@@ -151,6 +151,16 @@ def keys(element: str) -> tuple[frozenset[str], frozenset[str]]:
     fields = _fields(cls)
     required = {f.name for f in fields if not _optional(f)} | _REQUIRED_IN_FILES.get(cls, set())
     return frozenset(f.name for f in fields), frozenset(required)
+
+
+@cache
+def name_keys(element: str) -> frozenset[str]:
+    """The keys of ``element`` whose values are names (text), as the schema types them."""
+    if element in ("scenario", "run"):
+        return frozenset({"name", "time_unit"}) if element == "scenario" else frozenset()
+    cls = ELEMENTS[element]
+    return frozenset(f.name for f in _fields(cls)
+                     if _BY_ELEMENT.get((cls, f.name), _BY_NAME.get(f.name)) is _NAME)
 
 
 def _object(properties: dict[str, Any], required: set[str] | frozenset[str] = frozenset(),

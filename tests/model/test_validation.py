@@ -511,3 +511,17 @@ def test_a_misspelt_name_gets_the_closest_one_as_a_hint():
     with pytest.raises(ps.ScenarioError) as info:      # nothing close: no hint
         m.spec()
     assert "did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", [{"a": 1}, ["a"], 7, None])
+def test_a_name_that_is_not_text_is_refused_in_python_and_in_files(name):
+    m = ps.Model("names")
+    m.agent(name)
+    with pytest.raises(ps.ScenarioError, match="agent name .* must be text"):
+        m.spec()
+    from promisesim.scenario import scenario_from_text
+    import yaml
+
+    text = yaml.safe_dump({"agents": [{"name": name}]})
+    with pytest.raises(ps.ScenarioError, match=r"(agents\[0\]: name=.* must be a name|agent name None must be text)"):
+        scenario_from_text(text)
