@@ -219,6 +219,9 @@ class LogNormal(Distribution):
         if sigma is None:
             raise ScenarioError("LogNormal: sigma (of the log) is required")
         sigma = _check_positive("LogNormal", "sigma", sigma)
+        if sigma > 20:   # exp(sigma**2): the variance's factor overflows from about 26.6
+            raise ScenarioError(f"LogNormal: sigma={sigma!r} must be at most 20 (the mean is "
+                                "exp(sigma**2 / 2) times the median: 5e86 at 20)")
         if (mean is None) == (mu is None):
             raise ScenarioError("LogNormal: give mean (the distribution's own) or mu (of its "
                                 f"log), not {'both' if mean is not None else 'neither'}")

@@ -288,7 +288,7 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
                                   float(group.reuse)))
     for target in dict.fromkeys(x.target for x in scalings):
         group = scalable(target, "scale_to")
-        events = sorted((x for x in scalings if x.target == target), key=lambda x: x.at)
+        events = [x for x in scalings if x.target == target]
         for x in events:
             if isinstance(x.size, bool) or not isinstance(x.size, int) \
                     or not 1 <= x.size <= MAX_MEMBERS:
@@ -298,6 +298,7 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
                     or not 0 <= x.at < float("inf"):
                 raise ScenarioError(f"scale_to {target!r}: at={x.at!r} must be a non-negative, "
                                     "finite time", element=("scale_to", target))
+        events.sort(key=lambda x: x.at)   # once every time is a number
         largest[target] = max([group.size] + [x.size for x in events])
         size = group.size
         cold, warm = _duration(group.startup), _duration(group.warm_startup)

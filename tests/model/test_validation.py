@@ -525,3 +525,16 @@ def test_a_name_that_is_not_text_is_refused_in_python_and_in_files(name):
     text = yaml.safe_dump({"agents": [{"name": name}]})
     with pytest.raises(ps.ScenarioError, match=r"(agents\[0\]: name=.* must be a name|agent name None must be text)"):
         scenario_from_text(text)
+
+
+def test_values_the_fuzz_run_found():
+    """Each was a traceback before: a huge sigma (sigma**2 overflowed), a text time among
+    the scalings of one super-agent (sorted before they were checked)."""
+    with pytest.raises(ps.ScenarioError, match=r"LogNormal: sigma=5e\+209 must be at most 20"):
+        ps.LogNormal(mean=1.0, sigma=5e209)
+    m = ps.Model("scaling")
+    m.super_agent("fn", size=1, member=ps.AgentTemplate())
+    m.inject(ps.ScaleTo("fn", size=2, at=10.0))
+    m.inject(ps.ScaleTo("fn", size=3, at="soon"))
+    with pytest.raises(ps.ScenarioError, match=r"scale_to 'fn': at='soon' must be"):
+        m.spec()
