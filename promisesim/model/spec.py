@@ -233,6 +233,10 @@ def _number(owner: str, name: str, value: object, *, positive: bool, allow_zero:
     return v
 
 
+#: The longest name an element may have.
+MAX_NAME = 200
+
+
 def _check_name(kind: str, name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ScenarioError(f"{kind} name {name!r} must be a non-empty string")
@@ -241,6 +245,9 @@ def _check_name(kind: str, name: object) -> str:
     if not name.isprintable():   # control characters, lone surrogates: unreadable in tables
         raise ScenarioError(f"{kind} {name!r}: names may hold only printable characters",
                             element=(kind, name))
+    if len(name) > MAX_NAME:     # names head table rows, plot labels and file names
+        raise ScenarioError(f"{kind} {name[:40]!r}...: names may be at most {MAX_NAME} "
+                            f"characters long, not {len(name):,}", element=(kind, name[:40]))
     return name
 
 

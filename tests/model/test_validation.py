@@ -538,3 +538,13 @@ def test_values_the_fuzz_run_found():
     m.inject(ps.ScaleTo("fn", size=3, at="soon"))
     with pytest.raises(ps.ScenarioError, match=r"scale_to 'fn': at='soon' must be"):
         m.spec()
+
+
+def test_a_name_longer_than_200_characters_is_refused():
+    m = ps.Model("long")
+    m.agent("a" * 201)
+    with pytest.raises(ps.ScenarioError, match="names may be at most 200 characters long, not 201"):
+        m.spec()
+    m = ps.Model("long enough")
+    m.agent("a" * 200)
+    m.spec()
