@@ -22,7 +22,7 @@ SECTIONS = [
     ("objective", "objectives[]"), ("alert", "alerts[]"), ("injection", "injections[]"),
     ("outage", "outage"), ("degrade", "degrade"), ("partition", "partition"),
     ("scale_to", "scale_to"), ("autoscaler", "autoscaler"), ("release", "release"),
-    ("retire", "retire"), ("migrate", "migrate"),
+    ("retire", "retire"), ("migrate", "migrate"), ("canary", "canary"),
     ("undocumented_change", "undocumented_change"), ("distribution", "Times and distributions"),
 ]
 

@@ -140,3 +140,6 @@ class Agent:
     slowdown: float = 0.0
     errors: float | Bursts = 0.0
     order: str = "after"
+
+    def __post_init__(self) -> None:   # a plain number is a deterministic time
+        object.__setattr__(self, "service_time", as_time(self.service_time))

@@ -14,9 +14,10 @@ from .promises import Availability, Backoff, Breaker, Condition, RetryBudget, La
 from .spec import ModelSpec, build_spec
 from .schema import INJECTIONS, keys, name_keys
 from .super_agents import AgentTemplate, SuperAgent, expand
-from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned, expand_versions
+from .versions import (Canary, Migrate, Release, Retire, UndocumentedChange, Versioned,
+                       expand_versions)
 
-_VERSION_EVENTS = (Release, Retire, Migrate, UndocumentedChange)
+_VERSION_EVENTS = (Release, Retire, Migrate, Canary, UndocumentedChange)
 
 __all__ = ["Model"]
 
@@ -438,7 +439,7 @@ class Model:
             ] + [{"degrade": _degrade_fields(d)} for d in self.degradations
                  ] + [{"partition": _partition_fields(x)} for x in self.partitions] + [{"scale_to": {"target": x.target, "size": x.size, "at": x.at}} for x in self.scalings
                  ] + [{"autoscaler": asdict(a)} for a in self.autoscalers
-                      ] + [{_EVENT_KEYS[type(e)]: asdict(e)} for e in self.version_events]
+                      ] + [{_EVENT_KEYS[type(e)]: _event_fields(e)} for e in self.version_events]
         return out
 
     @classmethod
@@ -494,6 +495,14 @@ def _degrade_fields(d: Degrade) -> dict[str, Any]:
     return out
 
 
+def _event_fields(e: Any) -> dict[str, Any]:
+    """A version event's fields as plain data (a canary's steps as lists)."""
+    out = asdict(e)
+    if isinstance(e, Canary) and isinstance(e.steps, tuple):
+        out["steps"] = [list(step) if isinstance(step, tuple) else step for step in e.steps]
+    return out
+
+
 def _partition_fields(x: Partition) -> dict[str, Any]:
     side = lambda v: v if isinstance(v, str) else list(v)  # noqa: E731
     out: dict[str, Any] = {"a": side(x.a), "b": side(x.b), "at": x.at, "duration": x.duration}
@@ -502,7 +511,7 @@ def _partition_fields(x: Partition) -> dict[str, Any]:
     return out
 
 
-_EVENT_KEYS = {Release: "release", Retire: "retire", Migrate: "migrate",
+_EVENT_KEYS = {Release: "release", Retire: "retire", Migrate: "migrate", Canary: "canary",
                UndocumentedChange: "undocumented_change"}
 
 

@@ -29,7 +29,7 @@ from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleT
 from .objectives import Alert, Objective
 from .promises import RETRY_ON, Backoff, Breaker, Promise, RetryBudget
 from .super_agents import AgentTemplate, SuperAgent
-from .versions import Migrate, Release, Retire, UndocumentedChange, Versioned
+from .versions import Canary, Migrate, Release, Retire, UndocumentedChange, Versioned
 
 __all__ = ["scenario_schema", "schema_text", "keys", "name_keys", "ENGINES"]
 
@@ -104,6 +104,10 @@ _BY_ELEMENT: dict[tuple[type, str], dict[str, Any]] = {
         "oneOf": [_ref("template"), {"type": "null"}]}},
     (Versioned, "traffic"): {"type": "object", "additionalProperties": _SHARE},
     (Migrate, "to"): _NAME,
+    (Canary, "to"): _NAME,
+    (Canary, "steps"): {"type": "array", "minItems": 1, "items": {
+        "type": "array", "prefixItems": [_SHARE, _TIME], "minItems": 2, "maxItems": 2,
+        "description": "[share, hold]"}},
 }
 #: Fields that a file must give although the class has a default.
 _REQUIRED_IN_FILES = {Versioned: {"versions"}}
@@ -115,11 +119,12 @@ ELEMENTS: dict[str, type] = {
     "error_bursts": Bursts, "backoff": Backoff, "budget": RetryBudget, "breaker": Breaker,
     "outage": Outage, "degrade": Degrade, "partition": Partition, "scale_to": ScaleTo,
     "autoscaler": Autoscaler, "release": Release, "retire": Retire, "migrate": Migrate,
+    "canary": Canary,
     "undocumented_change": UndocumentedChange,
 }
 #: The one-key mappings of ``injections``, in the order the reader's error lists them.
 INJECTIONS = ("outage", "degrade", "partition", "scale_to", "autoscaler", "release", "retire",
-              "migrate", "undocumented_change")
+              "migrate", "canary", "undocumented_change")
 #: Top-level keys, with the element each list holds.
 TOP = {"name": _NAME, "time_unit": _NAME, "agents": "agent", "super_agents": "super_agent",
        "versioned": "versioned", "promises": "promise", "workloads": "workload",

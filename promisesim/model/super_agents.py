@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from ..dists import Deterministic, Distribution
+from ..dists import Deterministic, Distribution, as_time
 from ..errors import ScenarioError, _real, did_you_mean
 from .agents import MAX_MEMBERS, Agent, Bursts, Failures
 
@@ -51,6 +51,9 @@ class AgentTemplate:
     slowdown: float = 0.0
     errors: float | Bursts = 0.0
     order: str = "after"
+
+    def __post_init__(self) -> None:   # a plain number is a deterministic time
+        object.__setattr__(self, "service_time", as_time(self.service_time))
 
     def agent(self, name: str) -> Agent:
         return Agent(name, failures=self.failures, service_time=self.service_time,

@@ -18,8 +18,11 @@ agent makes of its own, such as one only v2 offers).
 Events (inject them with :meth:`~promisesim.Model.inject`):
 
 * :class:`Release`: the version serves from ``at`` on (before it, it is down);
-* :class:`Migrate`: over ``[at, at + over)``, a ``share`` of the traffic of
-  every other version moves to version ``to``, linearly (``over=0``: all at once);
+* :class:`Migrate`: over ``[at, at + over)``, version ``to``'s share of the traffic
+  moves linearly to ``share`` (an absolute share: 0.5 means half of all requests),
+  the other versions keeping their proportions among themselves (``over=0``: at once);
+* :class:`Canary`: a schedule of migrations, step by step (5% for ten minutes, then
+  50%, then all);
 * :class:`Retire`: the version takes no requests from ``at`` on (it drains);
   consumers not migrated by then break;
 * :class:`UndocumentedChange`: the version changes its behaviour under the same
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import ScenarioError, _real
 from .super_agents import AgentTemplate
 
-__all__ = ["Versioned", "Release", "Retire", "Migrate", "UndocumentedChange"]
+__all__ = ["Versioned", "Release", "Retire", "Migrate", "Canary", "UndocumentedChange"]
 
 _FOREVER = 1e300
 
@@ -84,14 +87,59 @@ class Retire:
 
 @dataclass(frozen=True)
 class Migrate:
-    """Move a ``share`` of every other version's traffic to version ``to``, linearly over
-    ``[at, at + over)`` (``over=0``: at once)."""
+    """Bring version ``to``'s share of the traffic to ``share`` (absolute: 0.5 is half of
+    all requests), linearly over ``[at, at + over)`` (``over=0``: at once). The other
+    versions give up (or take back) traffic in proportion to the shares they had, so
+    ``share=0`` rolls ``to`` back to the others."""
 
     target: str
     to: str
     at: float
     share: float = 1.0
     over: float = 0.0
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A progressive rollout of version ``to`` from ``at`` on: for each ``(share, hold)``
+    of ``steps`` in turn, ``to`` gets ``share`` of the traffic at once and keeps it for
+    ``hold`` (the last step's hold may be 0: it stays). For example
+    ``Canary("store", "v2", at=600, steps=[(0.05, 900), (0.5, 900), (1.0, 0)])``.
+    Each step is a :class:`Migrate`."""
+
+    target: str
+    to: str
+    at: float
+    steps: tuple = ()
+
+    def __post_init__(self) -> None:
+        steps = self.steps
+        if isinstance(steps, (list, tuple)):
+            steps = tuple(tuple(step) if isinstance(step, (list, tuple)) else step
+                          for step in steps)
+        object.__setattr__(self, "steps", steps)
+
+    def migrations(self) -> list[Migrate]:
+        """The steps as migrations (a ScenarioError naming the canary for bad steps)."""
+        where = f"canary of {self.target!r}"
+        if not isinstance(self.steps, tuple) or not self.steps:
+            raise ScenarioError(f"{where}: steps={self.steps!r} must be a list of "
+                                "(share, hold) pairs", element=("version", str(self.target)))
+        if not _real(self.at) or not 0 <= self.at < math.inf:
+            raise ScenarioError(f"{where}: at={self.at!r} must be a non-negative, finite time",
+                                element=("version", str(self.target)))
+        out, at = [], float(self.at)
+        for i, step in enumerate(self.steps):
+            if not isinstance(step, tuple) or len(step) != 2 or not all(_real(x) for x in step) \
+                    or not 0 <= step[0] <= 1 or not 0 <= step[1] < math.inf:
+                raise ScenarioError(f"{where}: step {i} {step!r} must be (share in [0, 1], "
+                                    "hold >= 0)", element=("version", str(self.target)))
+            if step[1] == 0 and i < len(self.steps) - 1:
+                raise ScenarioError(f"{where}: step {i} holds for 0: only the last step may",
+                                    element=("version", str(self.target)))
+            out.append(Migrate(self.target, self.to, at, float(step[0])))
+            at += float(step[1])
+        return out
 
 
 @dataclass(frozen=True)
@@ -176,6 +224,7 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
         start = tuple(float(traffic.get(label, 0.0)) for label in labels)
         knots[v.name] = [(0.0, start)]
     migrating_until: dict[str, float] = {}
+    events = [m for e in events for m in (e.migrations() if isinstance(e, Canary) else [e])]
     for e in sorted(events, key=lambda e: float(e.at) if isinstance(e.at, (int, float)) else 0.0):
         kind = type(e).__name__
 
@@ -200,8 +249,9 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
             new_outages.append(Outage(member, at, _time(e.adapt, "adapt", bad, positive=True)))
         else:
             share = e.share
-            if not _real(share) or not 0 < share <= 1:
-                raise bad(f"share={share!r} must be in (0, 1]")
+            if not _real(share) or not 0 <= share <= 1:
+                raise bad(f"share={share!r} must be in [0, 1] (the share of all traffic "
+                          f"{label!r} is to carry)")
             over = _time(e.over, "over", bad)
             if at < migrating_until.get(v.name, 0.0):
                 raise bad("it starts before the previous migration has ended")
@@ -209,8 +259,12 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
             points = knots[v.name]
             before = split_shares(points, at)
             j = list(v.versions).index(label)
-            moved = share * (1.0 - before[j])
-            after = tuple(before[i] * (1.0 - share) if i != j else before[i] + moved
+            others = 1.0 - before[j]
+            if others <= 0 and share < 1:
+                raise bad(f"{label!r} carries all the traffic, and no other version has a "
+                          "share to scale back up: migrate to another version instead")
+            # the others keep their proportions among themselves
+            after = tuple(float(share) if i == j else before[i] * (1.0 - share) / others
                           for i in range(len(before)))
             points.append((at, before))
             points.append((at + over, after))

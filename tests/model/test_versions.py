@@ -124,7 +124,12 @@ def test_versions_round_trip_through_yaml_and_same_seed_same_results(schema_vali
     (lambda: rollout(traffic={"v9": 1.0}), "version 'v9'"),
     (lambda: rollout(ps.Migrate("store", "v2", at=1.0, over=10.0),
                      ps.Migrate("store", "v1", at=5.0)), "before the previous migration"),
-    (lambda: rollout(ps.Migrate("store", "v2", at=1.0, share=0.0)), "share=0.0"),
+    (lambda: rollout(ps.Migrate("store", "v2", at=1.0, share=1.5)), "share=1.5"),
+    (lambda: rollout(ps.Migrate("store", "v1", at=1.0, share=0.5)), "carries all the traffic"),
+    (lambda: rollout(ps.Canary("store", "v2", at=1.0, steps=[(0.1, 0), (1.0, 0)])),
+     "step 0 holds for 0"),
+    (lambda: rollout(ps.Canary("store", "v2", at=1.0, steps=[(2.0, 10)])), "step 0 (2.0, 10)"),
+    (lambda: rollout(ps.Canary("store", "v2", at=1.0, steps=[])), "steps=() must be"),
     (lambda: rollout(ps.UndocumentedChange("store", "v2", at=1.0, adapt=0.0)), "adapt=0.0"),
     (lambda: rollout(ps.Release("store", "v2", at=-1.0)), "at=-1.0"),
 ])
@@ -146,3 +151,36 @@ def test_a_version_makes_promises_of_its_own_and_consumers_bind_to_it():
     early = rq[(rq["promise"] == "preview") & (rq["arrival"] < 40.0)]
     late = rq[(rq["promise"] == "preview") & (rq["arrival"] >= 40.0)]
     assert not early["kept"].any() and late["kept"].all()
+
+
+def test_migrate_shares_are_absolute_and_others_keep_their_proportions():
+    """A 5% canary then share=0.5 is 50% on v2 (not 5% plus half of the other 95%), and
+    share=0 rolls v2 back; v1 and v3 keep their 2:1 ratio throughout."""
+    m = ps.Model("three versions")
+    m.versions("store", {v: ps.AgentTemplate(service_time=0.01) for v in ("v1", "v2", "v3")},
+               traffic={"v1": 2 / 3, "v3": 1 / 3})
+    m.promise("store", to=m.agent("u"), body=ps.Latency(deadline=1.0), name="get")
+    for at, share in ((100.0, 0.05), (200.0, 0.5), (300.0, 0.0)):
+        m.inject(ps.Migrate("store", "v2", at=at, share=share))
+    split = m.spec().promises[-1].conditions
+    assert split.share_at(150.0) == pytest.approx((0.95 * 2 / 3, 0.05, 0.95 / 3))
+    assert split.share_at(250.0) == pytest.approx((0.5 * 2 / 3, 0.5, 0.5 / 3))
+    assert split.share_at(350.0) == pytest.approx((2 / 3, 0.0, 1 / 3))
+
+
+@pytest.mark.slow
+def test_a_canary_puts_its_absolute_share_of_traffic_on_the_new_version(schema_valid):
+    """5% -> 50% -> 100%: each step measures its share of requests on v2, within 3 standard
+    errors (each request is bound by an independent draw: binomial)."""
+    m = rollout(ps.Canary("store", "v2", at=100.0, steps=[(0.05, 300), (0.5, 300), (1.0, 0)]),
+                rate=20.0)
+    schema_valid(m.to_dict())
+    r = ps.simulate(m, horizon=1_000.0, replications=4, seed=11)
+    q = r.requests
+    q = q[q["promise"].astype(str).str.startswith("get@")]
+    for (start, end), share in zip(((100, 400), (400, 700), (700, 1_000)), (0.05, 0.5, 1.0)):
+        window = q[(q["arrival"] >= start) & (q["arrival"] < end)]
+        on_v2 = (window["promise"].astype(str) == "get@store.v2").to_numpy()
+        se = (share * (1 - share) / on_v2.size) ** 0.5
+        assert abs(on_v2.mean() - share) <= 3 * se + 1e-12, (start, on_v2.mean(), share)
+        assert on_v2.size > 5_000
