@@ -33,13 +33,20 @@ __all__ = [
 ]
 
 
+#: The largest parameter a distribution takes: a draw of it, summed over a run, stays far
+#: from overflowing (1e15 seconds are 30 million years).
+MAX_PARAMETER = 1e15
+
+
 def _check_positive(owner: str, name: str, value: float, *, allow_zero: bool = False) -> float:
     try:
         value = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ScenarioError(f"{owner}: {name}={value!r} must be a number") from None
     if not math.isfinite(value):
         raise ScenarioError(f"{owner}: {name}={value!r} must be finite")
+    if value > MAX_PARAMETER:
+        raise ScenarioError(f"{owner}: {name}={value!r} must be at most {MAX_PARAMETER:g}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = "non-negative" if allow_zero else "positive"
         raise ScenarioError(f"{owner}: {name}={value!r} must be {bound}")
@@ -297,8 +304,9 @@ class Empirical(Distribution):
             raise ScenarioError("Empirical: values must be numbers") from None
         if arr.size == 0:
             raise ScenarioError("Empirical: values must not be empty")
-        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ScenarioError("Empirical: values must be finite and non-negative")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > MAX_PARAMETER):
+            raise ScenarioError(f"Empirical: values must be finite, non-negative and at most "
+                                f"{MAX_PARAMETER:g}")
         object.__setattr__(self, "values", tuple(float(x) for x in arr))
 
     @property

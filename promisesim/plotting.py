@@ -140,8 +140,9 @@ def plot_timeline(result: "Result", replication: int = 0, ax: "Axes | None" = No
         raise ValueError(f"replication={replication} is not in 0..{result.replications - 1}")
     iv = result.intervals
     iv = iv[iv["replication"] == replication]
-    entities = [("agent", a.name) for a in result.spec.agents] + \
-               [("promise", p.name) for p in result.spec.promises]
+    absent = set(result.absent)   # members that never started are not drawn
+    entities = [("agent", a.name) for a in result.spec.agents if a.name not in absent] + \
+               [("promise", p.name) for p in result.spec.promises if p.promiser not in absent]
     ax = _axes(ax, figsize=(9, 0.6 + 0.35 * len(entities)))
     colours = {"up": "tab:green", "kept": "tab:blue", "down": "tab:red", "broken": "tab:orange"}
     for row, (kind, name) in enumerate(entities):

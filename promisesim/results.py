@@ -27,6 +27,9 @@ Tables (all long/tidy, one row per observation; provenance in ``.attrs``):
     One row per request (root and calls), with its outcome.
 ``Result.summary()``
     Across replications: mean, standard error, 95% confidence interval.
+
+Members of a resized super-agent that never started in any replication (``Result.absent``)
+are left out of every table: they never existed in the run.
 """
 
 from __future__ import annotations
@@ -266,7 +269,68 @@ class Result:
     # -- tables ---------------------------------------------------------------------
     @cached_property
     def promises(self) -> pd.DataFrame:
-        """Per (replication, promise) metrics; see the module docstring."""
+        """Per (replication, promise) metrics; see the module docstring. Members of a resized
+        super-agent that never started in any replication are left out (see
+        :attr:`absent`)."""
+        return self._present(self._all_promises)
+
+    @cached_property
+    def absent(self) -> tuple[str, ...]:
+        """Members of resized super-agents (an autoscaler's ``max_size``, a ``ScaleTo``'s
+        size) that never started in any replication: they never existed in this run, so
+        the tables leave them and their promises out (rather than list hundreds of members
+        that were never needed as broken). A member counts as never started when every
+        promise it makes stood for no time and got no request, in every replication."""
+        spec = self.spec
+        candidates = dict.fromkeys([m for g in spec.scaled for m in g.members]
+                                   + [s.target for s in spec.startups])
+        if not candidates:
+            return ()
+        table = self._all_promises
+        idle = ((table["kept_fraction"] == 0) & (table["requests"] == 0)
+                & (table["requests_unfinished"] == 0)).to_numpy()
+        idle = idle.reshape(self.replications, len(spec.promises)).all(axis=0)
+        out = []
+        for name in candidates:
+            made = [i for i, p in enumerate(spec.promises) if p.promiser == name]
+            if made and idle[made].all():
+                out.append(name)
+        return tuple(out)
+
+    @cached_property
+    def _absent_promises(self) -> frozenset[str]:
+        absent = set(self.absent)
+        return frozenset(p.name for p in self.spec.promises if p.promiser in absent)
+
+    def _present(self, frame: pd.DataFrame, column: str = "promise") -> pd.DataFrame:
+        """``frame`` without the rows of :attr:`absent` members' promises (their categories
+        removed too)."""
+        gone = self._absent_promises
+        if not gone or column not in frame:
+            return frame
+        keep = ~frame[column].astype(object).isin(gone).to_numpy()
+        out = frame.loc[keep].reset_index(drop=True)
+        for name, names in ((column, gone), ("promiser", self.absent), ("promisee", self.absent)):
+            if name in out and isinstance(out[name].dtype, pd.CategoricalDtype):
+                drop = [c for c in out[name].cat.categories if c in names]
+                out[name] = out[name].cat.remove_categories(drop)
+        out.attrs.update(frame.attrs)
+        return out
+
+    def _present_entities(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A table with ``kind`` and ``entity`` columns without :attr:`absent` members."""
+        if not self.absent:
+            return frame
+        kind = frame["kind"].astype(object).to_numpy()
+        entity = frame["entity"].astype(object).to_numpy()
+        gone = (((kind == "agent") & np.isin(entity, list(self.absent)))
+                | ((kind == "promise") & np.isin(entity, list(self._absent_promises))))
+        out = frame.loc[~gone].reset_index(drop=True)
+        out.attrs.update(frame.attrs)
+        return out
+
+    @cached_property
+    def _all_promises(self) -> pd.DataFrame:
         spec, n_r = self.spec, self.replications
         n_p = len(spec.promises)
         columns = self._timeline_columns()
@@ -337,6 +401,10 @@ class Result:
 
     @cached_property
     def intervals(self) -> pd.DataFrame:
+        return self._present_entities(self._all_intervals)
+
+    @cached_property
+    def _all_intervals(self) -> pd.DataFrame:
         """States per (replication, entity) as ``start, end`` intervals, in model order."""
         spec, horizon = self.spec, self.horizon
         n_a = len(spec.agents)
@@ -364,6 +432,10 @@ class Result:
 
     @cached_property
     def events(self) -> pd.DataFrame:
+        return self._present_entities(self._all_events)
+
+    @cached_property
+    def _all_events(self) -> pd.DataFrame:
         """Changes of state with their causes, sorted by replication, time, kind (agents
         first) and entity (in model order)."""
         spec = self.spec
@@ -555,7 +627,7 @@ class Result:
     def causes(self) -> pd.DataFrame:
         """One row per break of a promise, with its first failing link and root causes (see
         :func:`promisesim.attribution.causes`)."""
-        return attribution.causes(self)
+        return self._present(attribution.causes(self))
 
     def cause_summary(self) -> pd.DataFrame:
         """Per promise and root cause: breaks and broken time, largest first (see
@@ -565,7 +637,7 @@ class Result:
     @cached_property
     def absorbed(self) -> pd.DataFrame:
         """Upstream breaks a choice absorbed (see :func:`promisesim.attribution.absorbed`)."""
-        return attribution.absorbed(self)
+        return self._present(attribution.absorbed(self))
 
     @cached_property
     def request_causes(self) -> pd.DataFrame:

@@ -33,7 +33,8 @@ def scaled(*, servers=1, limit=None, slowdown=0.0, balance="random", failures=No
 
 
 def resizes(result):
-    """Changes of state of the members (ups and downs), all replications."""
+    """Changes of state of the members that ever started (ups and downs), all replications
+    (members that never started are left out of the results)."""
     ev = result.events
     ev = ev[(ev["kind"] == "agent") & ev["entity"].astype(str).str.startswith("fn.")]
     return len(ev)
@@ -58,7 +59,7 @@ def resizes(result):
 def test_autoscaled_models_agree_exactly(case):
     ref, _ = assert_same(scaled(**case), 400.0, 3, 11)
     if case.get("max_size") != 2:
-        assert resizes(ref) > 6   # the autoscaler did something
+        assert resizes(ref) >= 3   # the autoscaler did something
     assert max(_autoscale.last_rounds) >= 1
 
 

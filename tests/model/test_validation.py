@@ -530,8 +530,10 @@ def test_a_name_that_is_not_text_is_refused_in_python_and_in_files(name):
 def test_values_the_fuzz_run_found():
     """Each was a traceback before: a huge sigma (sigma**2 overflowed), a text time among
     the scalings of one super-agent (sorted before they were checked)."""
-    with pytest.raises(ps.ScenarioError, match=r"LogNormal: sigma=5e\+209 must be at most 20"):
-        ps.LogNormal(mean=1.0, sigma=5e209)
+    with pytest.raises(ps.ScenarioError, match=r"LogNormal: sigma=21.0 must be at most 20"):
+        ps.LogNormal(mean=1.0, sigma=21.0)
+    with pytest.raises(ps.ScenarioError, match=r"Exponential: mean=1e\+308 must be at most 1e\+15"):
+        ps.Exponential(mean=1e308)     # its draws overflowed (a warning mid-run)
     m = ps.Model("scaling")
     m.super_agent("fn", size=1, member=ps.AgentTemplate())
     m.inject(ps.ScaleTo("fn", size=2, at=10.0))
