@@ -100,6 +100,7 @@ def save(result: Any, path: str | Path, overwrite: bool = False) -> Path:
         "horizon": result.horizon,
         "replications": result.replications,
         "engine": result.engine,
+        "engine_reason": result.engine_reason,
         "computed_by": trace.computed_by,
         "entropy": result.entropy,
         "seed_sequence": {
@@ -230,4 +231,5 @@ def load(path: str | Path) -> dict[str, Any]:
     return {"spec": spec, "trace": trace, "horizon": float(horizon),
             "replications": replications, "engine": engine,
             "entropy": _whole(manifest.get("entropy"), f"{where}: entropy"),
-            "spawn_key": tuple(spawn_key), "seed_sequence": seed_sequence}
+            "spawn_key": tuple(spawn_key), "seed_sequence": seed_sequence,
+            "engine_reason": str(manifest.get("engine_reason", ""))}

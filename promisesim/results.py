@@ -133,6 +133,9 @@ class Result:
         The engine that ran (after ``engine="auto"`` chose; ``"reference"`` where the vector
         engine handed over a model it would compute slowly: see
         :class:`~promisesim.engines.vector.VectorEngine`).
+    engine_reason : str
+        Why that engine ran: asked for, or what ``engine="auto"`` weighed (a feature only
+        the reference engine runs, a model the vector engine is known to run slower).
     entropy : int
         Root seed entropy: ``simulate(..., seed=entropy)`` reproduces the run.
     spawn_key : tuple of int
@@ -144,12 +147,14 @@ class Result:
 
     def __init__(self, spec: ModelSpec, trace: Trace, *, horizon: float, replications: int,
                  engine: str, entropy: int, spawn_key: tuple[int, ...] = (),
-                 seed_sequence: np.random.SeedSequence | None = None) -> None:
+                 seed_sequence: np.random.SeedSequence | None = None,
+                 engine_reason: str = "") -> None:
         self.spec = spec
         self.trace = trace
         self.horizon = float(horizon)
         self.replications = int(replications)
         self.engine = engine
+        self.engine_reason = str(engine_reason)
         self.entropy = int(entropy)
         self.spawn_key = tuple(int(k) for k in spawn_key)
         # The root the engine drew from (it may have a non-default pool size); observers
@@ -200,6 +205,7 @@ class Result:
         return {
             "model": self.spec.name,
             "engine": self.engine,
+            "engine_reason": self.engine_reason,
             "promisesim_version": __version__,
             "entropy": self.entropy,
             "spawn_key": self.spawn_key,

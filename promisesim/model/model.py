@@ -117,6 +117,7 @@ class Model:
         warm_startup: float | Distribution = 0.0,
         reuse: float = 0.0,
         balance: str = "first",
+        limit: int | None = None,
     ) -> SuperAgent:
         """Add a super-agent and return it; promises name it like an agent.
 
@@ -128,7 +129,8 @@ class Model:
                                 f"agents (for one member: members=[{_name(members)!r}])",
                                 element=("super-agent", str(name)))
         group = SuperAgent(name, tuple(_name(x) for x in members or ()), size, member, rule, k,
-                           failures, service_time, hop, startup, warm_startup, reuse, balance)
+                           failures, service_time, hop, startup, warm_startup, reuse, balance,
+                           limit)
         self.super_agents.append(group)
         return group
 
@@ -364,6 +366,8 @@ class Model:
                 entry["reuse"] = g.reuse
             if g.balance != "first":
                 entry["balance"] = g.balance
+            if g.limit is not None:
+                entry["limit"] = g.limit
             _agent_fields(g, entry, servers=False)
             groups.append(entry)
         promises = []
@@ -644,7 +648,8 @@ class _Reader:
                       service_time=service, hop=self._time_or_distribution(e, "hop", where),
                       startup=self._time_or_distribution(e, "startup", where),
                       warm_startup=self._time_or_distribution(e, "warm_startup", where),
-                      reuse=e.get("reuse", 0.0), balance=e.get("balance", "first"))
+                      reuse=e.get("reuse", 0.0), balance=e.get("balance", "first"),
+                      limit=e.get("limit"))
 
     def _time_or_distribution(self, e: dict, key: str, where: str) -> float | Distribution:
         value = e.get(key, 0.0)

@@ -101,6 +101,11 @@ class SuperAgent:
     balance : {"first", "random"}
         With ``rule="any"``: route to the first member that is up (fail-over) or to one of
         them at random (load balancing).
+    limit : int, optional
+        A concurrency cap on the super-agent as a whole (a function's reserved
+        concurrency): a request that finds ``limit`` requests inside it (routed to a
+        member and not yet answered) is rejected at the front. ``None``: no cap; each
+        member's own ``limit`` applies either way.
     """
 
     name: str
@@ -116,6 +121,7 @@ class SuperAgent:
     warm_startup: float | Distribution = 0.0
     reuse: float = 0.0
     balance: str = "first"
+    limit: int | None = None
 
     def member_names(self, size: int | None = None) -> tuple[str, ...]:
         """The members' names, generated ones included (``size`` of them if given)."""
@@ -330,7 +336,8 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
             resting.append(Outage(f"{target}.{i}", since, _FOREVER, drain))
     new_agents = list(agents)
     for s in groups.values():
-        new_agents.append(Agent(s.name, failures=s.failures, service_time=s.service_time))
+        new_agents.append(Agent(s.name, failures=s.failures, service_time=s.service_time,
+                                limit=s.limit))
         if s.size is not None:
             assert s.member is not None
             new_agents.extend(s.member.agent(m) for m in s.member_names(largest.get(s.name)))

@@ -113,6 +113,7 @@ def models(draw):
             balance=draw(st.sampled_from(["first", "random"])) if rule == "any" else "first",
             startup=draw(st.sampled_from([0.0, 2.0, Exponential(3.0)])),
             warm_startup=0.5, reuse=draw(st.sampled_from([0.0, 0.5])),
+            limit=draw(st.sampled_from([None, None, None, 2, 4])),   # a cap on the whole
             failures=draw(st.none() | st.builds(ps.Failures, durations, durations)),
             member=ps.AgentTemplate(service_time=draw(services), servers=draw(st.integers(1, 2)),
                                     limit=draw(st.none() | st.integers(1, 3)),

@@ -108,6 +108,12 @@ class VectorEngine:
                 missing.append(f"order 'around' with a load-dependent slowdown (agent {a.name!r})")
             if a.order == "before" and a.limit is not None:
                 missing.append(f"order 'before' with a capacity limit (agent {a.name!r})")
+        for p in spec.promises:   # (found by the random family; the reference engine runs it)
+            a = spec.agents[spec.agent_index[p.promiser]]
+            if a.order == "before" and p.retries and p.conditions is not None and any(
+                    c.rule == "fallback" for c in p.conditions.conditions()):
+                missing.append(f"order 'before' with retried fallbacks (promise {p.name!r})")
+                break
         if spec.scaled and any(a.order != "after" for a in spec.agents):
             missing.append("an autoscaler in a model with order 'around' or 'before'")
         budgeted = [p.name for p in spec.promises if p.budget is not None]
