@@ -296,12 +296,11 @@ class Result:
         idle = ((table["kept_fraction"] == 0) & (table["requests"] == 0)
                 & (table["requests_unfinished"] == 0)).to_numpy()
         idle = idle.reshape(self.replications, len(spec.promises)).all(axis=0)
-        out = []
-        for name in candidates:
-            made = [i for i, p in enumerate(spec.promises) if p.promiser == name]
-            if made and idle[made].all():
-                out.append(name)
-        return tuple(out)
+        made: dict[str, list[int]] = {}
+        for i, p in enumerate(spec.promises):
+            if p.promiser in candidates:
+                made.setdefault(p.promiser, []).append(i)
+        return tuple(name for name in candidates if name in made and idle[made[name]].all())
 
     @cached_property
     def _absent_promises(self) -> frozenset[str]:
@@ -626,7 +625,7 @@ class Result:
             with np.errstate(invalid="ignore", divide="ignore"):
                 frame["request_kept_fraction"] = np.where(total > 0, good / np.maximum(total, 1),
                                                           np.nan)
-        return self._frame(frame)
+        return self._present(self._frame(frame))
 
     # -- failure attribution (see :mod:`promisesim.attribution`) ------------------------
     @cached_property

@@ -32,7 +32,7 @@ def test_members_that_never_started_leave_the_tables_and_the_user_promise_stays(
     assert "personalised" in promises                           # the user-facing promise
     assert not {p for p in promises if p.split("@")[-1] in absent}
     assert summary["promise"].astype(str).iloc[0] == "personalised"   # first, not buried
-    for table in (result.promises, result.causes):
+    for table in (result.promises, result.causes, result.slices(300.0)):
         assert not set(table["promise"].astype(str)) & {
             p.name for p in result.spec.promises if p.promiser in absent}
     for table in (result.intervals, result.events):
