@@ -720,3 +720,28 @@ def test_out_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys):
     assert status == 2 and out == ""
     assert err.startswith(f"promisesim: error: --out {blocker / 'below'}: cannot write there")
     assert len(err.splitlines()) == 1
+
+
+def test_a_scenario_written_as_json_loads_as_its_yaml_does(tmp_path):
+    import yaml
+
+    example = Path(ps.__file__).parent / "examples" / "web_api.yaml"
+    data = yaml.safe_load(example.read_text())
+    path = tmp_path / "web_api.json"
+    path.write_text(json.dumps(data, indent=1))
+    from_json, from_yaml = ps.load_scenario(path), ps.load_scenario(example)
+    assert from_json.model.spec() == from_yaml.model.spec()
+    assert (from_json.horizon, from_json.replications, from_json.seed) == \
+        (from_yaml.horizon, from_yaml.replications, from_yaml.seed)
+    from promisesim.scenario import scenario_from_text
+
+    with pytest.raises(ps.ScenarioError, match=r"f.json: key 'name' appears twice"):
+        scenario_from_text('{"name": "a", "name": "b", "agents": []}', source="f.json")
+    with pytest.raises(ps.ScenarioError, match="nested more than 64 levels"):
+        scenario_from_text('{"agents": ' + "[" * 100 + "]" * 100 + "}")
+    with pytest.raises(ps.ScenarioError, match="nested more than 64 levels"):
+        scenario_from_text('{"agents": ' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(ps.ScenarioError, match=r"f.json:2: not valid JSON"):
+        scenario_from_text('{"agents": [],\n "x": }', source="f.json")
+    with pytest.raises(ps.ScenarioError, match=r"f.json: agents\[0\]: missing key"):
+        scenario_from_text('{"agents": [{}]}', source="f.json")
