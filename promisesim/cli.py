@@ -358,9 +358,11 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     if parquet:
         written.append(result.save(out / "result", overwrite=True))
     guarded = any(p.breaker is not None for p in result.spec.promises)
-    n_rows = len(result.spec.agents) + len(result.spec.promises)
-    fig = Figure(figsize=(10, 1.5 + 0.45 * (len(result.spec.promises) + n_rows)), layout="constrained")
-    top, bottom = fig.subplots(2, 1, height_ratios=[len(result.spec.promises) + 1, n_rows + 1])
+    absent = set(result.absent)   # members that never started are not drawn
+    n_promises = sum(p.promiser not in absent for p in result.spec.promises)
+    n_rows = sum(a.name not in absent for a in result.spec.agents) + n_promises
+    fig = Figure(figsize=(10, 1.5 + 0.45 * (n_promises + n_rows)), layout="constrained")
+    top, bottom = fig.subplots(2, 1, height_ratios=[n_promises + 1, n_rows + 1])
     plot_kept(result, ax=top)
     plot_timeline(result, replication=0, ax=bottom)
     path = out / "kept.png"
