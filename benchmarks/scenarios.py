@@ -149,5 +149,25 @@ def retries(replications: int = 4) -> tuple[ps.Model, float, int]:
     return m, 3_600.0, replications
 
 
+def capped(replications: int = 4) -> tuple[ps.Model, float, int]:
+    """A function with a concurrency cap: the slow path ``engine="auto"`` avoids.
+
+    users -> fn (a super-agent of 4 members of 2 servers each, random balance, at most 6
+    requests inside as a whole) -> store. 5 requests per second for 10 minutes. Its front has a
+    limit and calls others, which the vector engine computes in passes of an event loop
+    (``engine="auto"`` runs the reference engine for it): the figure to beat.
+    """
+    m = ps.Model("capped function", time_unit="s")
+    users = m.agent("users")
+    store = m.agent("store", service_time=Exponential(mean=0.05), servers=4)
+    fn = m.super_agent("fn", size=4, balance="random", limit=6,
+                       member=ps.AgentTemplate(service_time=Exponential(mean=0.6), servers=2))
+    put = m.promise(store, to=fn, body=ps.Latency(deadline=0.5), name="put")
+    serve = m.promise(fn, to=users, body=ps.Latency(deadline=2.0), name="render",
+                      conditions=put)
+    m.workload(serve, rate=5.0)
+    return m, 600.0, replications
+
+
 SCENARIOS = {"fleet": fleet, "chain": chain, "quorum": quorum, "scaling": scaling, "flaky": flaky,
-             "retries": retries}
+             "retries": retries, "capped": capped}
