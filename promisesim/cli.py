@@ -392,21 +392,21 @@ def _run(args: argparse.Namespace) -> int:
             for path in args.slo:
                 scenario.model.objectives.extend(
                     read_openslo(path, time_unit=scenario.model.time_unit))
-            scenario.model.spec()   # refuse bad objectives before running
+        spec = scenario.model.spec()   # once: bad objectives from --slo are refused here
         replications = args.replications if args.replications is not None \
             else scenario.replications
         record = not args.no_requests
         if record:
             from .cost import estimate, records_fit
 
-            cost = estimate(scenario.model.spec(), horizon, replications)
+            cost = estimate(spec, horizon, replications)
             if cost.events <= args.max_events and not records_fit(cost):
                 # counts only, said, rather than run out of memory
                 record = False
                 print(f"promisesim: note: {cost.requests:.3g} request records would not fit in "
                       "memory; keeping counts only (as with --no-requests)", file=sys.stderr)
         result = simulate(
-            scenario.model,
+            spec,
             horizon=horizon,
             replications=replications,
             seed=args.seed if args.seed is not None else scenario.seed,

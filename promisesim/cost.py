@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ScenarioError
+from .errors import ScenarioError, _real
 from .model.spec import CallCondition, CallNode, ModelSpec
 
 __all__ = ["Cost", "estimate", "check", "memory", "records_fit", "DEFAULT_MAX_EVENTS",
@@ -154,10 +154,7 @@ def _words(x: float) -> str:
 
 def check_limit(max_events: object) -> float:
     """``max_events`` as a float, or a ScenarioError unless it is a positive number."""
-    import numbers
-
-    if isinstance(max_events, bool) or not isinstance(max_events, numbers.Real) \
-            or not max_events > 0:
+    if not _real(max_events) or not max_events > 0:  # type: ignore[operator]
         raise ScenarioError(f"max_events={max_events!r} must be a positive number")
     return float(max_events)
 

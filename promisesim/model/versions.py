@@ -101,9 +101,9 @@ class Migrate:
 
 @dataclass(frozen=True)
 class Canary:
-    """A progressive rollout of version ``to`` from ``at`` on: for each ``(share, hold)``
-    of ``steps`` in turn, ``to`` gets ``share`` of the traffic at once and keeps it for
-    ``hold`` (the last step's hold may be 0: it stays). For example
+    """A progressive rollout of version ``to`` from ``at`` on (time units): for each
+    ``(share, hold)`` of ``steps`` in turn, ``to`` gets ``share`` of all traffic (in [0, 1])
+    at once and keeps it for ``hold`` time units (the last step's hold may be 0: it stays). For example
     ``Canary("store", "v2", at=600, steps=[(0.05, 900), (0.5, 900), (1.0, 0)])``.
     Each step is a :class:`Migrate`."""
 
