@@ -54,6 +54,7 @@ PURPOSES: dict[str, int] = {
     "burst_gap": 12,
     "burst": 13,
     "backoff": 14,
+    "cold_start": 15,
 }
 
 _MASK = (1 << 64) - 1

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from ..dists import Deterministic, Distribution, as_time
 
-__all__ = ["Agent", "Bursts", "Failures", "Maintenance"]
+__all__ = ["Agent", "Bursts", "Failures", "Maintenance", "PLACEMENTS"]
+
+#: How an agent with ``keep_alive`` picks an idle running instance (see :class:`Agent`).
+PLACEMENTS = ("recent", "first", "spread")
 
 
 #: The most servers an agent may have (its queue's state is kept per server).
@@ -130,6 +133,31 @@ class Agent:
         thread-per-request service). ``"before"``: the request is served
         first, then makes its calls; the agent answers when they resolve.
         A request whose calls fail leaves without (further) service.
+    keep_alive : float or None
+        Instances started on demand (a serverless function): each of the
+        ``servers`` is an instance that serves one request at a time, and none
+        runs at time 0 (scale from zero). A request that takes a server which
+        is not running waits ``cold_start`` for it to start, then is served;
+        an instance left idle for ``keep_alive`` (time units) is stopped, so
+        the next request to take it starts it again. Warm reuse thus follows
+        from traffic: with Poisson arrivals at rate ``r`` and short cold
+        starts, a request meets a cold start with probability near
+        ``exp(-r * keep_alive)``. ``servers`` is the most instances (the
+        function's concurrency cap); requests that find them all busy wait in
+        FIFO order, or, with ``limit=servers``, are rejected (throttled).
+        ``None`` (default): the servers always run.
+    cold_start : float or Distribution
+        With ``keep_alive``: the time an instance takes to start. Request
+        ``k`` at a node that starts one waits draw ``k`` of ``("cold_start",
+        node path)``; its service (and, with order ``"around"``, its calls)
+        follow.
+    placement : {"recent", "first", "spread"}
+        With ``keep_alive``: which idle running instance a request takes.
+        ``"recent"`` (default): the one freed last, which packs requests onto
+        few instances and lets the rest expire; ``"first"``: the lowest
+        numbered; ``"spread"``: the one idle longest, which spreads requests
+        and keeps more instances warm. A request that finds none idle and
+        running starts the lowest-numbered instance that is not running.
     """
 
     name: str
@@ -140,6 +168,10 @@ class Agent:
     slowdown: float = 0.0
     errors: float | Bursts = 0.0
     order: str = "after"
+    keep_alive: float | None = None
+    cold_start: Distribution = Deterministic(0.0)
+    placement: str = "recent"
 
     def __post_init__(self) -> None:   # a plain number is a deterministic time
         object.__setattr__(self, "service_time", as_time(self.service_time))
+        object.__setattr__(self, "cold_start", as_time(self.cold_start))

@@ -16,6 +16,7 @@ from .schema import INJECTIONS, keys, name_keys
 from .super_agents import AgentTemplate, SuperAgent, expand
 from .versions import (Canary, Migrate, Release, Retire, UndocumentedChange, Versioned,
                        expand_versions)
+from .writing import _agent_fields, _degrade_fields, _event_fields, _partition_fields
 
 _VERSION_EVENTS = (Release, Retire, Migrate, Canary, UndocumentedChange)
 
@@ -92,12 +93,18 @@ class Model:
         slowdown: float = 0.0,
         errors: float | Bursts = 0.0,
         order: str = "after",
+        keep_alive: float | None = None,
+        cold_start: Distribution | float = Deterministic(0.0),
+        placement: str = "recent",
     ) -> Agent:
         """Add an agent and return it. See :class:`~promisesim.model.agents.Agent`. Times
-        (``service_time`` here, and the times of ``Failures``, workloads and observers) are
-        distributions, or plain numbers for deterministic times, as in scenario files."""
+        (``service_time`` and ``cold_start`` here, and the times of ``Failures``, workloads and
+        observers) are distributions, or plain numbers for deterministic times, as in scenario
+        files. With ``keep_alive``, the ``servers`` are instances started on demand (a
+        serverless function that scales from zero)."""
         agent = Agent(name, failures=failures, service_time=as_time(service_time), servers=servers,
-                      limit=limit, slowdown=slowdown, errors=errors, order=order)
+                      limit=limit, slowdown=slowdown, errors=errors, order=order,
+                      keep_alive=keep_alive, cold_start=as_time(cold_start), placement=placement)
         self.agents.append(agent)
         return agent
 
@@ -457,64 +464,6 @@ class Model:
         return reader.model(data)
 
 
-def _agent_fields(a: Any, entry: dict[str, Any], servers: bool = True) -> dict[str, Any]:
-    """The scenario-file fields of an agent, template or super-agent front, added to ``entry``."""
-    if a.failures is not None:
-        entry["failures"] = {"time_to_failure": a.failures.time_to_failure.to_dict()}
-        if a.failures.time_to_repair is not None:
-            entry["failures"]["time_to_repair"] = a.failures.time_to_repair.to_dict()
-        if a.failures.maintenance is not None:
-            entry["failures"]["maintenance"] = {
-                "interval": a.failures.maintenance.interval.to_dict(),
-                "success": a.failures.maintenance.success,
-            }
-    if a.service_time != Deterministic(0.0):
-        entry["service_time"] = a.service_time.to_dict()
-    if servers and a.servers != 1:
-        entry["servers"] = a.servers
-    if servers and a.limit is not None:
-        entry["limit"] = a.limit
-    if servers and a.slowdown:
-        entry["slowdown"] = a.slowdown
-    errors = getattr(a, "errors", 0.0)
-    if isinstance(errors, Bursts):
-        entry["errors"] = {"bursts": {k: v for k, v in asdict(errors).items()
-                                      if k != "baseline" or v}}
-    elif errors:
-        entry["errors"] = errors
-    order = getattr(a, "order", "after")
-    if order != "after":
-        entry["order"] = order
-    return entry
-
-
-def _degrade_fields(d: Degrade) -> dict[str, Any]:
-    out: dict[str, Any] = {"target": d.target, "at": d.at}
-    if d.duration is not None:
-        out["duration"] = d.duration
-    if d.slower != 1.0:
-        out["slower"] = d.slower
-    if d.errors:
-        out["errors"] = d.errors
-    return out
-
-
-def _event_fields(e: Any) -> dict[str, Any]:
-    """A version event's fields as plain data (a canary's steps as lists)."""
-    out = asdict(e)
-    if isinstance(e, Canary) and isinstance(e.steps, tuple):
-        out["steps"] = [list(step) if isinstance(step, tuple) else step for step in e.steps]
-    return out
-
-
-def _partition_fields(x: Partition) -> dict[str, Any]:
-    side = lambda v: v if isinstance(v, str) else list(v)  # noqa: E731
-    out: dict[str, Any] = {"a": side(x.a), "b": side(x.b), "at": x.at, "duration": x.duration}
-    if not x.both_ways:
-        out["both_ways"] = False
-    return out
-
-
 _EVENT_KEYS = {Release: "release", Retire: "retire", Migrate: "migrate", Canary: "canary",
                UndocumentedChange: "undocumented_change"}
 
@@ -714,7 +663,10 @@ class _Reader:
         failures, service = self._behaviour(e, where)
         m.agent(name, failures=failures, service_time=service, servers=e.get("servers", 1),
                 limit=e.get("limit"), slowdown=e.get("slowdown", 0.0),
-                errors=self._errors(e, where), order=e.get("order", "after"))
+                errors=self._errors(e, where), order=e.get("order", "after"),
+                keep_alive=e.get("keep_alive"),
+                cold_start=self._time_or_distribution(e, "cold_start", where),
+                placement=e.get("placement", "recent"))
 
     def promise(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where, "promise")

@@ -24,7 +24,7 @@ from functools import cache
 from typing import Any
 
 from ..dists import _KINDS, LogNormal
-from .agents import Agent, Bursts, Failures, Maintenance
+from .agents import PLACEMENTS, Agent, Bursts, Failures, Maintenance
 from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleTo, Workload
 from .objectives import Alert, Objective
 from .promises import RETRY_ON, Backoff, Breaker, Promise, RetryBudget
@@ -79,6 +79,7 @@ _BY_NAME: dict[str, dict[str, Any]] = {
     "drain": _FLAG, "both_ways": _FLAG, "probe": _FLAG, "rolling": _FLAG, "accepted": _FLAG,
     "service_time": _DIST, "interarrival": _DIST, "time_to_failure": _DIST,
     "time_to_repair": _DIST, "hop": _DIST, "startup": _DIST, "warm_startup": _DIST,
+    "keep_alive": _POSITIVE, "cold_start": _DIST, "placement": _enum(*PLACEMENTS),
     "failures": _ref("failures"), "maintenance": _ref("maintenance"),
     "backoff": _ref("backoff"), "budget": _ref("budget"), "breaker": _ref("breaker"),
     "conditions": _ref("condition"), "member": _ref("template"),

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..dists import Distribution
 from ..errors import ScenarioError, _real, did_you_mean
-from .agents import MAX_SERVERS, Agent, Bursts, Failures, Maintenance
+from .agents import MAX_SERVERS, PLACEMENTS, Agent, Bursts, Failures, Maintenance
 from .injections import Degrade, Observer, Outage, Partition, StartUp, Workload
 from .objectives import Alert, Objective, check_alerts, check_objectives
 from .promises import RETRY_ON, Availability, Backoff, Breaker, Condition, Latency, Promise, RetryBudget
@@ -178,6 +178,8 @@ class ModelSpec:
             out.add("capacity limit")
         if any(a.slowdown for a in self.agents):
             out.add("load-dependent slowdown")
+        if any(a.keep_alive is not None for a in self.agents):
+            out.add("instances started on demand")
         if any(isinstance(a.errors, Bursts) for a in self.agents):
             out.add("error bursts")
         elif any(a.errors for a in self.agents):
@@ -267,6 +269,7 @@ def _check_agent(agent: Agent) -> None:
     except ScenarioError as exc:
         raise err(str(exc).split(": ", 1)[1]) from None
     _check_errors(agent.errors, err)
+    _check_instances(agent, err)
     if agent.order not in ("after", "around", "before"):
         raise err(f"order={agent.order!r} must be 'after' (calls, then own work), 'around' "
                   "(calls while holding a server) or 'before' (own work, then calls)")
@@ -292,6 +295,26 @@ def _check_agent(agent: Agent) -> None:
                 raise err(f"{what} must be a distribution, got {dist!r}")
             if dist.mean <= 0:
                 raise err(f"{what} must have a positive mean, got {dist!r}")
+
+
+def _check_instances(agent: Agent, err: Any) -> None:
+    """``keep_alive``, ``cold_start`` and ``placement``: instances started on demand."""
+    if agent.keep_alive is not None:
+        k = agent.keep_alive
+        if not _real(k) or not 0 < float(k) < math.inf:
+            raise err(f"keep_alive={k!r} must be a positive, finite time (or None: the servers "
+                      "always run)")
+    if not isinstance(agent.cold_start, Distribution):
+        raise err(f"cold_start must be a non-negative time or a distribution, got "
+                  f"{agent.cold_start!r}")
+    if agent.placement not in PLACEMENTS:
+        raise err(f"placement={agent.placement!r} must be one of "
+                  + ", ".join(repr(x) for x in PLACEMENTS))
+    if agent.keep_alive is None and (agent.cold_start.mean > 0 or agent.cold_start.is_random
+                                     or agent.placement != "recent"):
+        what = "cold_start" if agent.placement == "recent" else "placement"
+        raise err(f"{what} is for instances started on demand: give keep_alive too (how long "
+                  "an idle instance runs before it is stopped)")
 
 
 def _probability(value: object) -> bool:

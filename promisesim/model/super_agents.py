@@ -195,7 +195,10 @@ def expand(agents: list[Agent], super_agents: list[SuperAgent], promises: list, 
         if s.size is not None:
             if isinstance(s.size, bool) or not isinstance(s.size, int) \
                     or not 1 <= s.size <= MAX_MEMBERS:
-                raise err(f"size={s.size!r} must be a whole number from 1 to {MAX_MEMBERS:,}")
+                raise err(f"size={s.size!r} must be a whole number from 1 to {MAX_MEMBERS:,}"
+                          + (" (a function that scales from zero is an agent with keep_alive: "
+                             "its servers are instances started on demand)"
+                             if s.size == 0 else ""))
             if not isinstance(s.member, AgentTemplate):
                 raise err("a size needs a member template (AgentTemplate)")
         n = len(s.member_names())

@@ -65,6 +65,13 @@ semantics (see also :mod:`promisesim.model.promises`):
     inside it (waiting for calls, queued or in service); its ``slowdown``
     multiplies a service time by ``1 + slowdown * n`` for the ``n`` other
     requests queued or in service when it starts;
+  - an agent with a ``keep_alive`` runs its servers as instances started on
+    demand: a request that takes a server takes an idle running instance (by
+    the agent's ``placement``; ties to the lowest numbered), else starts the
+    lowest-numbered stopped one and first waits draw ``k`` of ``("cold_start",
+    node path)``; its service time (with its slowdown) is fixed as it takes the
+    server. An instance freed at ``u`` runs until ``u + keep_alive`` (taken at
+    that instant, it starts again); none runs at 0, and a crash stops them all;
   - a draining outage (a scale-down, a retired version) takes the agent out
     of service without losing the requests inside it; a crash loses them;
   - a member added by scaling is down during its start-up: draw ``j`` of
@@ -128,6 +135,7 @@ from ..base import (
     UNFINISHED, Trace,
 )
 from .calls import DEGRADED_CALL, Caller, Use
+from .instances import Instances
 
 __all__ = ["ReferenceEngine"]
 
@@ -185,6 +193,10 @@ class _Replication(Caller):
         self.busy_area = [0.0] * n
         self.busy_at = [0.0] * n
         self.resources = [simpy.Resource(self.env, capacity=a.servers) for a in spec.agents]
+        # Agents whose servers are instances started on demand: each one's instances.
+        self.instances: list[Instances | None] = [
+            None if a.keep_alive is None else Instances(a.servers, a.keep_alive, a.placement)
+            for a in spec.agents]
         # Insertion-ordered (dicts, not sets), so crashes interrupt in a reproducible order.
         self.inside: list[dict[simpy.Process, None]] = [{} for _ in range(n)]
         self.promiser = [spec.agent_index[p.promiser] for p in spec.promises]
@@ -192,6 +204,7 @@ class _Replication(Caller):
             p.body.deadline if isinstance(p.body, Latency) else math.inf for p in spec.promises
         ]
         self.service: dict[str, StreamReader] = {}
+        self.cold: dict[str, StreamReader] = {}
         self.changes: dict[str, list[Any]] = {k: [] for k in ("replication", "time", "agent", "up", "cause")}
         self.open: dict[int, tuple[int, int, int, float, int]] = {}
         self.requests: dict[str, list[Any]] = {
@@ -389,8 +402,11 @@ class _Replication(Caller):
                     if process.is_alive:
                         process.interrupt("crash")
                 self.inside[agent].clear()
-                self.resources[agent] = simpy.Resource(self.env,
-                                                       capacity=self.spec.agents[agent].servers)
+                spec = self.spec.agents[agent]
+                self.resources[agent] = simpy.Resource(self.env, capacity=spec.servers)
+                if spec.keep_alive is not None:   # its instances are gone with it
+                    self.instances[agent] = Instances(spec.servers, spec.keep_alive,
+                                                      spec.placement)
         up = alive and self.drains[agent] == 0 and not self.absent[agent]
         if up == self.up[agent]:
             return
@@ -624,24 +640,33 @@ class _Replication(Caller):
             slower, p_error = self._behaviour(agent, env.now)
             error = p_error > 0 and self._uniform("error", node.path, k) < p_error
             resource = self.resources[agent]
+            pool = self.instances[agent]
             with resource.request() as slot:
                 yield slot
                 if self.tracked[agent]:
                     self._busy(agent, 1)
                     serving = True
-                if calls and order == "around":   # calls made while holding the server
-                    ok = yield from self._calls(node.condition, w, k, use)
-                    if not ok:
-                        return self._failed(rid, promise, w, k, arrival, attempt)
-                    degraded = ok == DEGRADED_CALL
-                service = self._service_time(node, agent, k)
-                if slower != 1.0:
-                    service *= slower
-                slowdown = self.spec.agents[agent].slowdown
-                if slowdown:
-                    others = len(resource.users) - 1 + len(resource.queue)
-                    service *= 1.0 + slowdown * others
-                yield env.timeout(service)
+                if order != "around":   # (its duration is fixed on taking the server)
+                    service = self._served_for(node, agent, k, slower, resource)
+                instance = None
+                if pool is not None:   # an instance started on demand, started now if stopped
+                    instance, cold = pool.take(env.now)
+                try:
+                    if instance is not None and cold:
+                        wait = self._cold_start(node, agent, k)
+                        if wait > 0:
+                            yield env.timeout(wait)
+                    if calls and order == "around":   # calls made while holding the server
+                        ok = yield from self._calls(node.condition, w, k, use)
+                        if not ok:
+                            return self._failed(rid, promise, w, k, arrival, attempt)
+                        degraded = ok == DEGRADED_CALL
+                    if order == "around":
+                        service = self._served_for(node, agent, k, slower, resource)
+                    yield env.timeout(service)
+                finally:
+                    if instance is not None:
+                        pool.free(instance, env.now)  # type: ignore[union-attr]
             if serving:
                 self._busy(agent, -1)
                 serving = False
@@ -711,6 +736,29 @@ class _Replication(Caller):
             instants.append(instants[-1] + lengths[k])
         # an odd number of instants at or before t: a burst started and has not ended
         return bisect_right(instants, t) % 2 == 1
+
+    def _served_for(self, node: CallNode, agent: int, k: int, slower: float,
+                    resource: simpy.Resource) -> float:
+        """How long request ``k`` at ``node`` is served, as it starts: its draw, times the
+        degradations' factor, times the slowdown for the other requests queued or served."""
+        service = self._service_time(node, agent, k)
+        if slower != 1.0:
+            service *= slower
+        slowdown = self.spec.agents[agent].slowdown
+        if slowdown:
+            others = len(resource.users) - 1 + len(resource.queue)
+            service *= 1.0 + slowdown * others
+        return service
+
+    def _cold_start(self, node: CallNode, agent: int, k: int) -> float:
+        """The start of the instance request ``k`` at ``node`` takes: draw ``k`` of
+        ``("cold_start", node path)``."""
+        reader = self.cold.get(node.path)
+        if reader is None:
+            reader = self.cold[node.path] = StreamReader(
+                self.streams, self.spec.agents[agent].cold_start, self.replication, "cold_start",
+                node.path)
+        return reader[k]
 
     def _service_time(self, node: CallNode, agent: int, k: int) -> float:
         reader = self.service.get(node.path)

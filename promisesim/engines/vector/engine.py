@@ -108,6 +108,9 @@ class VectorEngine:
                 missing.append(f"order 'around' with a load-dependent slowdown (agent {a.name!r})")
             if a.order == "before" and a.limit is not None:
                 missing.append(f"order 'before' with a capacity limit (agent {a.name!r})")
+            if a.order != "after" and a.keep_alive is not None:
+                missing.append(f"order {a.order!r} with instances started on demand "
+                               f"(agent {a.name!r})")
         for p in spec.promises:   # (found by the random family; the reference engine runs it)
             a = spec.agents[spec.agent_index[p.promiser]]
             if a.order == "before" and p.retries and p.conditions is not None and any(
@@ -166,8 +169,8 @@ class VectorEngine:
         # in windows of time, so memory does not grow with the horizon (see _Batch.count_windows).
         window = None
         if not record_requests and records > _WINDOW_RECORDS and all(
-                a.order == "after" for a in spec.agents) and not _sends_later(
-                spec):   # (calls found in passes: no windows)
+                a.order == "after" and a.keep_alive is None for a in spec.agents) and not \
+                _sends_later(spec):   # (calls found in passes, running instances: no windows)
             batch = 1
             window = horizon * _WINDOW_RECORDS / records
         changes: dict[str, list[np.ndarray]] = {k: [] for k in AGENT_CHANGE_COLUMNS}

@@ -10,16 +10,30 @@ not the total.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["event_queue"]
+__all__ = ["event_queue", "Instances"]
+
+
+class Instances(NamedTuple):
+    """An agent's servers as instances started on demand (see :func:`event_queue`)."""
+
+    keep_alive: float
+    placement: str
+    #: Each request's cold start (used where it starts an instance).
+    cold: np.ndarray
+    #: Queues x servers: when each instance was last freed (set by :func:`event_queue`).
+    freed: np.ndarray | None = None
 
 
 def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
                 enters: np.ndarray, servers: int, limit: int | None,
                 slowdown: float, ready: np.ndarray | None = None,
                 began: np.ndarray | None = None,
-                pin: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                pin: tuple[np.ndarray, np.ndarray] | None = None,
+                instances: Instances | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Departures and rejections of requests at FIFO queues that start empty.
 
     Parameters
@@ -50,6 +64,10 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
         ``(at, end)``: a request that takes a server exactly at ``at`` leaves at
         ``end`` rather than after its service (NaN ``at``: not pinned; see
         :data:`~promisesim.engines.vector.fifo.Pin`).
+    instances : Instances, optional
+        The servers are instances started on demand (an agent's ``keep_alive``):
+        a request takes an idle running one by the placement, else starts the
+        lowest-numbered stopped one and is served after its cold start.
 
     Returns
     -------
@@ -94,7 +112,11 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
     head = np.full(q, -1, dtype=np.int64)   # first waiting request
     tail = np.full(q, -1, dtype=np.int64)   # last waiting request
     link = np.full(n, -1, dtype=np.int64)   # the next waiting request behind each
-    state = (busy_until, serving, waiting, head, tail, link, service, slowdown, began, pin)
+    if instances is not None:   # when each instance was last freed (-inf: never started)
+        assert pin is None
+        instances = instances._replace(freed=np.full((q, servers), -np.inf))
+    state = (busy_until, serving, waiting, head, tail, link, service, slowdown, began, pin,
+             instances)
     rows = np.arange(q)
     active = rows
     while active.size:
@@ -123,6 +145,8 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
         if dep.any():
             g, kk, t = active[dep], k[dep], t_dep[dep]
             departure[serving[g, kk]] = t
+            if instances is not None:
+                instances.freed[g, kk] = t
             inside[g] -= 1
             busy_until[g, kk] = np.inf
             serving[g, kk] = -1
@@ -133,7 +157,8 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
                 head[g] = link[i]
                 waiting[g] -= 1
                 tail[g] = np.where(waiting[g] == 0, -1, tail[g])
-                _begin(i, g, kk, t, busy_until, serving, waiting, service, slowdown, began, pin)
+                _begin(i, g, kk, t, busy_until, serving, waiting, service, slowdown, began, pin,
+                       instances)
         # -- arrivals: admitted unless the agent is full; enter service, the queue, or leave
         if arr.any():
             g, i, t = active[arr], a[arr], t_arr[arr]
@@ -167,15 +192,31 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
 def _join(i: np.ndarray, g: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
           serving: np.ndarray, waiting: np.ndarray, head: np.ndarray, tail: np.ndarray,
           link: np.ndarray, service: np.ndarray, slowdown: float,
-          start: np.ndarray | None, pin: tuple[np.ndarray, np.ndarray] | None) -> None:
+          start: np.ndarray | None, pin: tuple[np.ndarray, np.ndarray] | None,
+          instances: Instances | None) -> None:
     """Requests ``i`` join queues ``g`` at ``t``: a free server starts them, else they wait."""
     if i.size == 0:
         return
     free = busy_until[g] == np.inf
     idle = free.any(axis=1)
     if idle.any():
-        _begin(i[idle], g[idle], np.argmax(free[idle], axis=1), t[idle], busy_until, serving,
-               waiting, service, slowdown, start, pin)
+        gi, ti = g[idle], t[idle]
+        k = np.argmax(free[idle], axis=1)   # the lowest numbered
+        if instances is not None:           # an idle running instance, if any, by placement
+            freed = instances.freed[gi]
+            warm = free[idle] & (ti[:, None] < freed + instances.keep_alive)
+            running = warm.any(axis=1)
+            if running.any():
+                w, f = warm[running], freed[running]
+                if instances.placement == "recent":
+                    pick = np.argmax(np.where(w, f, -np.inf), axis=1)
+                elif instances.placement == "spread":
+                    pick = np.argmin(np.where(w, f, np.inf), axis=1)
+                else:   # "first"
+                    pick = np.argmax(w, axis=1)
+                k[running] = pick
+        _begin(i[idle], gi, k, ti, busy_until, serving, waiting, service, slowdown, start, pin,
+               instances)
     queue = ~idle
     if queue.any():
         gq, iq = g[queue], i[queue]
@@ -189,13 +230,19 @@ def _join(i: np.ndarray, g: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
 def _begin(i: np.ndarray, g: np.ndarray, k: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
            serving: np.ndarray, waiting: np.ndarray, service: np.ndarray, slowdown: float,
            start: np.ndarray | None = None,
-           pin: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Request ``i`` starts service on server ``k`` of queue ``g`` at ``t``."""
+           pin: tuple[np.ndarray, np.ndarray] | None = None,
+           instances: Instances | None = None) -> None:
+    """Request ``i`` starts service on server ``k`` of queue ``g`` at ``t`` (an instance not
+    running: after its cold start, ``(t + cold) + s`` as the reference engine's clock adds)."""
     if start is not None:
         start[i] = t
     s = service[i]
     if slowdown:
         others = (busy_until[g] != np.inf).sum(axis=1) + waiting[g]
         s = s * (1.0 + slowdown * others)
+    if instances is not None:
+        cold = ~(t < instances.freed[g, k] + instances.keep_alive)
+        if cold.any():
+            t = np.where(cold, t + instances.cold[i], t)
     busy_until[g, k] = t + s if pin is None else np.where(t == pin[0][i], pin[1][i], t + s)
     serving[g, k] = i

@@ -1,8 +1,8 @@
 """Stage 3: queues. Agents served callees first: calls resolved, then FIFO service.
 
 Every request that enters an agent's queue is served by the kernels of
-:mod:`.fifo` (no limit) or :mod:`.events` (a capacity limit or load-dependent
-slowdown). A crash empties the queue: requests whose answer would come at or
+:mod:`.fifo` (no limit) or :mod:`.events` (a capacity limit, load-dependent
+slowdown, or instances started on demand). A crash empties the queue: requests whose answer would come at or
 after it are lost.
 """
 
@@ -15,7 +15,7 @@ from ..._timeline import _last_at_or_before
 from ...model.agents import Bursts
 from ..base import (CONDITION_FAILED, DEGRADED, ERROR, KEPT, LATE, LOST, PARTITIONED, PROMISER_DOWN,
                     REJECTED, UNFINISHED)
-from .events import event_queue
+from .events import Instances, event_queue
 from .fifo import Pin, _fifo
 from .kernels import _UNIT, _concat, _sort_within_replications
 from .runs import _NodeRun
@@ -47,7 +47,8 @@ class Service:
         """Resolve the calls of every request at ``agent``, then serve those that may enter."""
         horizon = self.horizon
         spec_agent = self.spec.agents[agent]
-        limited = spec_agent.limit is not None or bool(spec_agent.slowdown)
+        limited = spec_agent.limit is not None or bool(spec_agent.slowdown) or \
+            spec_agent.keep_alive is not None
         entries = []
         for run in runs:
             arr = self.arrivals[run.workload]
@@ -292,7 +293,7 @@ class Service:
         sort = _sort_within_replications(rep if sort is None else rep[sort],
                                          ready if sort is None else ready[sort], sort)
         start = np.empty(rep.size) if plans and order == "around" else None
-        if limited:   # a capacity limit or slowdown: an event loop in lockstep
+        if limited:   # a limit, slowdown or instances: an event loop in lockstep
             agent_spec = self.spec.agents[agent]
             enters = _concat([e[5] for e in entries])
             assert arrival is not None
@@ -302,11 +303,19 @@ class Service:
             resolved = ready[o]
             resolved = np.where(c <= resolved, np.inf, resolved)   # lost: inside until the crash
             began = None if start is None else np.full(rep.size, np.inf)
+            instances = None
+            if agent_spec.keep_alive is not None:   # instances started on demand
+                cold = np.zeros(rep.size)
+                for (run, *_rest), lo, hi in zip(entries, bounds[:-1], bounds[1:]):
+                    k0, k1 = self.streams.keys(self.reps, "cold_start", run.node.path)
+                    Streams.draw_rows(agent_spec.cold_start, k0, k1, rep[lo:hi], index[lo:hi],
+                                      out=cold[lo:hi])
+                instances = Instances(float(agent_spec.keep_alive), agent_spec.placement, cold[o])
             departure, turned_away = event_queue(segment, a, service[o], enters[o], servers,
                                                  agent_spec.limit, agent_spec.slowdown,
                                                  ready=resolved, began=began,
                                                  pin=None if pin is None else
-                                                 (pin[0][o], pin[1][o]))
+                                                 (pin[0][o], pin[1][o]), instances=instances)
             done = np.empty(rep.size)
             done[o] = departure
             if start is not None:
