@@ -169,5 +169,28 @@ def capped(replications: int = 4) -> tuple[ps.Model, float, int]:
     return m, 600.0, replications
 
 
+def coldstart(replications: int = 8) -> tuple[ps.Model, float, int]:
+    """A function that scales from zero: cold starts under a spike.
+
+    users -> gateway -> fn (at most 200 instances started on demand, keep-alive 5 minutes,
+    cold start log-normal around 0.8 s, service exponential 0.2 s) -> table. 2 requests per
+    second for an hour, and 40 per second for 5 minutes at half past: the spike meets cold
+    starts. The function's instances are an event loop in lockstep over replications.
+    """
+    m = ps.Model("cold starts", time_unit="s")
+    users = m.agent("users")
+    gateway = m.agent("gateway", service_time=0.002, servers=64)
+    table = m.agent("table", service_time=Exponential(mean=0.01), servers=16)
+    fn = m.agent("fn", servers=200, service_time=Exponential(mean=0.2), keep_alive=300.0,
+                 cold_start=LogNormal(mean=0.8, sigma=0.3))
+    get = m.promise(table, to=fn, body=ps.Latency(deadline=0.1), name="get")
+    run = m.promise(fn, to=gateway, body=ps.Latency(deadline=1.0), name="run", conditions=get)
+    serve = m.promise(gateway, to=users, body=ps.Latency(deadline=1.5), name="serve",
+                      conditions=run)
+    m.workload(serve, rate=2.0)
+    m.workload(serve, rate=40.0, start=1_800.0, end=2_100.0, name="spike")
+    return m, 3_600.0, replications
+
+
 SCENARIOS = {"fleet": fleet, "chain": chain, "quorum": quorum, "scaling": scaling, "flaky": flaky,
-             "retries": retries, "capped": capped}
+             "retries": retries, "capped": capped, "coldstart": coldstart}

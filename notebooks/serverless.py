@@ -174,3 +174,48 @@ for col, (title, rows, group_serving) in enumerate([("personalised image", img, 
     bottom.set_ylabel("instances serving")
     bottom.set_xlabel("minute")
 fig
+
+# %% [markdown]
+# ## Scale from zero: how long to keep instances warm
+#
+# Platforms such as AWS Lambda scale a function per request: nothing runs at first, a
+# request that finds no idle running instance waits for a cold start, and an idle instance
+# is stopped after a while. In promisesim that is an agent with a `keep_alive`: its
+# `servers` are instances started on demand. How often requests meet a cold start then
+# follows from the traffic and the keep-alive. The example `function_from_zero.yaml` is
+# such a function; here we ask how the keep-alive sets the share of cold starts for a
+# function called once a second on average, and compare the simulation with the closed
+# form for instant handlers (derived in `tests/test_instances.py`):
+# `(1 + rc) / (2rc + exp(rk) - 1 + exp(-rc))` for rate `r`, keep-alive `k` and cold
+# start `c`, which tends to `exp(-rk)` for short cold starts.
+
+# %%
+import math
+
+
+def from_zero(keep_alive, rate=1.0, cold=0.5):
+    m = ps.Model("from zero")
+    fn = m.agent("fn", servers=200, keep_alive=keep_alive, cold_start=cold)
+    p = m.promise(fn, to=m.agent("caller"), body=ps.Latency(deadline=cold / 2), name="answer")
+    m.workload(p, rate=rate)
+    return m
+
+
+rows = []
+for keep_alive in [0.5, 1.0, 2.0, 3.0, 5.0]:
+    q = ps.simulate(from_zero(keep_alive), horizon=2_000.0, replications=10, seed=3).requests
+    share = (q["latency"] > 0.25).groupby(q["replication"]).mean()   # warm: 0, cold: 0.5
+    rc, rk = 0.5, keep_alive
+    rows.append({"keep_alive": keep_alive, "cold share": share.mean(),
+                 "standard error": share.std(ddof=1) / math.sqrt(share.size),
+                 "closed form": (1 + rc) / (2 * rc + math.exp(rk) - 1 + math.exp(-rc)),
+                 "exp(-r k)": math.exp(-rk)})
+cold = pd.DataFrame(rows)
+assert (abs(cold["cold share"] - cold["closed form"]) <= 4 * cold["standard error"]).all()
+cold
+
+# %% [markdown]
+# **Answer.** Each second of keep-alive divides the share of cold starts by about `e` at one
+# request per second: five seconds already make them rare. The closed form's `rc` terms
+# matter when cold starts are long against the gaps between requests: requests that come
+# while an instance starts start their own, so the share stays above `exp(-rk)`.

@@ -149,8 +149,9 @@ def cold_function(r, k, c, placement="recent"):
 
 
 def cold_shares(result, c):
+    """Per replication, the share of requests that met a cold start (latency c, not 0)."""
     q = result.requests
-    return (q["latency"] >= c).groupby(q["replication"]).mean().to_numpy()
+    return (q["latency"] > c / 2).groupby(q["replication"]).mean().to_numpy()
 
 
 @pytest.mark.parametrize("r, k, c", [(1.0, 2.0, 0.5), (0.5, 3.0, 2.0)])
@@ -178,7 +179,9 @@ def test_with_an_instant_handler_the_placement_changes_no_cold_start():
 
 def test_spreading_keeps_more_instances_warm_under_steady_load():
     """With a real service time, "spread" keeps more instances running than "recent", so
-    fewer requests meet a cold start (checked on both engines, which agree exactly)."""
+    fewer requests meet a cold start (checked on both engines, which agree exactly). Each
+    request's service time is the same draw under either placement, and 20 instances never
+    make a request wait, so the latencies differ only by the cold starts (1.0 each)."""
     def model(placement):
         m = ps.Model("steady")
         fn = m.agent("fn", servers=20, service_time=ps.Exponential(0.5), keep_alive=3.0,
@@ -193,8 +196,10 @@ def test_spreading_keeps_more_instances_warm_under_steady_load():
         vec = ps.simulate(model(placement), horizon=300.0, replications=2, seed=9,
                           engine="vector")
         pd.testing.assert_frame_equal(ref.requests, vec.requests, check_exact=True)
-        shares[placement] = cold_shares(ref, 1.0).mean()
-    assert shares["spread"] < shares["recent"]
+        shares[placement] = ref.requests["latency"]
+    cold = (shares["recent"] - shares["spread"]).dropna().round(9)
+    assert set(cold.unique()) <= {-1.0, 0.0, 1.0}   # a cold start more or less, or the same
+    assert cold.sum() > 10   # "recent" meets more
 
 
 def test_a_super_agent_of_size_zero_points_to_keep_alive():
