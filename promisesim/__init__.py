@@ -11,7 +11,7 @@ from .errors import EngineError, ScenarioError
 from .experiment import simulate
 from .model import (
     Agent, Alert, AgentTemplate, SuperAgent, Availability, Backoff, Breaker, Bursts, Degrade, Partition, Condition, Failures, Latency, Maintenance, Model, ModelSpec, Objective, Observer, Outage, ScaleTo, Autoscaler, Promise, RetryBudget, Workload,
-    Versioned, Release, Retire, Migrate, Canary, UndocumentedChange,
+    Versioned, Release, Retire, Migrate, Canary, Rollback, UndocumentedChange,
     all_of, any_of, fallback, k_of,
 )
 from .random import Streams
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Agent", "Alert", "AgentTemplate", "SuperAgent", "Availability", "Backoff", "Breaker", "Bursts", "Condition", "Degrade", "Deterministic", "Distribution", "Empirical",
     "EngineError", "Exponential", "Failures", "Latency", "Maintenance", "LogNormal", "Model", "ModelSpec",
-    "Objective", "Observer", "Outage", "Partition", "ScaleTo", "Autoscaler", "Versioned", "Release", "Retire", "Migrate", "Canary",
+    "Objective", "Observer", "Outage", "Partition", "ScaleTo", "Autoscaler", "Versioned", "Release", "Retire", "Migrate", "Canary", "Rollback",
     "UndocumentedChange", "Promise", "Result", "RetryBudget", "ScenarioError", "Streams", "Uniform", "Workload",
     "all_of", "any_of", "dump_scenario", "fallback", "k_of", "load_result", "load_scenario", "load_sweep", "replicate",
     "simulate", "sweep", "__version__",

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from . import rollouts
 from .cost import DEFAULT_MAX_EVENTS
 from .cost import check as check_cost
 from .cost import check_limit
@@ -121,8 +122,8 @@ def _progress_bar(total: int, name: str):  # type: ignore[no-untyped-def]
 def _run_block(task: tuple) -> Trace:
     """Run one block of replications in a worker process."""
     name, spec, horizon, streams, block, record, changes = task
-    return get_engine(name, spec).run(spec, horizon=horizon, streams=streams, replications=block,
-                                      record_requests=record, record_changes=changes)
+    return rollouts.run(get_engine(name, spec), spec, horizon=horizon, streams=streams,
+                        replications=block, record_requests=record, record_changes=changes)
 
 
 def simulate(
@@ -237,18 +238,18 @@ def simulate(
     watched = _watched() if progress is None else bool(progress)
     bar = _progress_bar(n, str(spec.name)) if watched and n > 1 else None
     if workers == 1 and bar is None:
-        trace = chosen.run(spec, horizon=horizon, streams=streams, replications=range(n),
-                           record_requests=bool(record_requests),
-                           record_changes=bool(record_changes))
+        trace = rollouts.run(chosen, spec, horizon=horizon, streams=streams,
+                             replications=range(n), record_requests=bool(record_requests),
+                             record_changes=bool(record_changes))
     elif workers == 1:   # blocks of the engine's own batch size: the same results, shown
         size = max(1, chosen.batch_size(spec, horizon, bool(record_requests)))
         parts = []
         with bar:
             for start in range(0, n, size):
                 block = range(start, min(n, start + size))
-                parts.append(chosen.run(spec, horizon=horizon, streams=streams,
-                                        replications=block, record_requests=bool(record_requests),
-                                        record_changes=bool(record_changes)))
+                parts.append(rollouts.run(
+                    chosen, spec, horizon=horizon, streams=streams, replications=block,
+                    record_requests=bool(record_requests), record_changes=bool(record_changes)))
                 bar.update(len(block))
         trace = Trace.concat(parts)
     else:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import rollouts
 from .analytic import t_quantile
 from .engines.base import Trace
 from .errors import ScenarioError, _real
@@ -244,7 +245,8 @@ def replicate(
     values: list[np.ndarray] = []
     n, step, half = 0, low, math.nan
     while True:
-        trace = chosen.run(spec, horizon=horizon, streams=streams, replications=range(n, n + step))
+        trace = rollouts.run(chosen, spec, horizon=horizon, streams=streams,
+                             replications=range(n, n + step))
         traces.append(trace)
         values.append(_metric_values(spec, trace, n, step, horizon, promise, metric))
         n += step

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import alerts, attribution, observing, slo
+from . import alerts, attribution, observing, rollouts, slo
 from .attribution import _distinct_rows
 from ._timeline import Timelines, at_least
 from .analytic import t_quantile
@@ -54,17 +54,9 @@ from .model.spec import ModelSpec
 __all__ = ["Result", "PROMISE_METRICS", "summarise", "load_result"]
 
 PROMISE_METRICS = (
-    "kept_fraction",
-    "broken_time",
-    "breaks",
-    "longest_break",
-    "mean_time_to_restore",
-    "requests",
-    "requests_kept",
-    "request_kept_fraction",
-    "requests_unfinished",
-    "requests_degraded",
-    "delivered_fraction",
+    "kept_fraction", "broken_time", "breaks", "longest_break", "mean_time_to_restore",
+    "requests", "requests_kept", "request_kept_fraction", "requests_unfinished",
+    "requests_degraded", "delivered_fraction",
 )
 
 
@@ -700,6 +692,14 @@ class Result:
         error budget was spent the alert first fired, over the detected windows that spent
         it)."""
         return alerts.alert_summary(self)
+
+    @cached_property
+    def rollbacks(self) -> pd.DataFrame:
+        """Per (replication, canary with a :class:`~promisesim.Rollback`): ``rolled_back``,
+        its ``time`` (NaN: none), and the ``requests`` bound to the new version from the
+        canary's ``start`` until then (or the horizon), of which ``broken``; see
+        :mod:`promisesim.rollouts`."""
+        return rollouts.table(self.spec, self.trace, self.horizon, self.replications)
 
     # -- observers (see :mod:`promisesim.observing`) -------------------------------------
     @cached_property

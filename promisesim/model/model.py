@@ -14,8 +14,8 @@ from .promises import Availability, Backoff, Breaker, Condition, RetryBudget, La
 from .spec import ModelSpec, build_spec
 from .schema import INJECTIONS, keys, name_keys
 from .super_agents import AgentTemplate, SuperAgent, expand
-from .versions import (Canary, Migrate, Release, Retire, UndocumentedChange, Versioned,
-                       expand_versions)
+from .versions import (Canary, Migrate, Release, Retire, Rollback, UndocumentedChange,
+                       Versioned, expand_versions)
 from .writing import _agent_fields, _degrade_fields, _event_fields, _partition_fields
 
 _VERSION_EVENTS = (Release, Retire, Migrate, Canary, UndocumentedChange)
@@ -331,7 +331,7 @@ class Model:
                 if not isinstance(getattr(element, "name", None), str):
                     raise ScenarioError(f"{kind} name {getattr(element, 'name', element)!r} "
                                         "must be text")
-        agents, promises, outages, versions = expand_versions(
+        agents, promises, outages, versions, rollouts = expand_versions(
             list(self.versioned), list(self.version_events), list(self.agents),
             list(self.promises), list(self.outages))
         x = expand(agents, list(self.super_agents), promises, outages, list(self.scalings),
@@ -341,7 +341,7 @@ class Model:
                           x.messages_per_call, x.scaled, list(self.degradations),
                           list(self.partitions), list(self.objectives), list(self.alerts))
         # a snapshot (the model may change later): what Result.save writes
-        return replace(spec, scenario=self.to_dict())
+        return replace(spec, scenario=self.to_dict(), rollouts=tuple(rollouts))
 
     # -- data form --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -553,6 +553,9 @@ class _Reader:
             if event is not None:
                 key = _EVENT_KEYS[event]
                 x = self._mapping(e[key], f"injections[{i}].{key}", key)
+                if x.get("rollback") is not None:
+                    x = {**x, "rollback": Rollback(**self._mapping(
+                        x["rollback"], f"injections[{i}].{key}.rollback", "rollback"))}
                 m.inject(event(**{**x, "target": str(x["target"])}))
                 continue
             if "autoscaler" in e:

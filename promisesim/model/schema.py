@@ -29,7 +29,7 @@ from .injections import Autoscaler, Degrade, Observer, Outage, Partition, ScaleT
 from .objectives import Alert, Objective
 from .promises import RETRY_ON, Backoff, Breaker, Promise, RetryBudget
 from .super_agents import AgentTemplate, SuperAgent
-from .versions import Canary, Migrate, Release, Retire, UndocumentedChange, Versioned
+from .versions import Canary, Migrate, Release, Retire, Rollback, UndocumentedChange, Versioned
 
 __all__ = ["scenario_schema", "schema_text", "keys", "name_keys", "ENGINES"]
 
@@ -106,6 +106,10 @@ _BY_ELEMENT: dict[tuple[type, str], dict[str, Any]] = {
     (Versioned, "traffic"): {"type": "object", "additionalProperties": _SHARE},
     (Migrate, "to"): _NAME,
     (Canary, "to"): _NAME,
+    (Canary, "rollback"): _ref("rollback"),
+    (Rollback, "interval"): _POSITIVE,
+    (Rollback, "max_broken"): _SHARE,
+    (Rollback, "min_requests"): _WHOLE,
     (Canary, "steps"): {"type": "array", "minItems": 1, "items": {
         "type": "array", "prefixItems": [_SHARE, _TIME], "minItems": 2, "maxItems": 2,
         "description": "[share, hold]"}},
@@ -120,7 +124,7 @@ ELEMENTS: dict[str, type] = {
     "error_bursts": Bursts, "backoff": Backoff, "budget": RetryBudget, "breaker": Breaker,
     "outage": Outage, "degrade": Degrade, "partition": Partition, "scale_to": ScaleTo,
     "autoscaler": Autoscaler, "release": Release, "retire": Retire, "migrate": Migrate,
-    "canary": Canary,
+    "canary": Canary, "rollback": Rollback,
     "undocumented_change": UndocumentedChange,
 }
 #: The one-key mappings of ``injections``, in the order the reader's error lists them.

@@ -123,6 +123,9 @@ class ModelSpec:
     #: The scenario-file form of the model it was built from (``Model.to_dict()`` when
     #: :meth:`~promisesim.Model.spec` froze it): what a saved result stores.
     scenario: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    #: Canaries with a rollback (:class:`~promisesim.model.versions.Rollout`): see
+    #: :mod:`promisesim.rollouts`.
+    rollouts: tuple = ()
 
     def agent_errors(self, agent: int) -> bool:
         """Whether answers of ``agent`` can be errors (its own probability, bursts, or a

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field, replace
 from ..errors import ScenarioError, _real
 from .super_agents import AgentTemplate
 
-__all__ = ["Versioned", "Release", "Retire", "Migrate", "Canary", "UndocumentedChange"]
+__all__ = ["Versioned", "Release", "Retire", "Migrate", "Canary", "Rollback", "Rollout",
+           "UndocumentedChange"]
 
 _FOREVER = 1e300
 
@@ -100,17 +101,43 @@ class Migrate:
 
 
 @dataclass(frozen=True)
+class Rollback:
+    """The analysis of a :class:`Canary` that rolls it back, as progressive-delivery
+    controllers (Argo Rollouts, Flagger) run it.
+
+    Every ``interval`` from the canary's start until its last step is over (a last step
+    held for 0 is over as it starts: hold it to analyse the new version at full traffic),
+    it judges the requests bound to the new version (to every latency promise the
+    versioned agent makes) that came due in the last ``window`` (time units): a request is
+    due at its
+    arrival plus its deadline, when whether it was kept is known. If at least
+    ``min_requests`` came due and more than ``max_broken`` of them were not kept (errors,
+    late answers, failures), the rollout is rolled back then: the stable version (the one
+    that carried all the traffic when the canary started) takes all of it back, and the
+    canary's later steps are cancelled. ``Result.rollbacks`` says when, and how many
+    requests the new version broke first.
+    """
+
+    max_broken: float
+    window: float = 300.0
+    interval: float = 60.0
+    min_requests: int = 10
+
+
+@dataclass(frozen=True)
 class Canary:
     """A progressive rollout of version ``to`` from ``at`` on (time units): for each
     ``(share, hold)`` of ``steps`` in turn, ``to`` gets ``share`` of all traffic (in [0, 1])
     at once and keeps it for ``hold`` time units (the last step's hold may be 0: it stays). For example
     ``Canary("store", "v2", at=600, steps=[(0.05, 900), (0.5, 900), (1.0, 0)])``.
-    Each step is a :class:`Migrate`."""
+    Each step is a :class:`Migrate`. With a :class:`Rollback`, an analysis of the new
+    version's requests rolls it back when they break too often."""
 
     target: str
     to: str
     at: float
     steps: tuple = ()
+    rollback: Rollback | None = None
 
     def __post_init__(self) -> None:
         steps = self.steps
@@ -143,6 +170,38 @@ class Canary:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """A canary with a rollback, as the simulation needs it (made from the model; not
+    written by users): the requests it judges and when."""
+
+    target: str
+    to: str
+    #: The version that carried all the traffic when the canary started.
+    stable: str
+    #: The canary's start, and the end of its last step (analyses run in between).
+    at: float
+    end: float
+    #: The interior promises of ``to`` whose requests are judged.
+    watch: tuple[str, ...]
+    rollback: Rollback
+
+
+def _check_rollback(c: Canary, bad) -> Rollback:  # type: ignore[no-untyped-def]
+    r = c.rollback
+    if not isinstance(r, Rollback):
+        raise bad(f"rollback={r!r} must be a Rollback")
+    if not _real(r.max_broken) or not 0 <= r.max_broken < 1:
+        raise bad(f"rollback max_broken={r.max_broken!r} must be a share in [0, 1)")
+    _time(r.window, "rollback window", bad, positive=True)
+    _time(r.interval, "rollback interval", bad, positive=True)
+    if isinstance(r.min_requests, bool) or not isinstance(r.min_requests, int) \
+            or r.min_requests < 1:
+        raise bad(f"rollback min_requests={r.min_requests!r} must be a whole number of at "
+                  "least 1")
+    return r
+
+
+@dataclass(frozen=True)
 class UndocumentedChange:
     """Version ``version`` of ``target`` changes its behaviour at ``at``: its consumers' calls
     to it fail until they adapt, ``adapt`` later."""
@@ -165,11 +224,12 @@ def _time(value: object, what: str, err, *, positive: bool = False) -> float:  #
 
 
 def expand_versions(versioned: list[Versioned], events: list, agents: list, promises: list,
-                    outages: list) -> tuple[list, list, list, dict[str, str]]:
+                    outages: list) -> tuple[list, list, list, dict[str, str], list]:
     """Replace versioned agents by their fronts, versions and interior promises.
 
-    Returns ``(agents, promises, outages, interior)``, ``interior`` mapping each interior
-    promise to its versioned agent. Raises
+    Returns ``(agents, promises, outages, interior, rollouts)``, ``interior`` mapping each
+    interior promise to its versioned agent, ``rollouts`` the canaries with a rollback
+    (:class:`Rollout`). Raises
     :class:`~promisesim.errors.ScenarioError` naming the element at fault.
     """
     from .agents import Agent
@@ -180,7 +240,7 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
         for e in events:
             raise ScenarioError(f"{type(e).__name__.lower()}: target {e.target!r} is not a "
                                 "versioned agent of the model", element=("version", str(e.target)))
-        return agents, promises, outages, {}
+        return agents, promises, outages, {}, []
     names = {a.name for a in agents}
     by_name: dict[str, Versioned] = {}
     for v in versioned:
@@ -224,6 +284,8 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
         start = tuple(float(traffic.get(label, 0.0)) for label in labels)
         knots[v.name] = [(0.0, start)]
     migrating_until: dict[str, float] = {}
+    canaries = [e for e in events if isinstance(e, Canary) and e.rollback is not None]
+    starting: dict[tuple[str, str, float], tuple[float, ...]] = {}
     events = [m for e in events for m in (e.migrations() if isinstance(e, Canary) else [e])]
     for e in sorted(events, key=lambda e: float(e.at) if isinstance(e.at, (int, float)) else 0.0):
         kind = type(e).__name__
@@ -258,6 +320,7 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
             migrating_until[v.name] = at + over
             points = knots[v.name]
             before = split_shares(points, at)
+            starting.setdefault((v.name, label, at), before)   # (a canary's first step)
             j = list(v.versions).index(label)
             others = 1.0 - before[j]
             if others <= 0 and share < 1:
@@ -283,5 +346,28 @@ def expand_versions(versioned: list[Versioned], events: list, agents: list, prom
                           shares=tuple(knots[v.name]))
         conditions = split if p.conditions is None else all_of(p.conditions, split)
         new_promises.append(replace(p, conditions=conditions))
-    return new_agents, new_promises, new_outages, interior_of
+    rollouts = []
+    for c in canaries:
+        v = by_name[c.target]
+
+        def bad(msg: str, c: Canary = c) -> ScenarioError:
+            return ScenarioError(f"canary of {c.target!r}: {msg}",
+                                 element=("version", str(c.target)))
+
+        rollback = _check_rollback(c, bad)
+        labels = list(v.versions)
+        before = starting[(v.name, c.to, float(c.at))]
+        carrying = [label for label, share in zip(labels, before) if share > 0]
+        if len(carrying) != 1 or carrying[0] == c.to:
+            raise bad("a rollback gives all the traffic back to the stable version: one "
+                      f"version other than {c.to!r} must carry all of it when the canary "
+                      f"starts (at {c.at!r}: {', '.join(carrying) or 'none'})")
+        watch = tuple(f"{p.name}@{v.member(c.to)}" for p in promises
+                      if p.promiser == v.name and hasattr(p.body, "deadline"))
+        if not watch:
+            raise bad(f"a rollback judges the requests to {c.to!r}, but {v.name!r} makes no "
+                      "latency promise")
+        end = float(c.at) + sum(float(hold) for _, hold in c.steps)
+        rollouts.append(Rollout(v.name, c.to, carrying[0], float(c.at), end, watch, rollback))
+    return new_agents, new_promises, new_outages, interior_of, rollouts
 

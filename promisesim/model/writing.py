@@ -67,6 +67,8 @@ def _event_fields(e: Any) -> dict[str, Any]:
     out = asdict(e)
     if isinstance(e, Canary) and isinstance(e.steps, tuple):
         out["steps"] = [list(step) if isinstance(step, tuple) else step for step in e.steps]
+    if isinstance(e, Canary) and e.rollback is None:
+        del out["rollback"]
     return out
 
 
