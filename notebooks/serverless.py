@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 import promisesim as ps
+from promisesim.sizes import mean_size
 
 examples = Path(ps.__file__).parent / "examples"
 image = ps.load_scenario(examples / "serverless_image.yaml")
@@ -60,12 +61,9 @@ def window(rows, start, end):
 
 
 def serving(result, group, times):
-    """Mean number of the group's instances serving (up) at each time, over replications."""
-    iv = result.intervals
-    up = iv[(iv["kind"] == "agent") & (iv["state"] == "up")
-            & iv["entity"].astype(str).str.fullmatch(rf"{group}\.\d+")]
-    start, end = up["start"].to_numpy(), up["end"].to_numpy()
-    return np.array([((start <= t) & (t < end)).sum() for t in times]) / result.replications
+    """Mean number of the group's instances serving (up) at each time, over replications:
+    from ``result.sizes``, one row per replication and change of size."""
+    return mean_size(result.sizes, group, times, result.replications)
 
 
 img = causes(results["image"], "personalised", "read-original")

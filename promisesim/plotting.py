@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .results import Result
 
 __all__ = ["plot_kept", "plot_timeline", "plot_breakers", "plot_objective", "plot_attained",
-           "plot_latency", "plot_sweep", "plot_graph"]
+           "plot_latency", "plot_sizes", "plot_sweep", "plot_graph"]
 
 
 def _t(name: Any) -> str:
@@ -321,6 +321,46 @@ def plot_latency(result: "Result", promise: str, ax: "Axes | None" = None, bins:
     ax.set_ylabel("share of answered requests")
     ax.set_title(_t(f"{promise}: {kept:.2%} of {len(counted)} requests kept"))
     ax.legend(loc="upper right", fontsize="small")
+    return ax
+
+
+def plot_sizes(result: "Result", super_agents: list[str] | None = None,
+               ax: "Axes | None" = None) -> "Axes":
+    """Members serving over time (:attr:`Result.sizes <promisesim.Result.sizes>`): each
+    replication's step function, faint, and their mean, per super-agent (default: those
+    whose size changes in some replication).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from .sizes import mean_size
+
+    table = result.sizes
+    names = list(table["super_agent"].cat.categories)
+    if super_agents is None:
+        counts = table.groupby("super_agent", observed=True).size()
+        super_agents = [g for g in names if counts.get(g, 0) > result.replications]
+    for g in super_agents:
+        if g not in names:
+            raise ValueError(f"{g!r} is not a super-agent of the model"
+                             + (f" (super-agents: {', '.join(names)})" if names else ""))
+    ax = _axes(ax, figsize=(8, 4))
+    horizon = result.horizon
+    times = np.linspace(0.0, horizon, 1_001)
+    for i, g in enumerate(super_agents):
+        colour = f"C{i}"
+        for _, one in table[table["super_agent"] == g].groupby("replication", observed=True):
+            ax.step(np.r_[one["time"].to_numpy(), horizon],
+                    np.r_[one["serving"].to_numpy(), one["serving"].to_numpy()[-1]],
+                    where="post", color=colour, alpha=0.15, lw=0.8)
+        ax.step(times, mean_size(table, g, times, result.replications), where="post",
+                color=colour, lw=2, label=_t(f"{g} (mean of {result.replications})"))
+    _time_axis(ax, result.spec.time_unit, horizon)
+    ax.set_ylabel("members serving")
+    ax.set_ylim(bottom=0)
+    if super_agents:
+        ax.legend(loc="upper left", fontsize="small")
     return ax
 
 

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from . import alerts, attribution, observing, rollouts, slo
+from . import sizes as _sizes
 from .attribution import _distinct_rows
 from ._timeline import Timelines, at_least
 from .analytic import t_quantile
@@ -275,10 +276,8 @@ class Result:
     @cached_property
     def absent(self) -> tuple[str, ...]:
         """Members of resized super-agents (an autoscaler's ``max_size``, a ``ScaleTo``'s
-        size) that never started in any replication: they never existed in this run, so
-        the tables leave them and their promises out (rather than list hundreds of members
-        that were never needed as broken). A member counts as never started when every
-        promise it makes stood for no time and got no request, in every replication."""
+        size) that never started in any replication, left out of the tables with their
+        promises: every promise they make stood for no time and got no request."""
         spec = self.spec
         candidates = dict.fromkeys([m for g in spec.scaled for m in g.members]
                                    + [s.target for s in spec.startups])
@@ -692,6 +691,12 @@ class Result:
         error budget was spent the alert first fired, over the detected windows that spent
         it)."""
         return alerts.alert_summary(self)
+
+    @cached_property
+    def sizes(self) -> pd.DataFrame:
+        """Each super-agent's ``serving`` members over time, per replication: one row each
+        time it changes (:mod:`promisesim.sizes`; :func:`~promisesim.plotting.plot_sizes`)."""
+        return _sizes.sizes(self)
 
     @cached_property
     def rollbacks(self) -> pd.DataFrame:

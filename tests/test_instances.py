@@ -207,3 +207,29 @@ def test_a_super_agent_of_size_zero_points_to_keep_alive():
     m.super_agent("fn", size=0, member=ps.AgentTemplate(service_time=0.1))
     with pytest.raises(ScenarioError, match="keep_alive"):
         m.spec()
+
+
+@pytest.mark.parametrize("engine", ["reference", "vector"])
+def test_the_size_over_time_follows_scaling_and_failures(engine):
+    """2 members; at 100 four, serving after a 10 s start-up; at 200 three (removed members
+    drain: they serve no new requests at once); an outage of member 0 from 250 to 260."""
+    m = ps.Model("sizes")
+    grp = m.super_agent("grp", size=2, startup=10.0,
+                        member=ps.AgentTemplate(service_time=0.1))
+    m.promise(grp, to=m.agent("u"), body=ps.Availability(), name="up")
+    m.inject(ps.ScaleTo(grp, size=4, at=100.0))
+    m.inject(ps.ScaleTo(grp, size=3, at=200.0))
+    m.inject(ps.Outage("grp.0", at=250.0, duration=10.0))
+    result = ps.simulate(m, horizon=300.0, replications=2, seed=1, engine=engine)
+    sizes = result.sizes
+    expected = [(0.0, 2), (110.0, 4), (200.0, 3), (250.0, 2), (260.0, 3)]
+    for r in range(2):
+        one = sizes[sizes["replication"] == r]
+        assert list(zip(one["time"], one["serving"])) == expected
+    assert list(sizes["super_agent"].cat.categories) == ["grp"]
+    from promisesim.plotting import plot_sizes
+    ax = plot_sizes(result)
+    assert ax.get_ylabel() == "members serving" and len(ax.lines) == 3   # 2 + the mean
+    with pytest.raises(ValueError, match="'nope' is not a super-agent of the model "
+                                         r"\(super-agents: grp\)"):
+        plot_sizes(result, ["nope"])

@@ -142,3 +142,11 @@ def test_rollbacks_round_trip_and_are_checked(schema_valid):
     m.inject(ps.Canary(s, "v2", at=1.0, steps=[(1.0, 0)], rollback=ps.Rollback(0.1)))
     with pytest.raises(ScenarioError, match="'s' makes no latency promise"):
         m.spec()
+
+
+def test_a_saved_run_finds_the_same_rollbacks(tmp_path):
+    pytest.importorskip("pyarrow")
+    result = ps.simulate(canary(), horizon=1_200.0, replications=2, seed=3)
+    again = ps.load_result(result.save(tmp_path / "saved"))
+    pd.testing.assert_frame_equal(result.rollbacks, again.rollbacks, check_exact=True)
+    assert again.rollbacks["rolled_back"].all()

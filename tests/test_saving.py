@@ -20,7 +20,8 @@ def _tables(result):
     for name in ("promises", "intervals", "events", "requests", "breakers", "messages", "causes",
                  "cause_summary", "absorbed", "request_causes", "request_cause_summary",
                  "request_absorbed", "objectives", "objective_summary", "alerts",
-                 "alert_summary", "observations", "observation_summary", "summary", "slices"):
+                 "alert_summary", "observations", "observation_summary", "summary", "slices",
+                 "sizes", "rollbacks"):
         try:
             value = getattr(result, name)
             out[name] = value(result.horizon / 7) if name == "slices" else \

@@ -19,6 +19,8 @@ from promisesim.engines.vector import VectorEngine
 from promisesim.dists import Deterministic, Empirical, Exponential, LogNormal, Uniform
 
 EXAMPLES = sorted((Path(ps.__file__).parent / "examples").glob("*.yaml"))
+#: A small example with failures and traffic, for the checks of what a run records.
+PERIODIC = Path(ps.__file__).parent / "examples" / "periodic_checks.yaml"
 TABLES = ("promises", "intervals", "events", "requests")
 
 
@@ -238,7 +240,7 @@ def test_unknown_engine_is_an_error():
 
 @pytest.mark.parametrize("engine", ["reference", "vector"])
 def test_runs_without_request_records_give_the_same_metrics(engine):
-    scenario = ps.load_scenario(EXAMPLES[0])
+    scenario = ps.load_scenario(PERIODIC)
     full = ps.simulate(scenario.model, horizon=20_000.0, replications=3, seed=2, engine=engine)
     lean = ps.simulate(scenario.model, horizon=20_000.0, replications=3, seed=2, engine=engine,
                        record_requests=False)
@@ -251,7 +253,7 @@ def test_runs_without_request_records_give_the_same_metrics(engine):
 @pytest.mark.parametrize("engine", ["reference", "vector"])
 def test_runs_without_changes_of_state_give_the_same_metrics(engine):
     """``record_changes=False`` summarises each batch as it goes: the same table, exactly."""
-    scenario = ps.load_scenario(EXAMPLES[0])
+    scenario = ps.load_scenario(PERIODIC)
     full = ps.simulate(scenario.model, horizon=20_000.0, replications=3, seed=2, engine=engine)
     lean = ps.simulate(scenario.model, horizon=20_000.0, replications=3, seed=2, engine=engine,
                        record_requests=False, record_changes=False)
@@ -265,7 +267,7 @@ def test_runs_without_changes_of_state_give_the_same_metrics(engine):
 
 
 def test_summarised_runs_are_the_same_on_several_processes():
-    scenario = ps.load_scenario(EXAMPLES[0])
+    scenario = ps.load_scenario(PERIODIC)
     one = ps.simulate(scenario.model, horizon=5_000.0, replications=5, seed=4,
                       record_changes=False)
     two = ps.simulate(scenario.model, horizon=5_000.0, replications=5, seed=4,

@@ -1,0 +1,77 @@
+"""The size of each super-agent over time: how many of its members serve (see
+:attr:`promisesim.Result.sizes` and :func:`promisesim.plotting.plot_sizes`).
+
+A member serves while it is up: added by scaling and past its start-up, not failed, not
+draining, not in an outage. Members a scale-up has not added yet, and members removed, do
+not. The table is computed from the changes of state, so both engines give the same.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import Result
+
+__all__ = ["sizes", "mean_size"]
+
+
+def _members(result: "Result") -> dict[str, list[int]]:
+    """Each super-agent's members (agent indices), in the model's order."""
+    spec = result.spec
+    out: dict[str, list[int]] = {}
+    for p in spec.promises:
+        group = spec.interior.get(p.name)
+        if group in spec.messages_per_call:   # a super-agent (versions have no messages)
+            member = spec.agent_index[p.promiser]
+            if member not in out.setdefault(group, []):
+                out[group].append(member)
+    return out
+
+
+def sizes(result: "Result") -> pd.DataFrame:
+    """One row per (replication, super-agent, instant its size changed), with ``serving``:
+    the members serving from that instant on (the first row of each is at time 0)."""
+    changes = result._changes("sizes")
+    groups = _members(result)
+    frames = []
+    for group, members in groups.items():
+        inside = np.isin(changes["agent"], members)
+        rep = changes["replication"][inside].astype(np.int64)
+        time = changes["time"][inside]
+        step = np.where(changes["up"][inside], 1, -1)
+        order = np.lexsort((time, rep))
+        rep, time, step = rep[order], time[order], step[order]
+        for r in range(result.replications):
+            lo, hi = np.searchsorted(rep, [r, r + 1])
+            t = np.r_[0.0, time[lo:hi]]
+            serving = len(members) + np.r_[0, np.cumsum(step[lo:hi])]
+            last = np.r_[t[1:] != t[:-1], True]   # several changes at one instant: the last
+            frames.append(pd.DataFrame({"replication": r, "super_agent": group,
+                                        "time": t[last], "serving": serving[last]}))
+    columns = {"replication": np.int64, "super_agent": object, "time": float,
+               "serving": np.int64}
+    if not frames:
+        out = pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+    else:
+        out = pd.concat(frames, ignore_index=True).astype(columns)
+        out = out[np.r_[True, (out["serving"].to_numpy()[1:] != out["serving"].to_numpy()[:-1])
+                        | (out["time"].to_numpy()[1:] == 0.0)]]   # only changes of size
+    out = out.reset_index(drop=True)
+    out["super_agent"] = pd.Categorical(out["super_agent"], categories=list(groups))
+    return result._frame({c: out[c] for c in out})
+
+
+def mean_size(table: pd.DataFrame, super_agent: str, times: np.ndarray,
+              replications: int) -> np.ndarray:
+    """The mean over replications of ``super_agent``'s members serving at each of ``times``
+    (each replication's size is a step function, right-continuous)."""
+    rows = table[table["super_agent"] == super_agent]
+    total = np.zeros(len(times))
+    for _, one in rows.groupby("replication", observed=True):
+        at = np.searchsorted(one["time"].to_numpy(), times, side="right") - 1
+        total += one["serving"].to_numpy()[np.maximum(at, 0)]
+    return total / replications
