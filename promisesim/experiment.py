@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import math
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +17,7 @@ from .engines.base import Engine, Trace
 from .engines.reference import ReferenceEngine
 from .engines.vector import VectorEngine
 from .errors import EngineError, ScenarioError
+from .executors import _check_executor, _is_dask_client, execute
 from .model.model import Model
 from .model.spec import ModelSpec
 from .random import Streams
@@ -126,6 +130,54 @@ def _run_block(task: tuple) -> Trace:
                         replications=block, record_requests=record, record_changes=changes)
 
 
+def _blocks(executor: Any, workers: int) -> int:
+    """How many blocks of replications to make for ``executor``: one per worker."""
+    if _is_dask_client(executor):
+        return max(1, sum(executor.nthreads().values()))
+    if isinstance(executor, concurrent.futures.Executor):
+        return max(1, int(getattr(executor, "_max_workers", workers) or workers))
+    return workers
+
+
+def _run_replications(chosen: Engine, spec: ModelSpec, horizon: float, streams: Streams,
+                      reps: range, record_requests: bool, record_changes: bool,
+                      executor: Any = "local", workers: int = 1, bar: Any = None) -> Trace:
+    """Run replications ``reps`` on ``executor`` (checked) and return their trace, in
+    replication order: the trace one process makes, whatever the executor."""
+    n = len(reps)
+    here = executor == "serial" or (executor == "local" and min(workers, n) == 1)
+    if here and bar is None:
+        return rollouts.run(chosen, spec, horizon=horizon, streams=streams, replications=reps,
+                            record_requests=record_requests, record_changes=record_changes)
+    if here:   # blocks of the engine's own batch size: the same results, shown
+        size = max(1, chosen.batch_size(spec, horizon, record_requests))
+        parts = []
+        with bar:
+            for start in range(reps.start, reps.stop, size):
+                block = range(start, min(reps.stop, start + size))
+                parts.append(rollouts.run(
+                    chosen, spec, horizon=horizon, streams=streams, replications=block,
+                    record_requests=record_requests, record_changes=record_changes))
+                bar.update(len(block))
+        return Trace.concat(parts)
+    # contiguous blocks of replications, concatenated in order: the trace of one process
+    count = min(n, _blocks(executor, workers))
+    bounds = np.linspace(reps.start, reps.stop, count + 1).round().astype(int)
+    blocks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    tasks = [(i, (chosen.name, spec, horizon, streams, block, record_requests, record_changes))
+             for i, block in enumerate(blocks)]
+    found: list[Trace | None] = [None] * len(blocks)
+
+    def done(index: int, trace: Trace) -> None:
+        found[index] = trace
+        if bar is not None:
+            bar.update(len(blocks[index]))
+
+    with bar if bar is not None else contextlib.nullcontext():
+        execute(_run_block, executor, workers, tasks, done, name="replications")
+    return Trace.concat([t for t in found if t is not None])
+
+
 def simulate(
     model: Model | ModelSpec,
     *,
@@ -138,6 +190,7 @@ def simulate(
     workers: int = 1,
     progress: bool | None = None,
     max_events: float = DEFAULT_MAX_EVENTS,
+    executor: Any = "local",
 ) -> Result:
     """Run independent replications of a model and return tidy results.
 
@@ -174,6 +227,13 @@ def simulate(
         results are the same whatever the number: replication ``r`` draws only from
         its own streams. Scripts that use more than one need the usual
         ``if __name__ == "__main__":`` guard (processes start with ``forkserver``).
+    executor : {"local", "serial", "dask"}, distributed.Client or concurrent.futures.Executor
+        Where the replications run, as for :func:`promisesim.sweep`: ``"local"`` (default:
+        this process, or ``workers`` local processes), ``"serial"``, ``"dask"`` (a local
+        Dask cluster of ``workers`` processes), or a ``distributed.Client`` (an existing
+        cluster, which may span machines: the replications are split into contiguous
+        blocks, one per worker thread) or an executor object, left open. The results are
+        identical whatever the executor and the number of workers.
     progress : bool or None
         A progress bar of replications done (``tqdm.auto``: a widget in Jupyter, text
         on a terminal's stderr). ``None`` (default): shown where someone is watching
@@ -218,6 +278,7 @@ def simulate(
         raise ScenarioError(f"replications={replications!r} must be a whole number of at least 1")
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ScenarioError(f"workers={workers!r} must be a whole number of at least 1")
+    _check_executor(executor)
     for flag, value in (("record_requests", record_requests), ("record_changes", record_changes)):
         if not isinstance(value, (bool, np.bool_)):   # "no" would read as True
             raise ScenarioError(f"{flag}={value!r} must be True or False")
@@ -234,43 +295,11 @@ def simulate(
     chosen, reason = choose_engine(engine, spec)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise ScenarioError(f"progress={progress!r} must be True, False or None")
-    n, workers = int(replications), min(int(workers), int(replications))
+    n = int(replications)
     watched = _watched() if progress is None else bool(progress)
     bar = _progress_bar(n, str(spec.name)) if watched and n > 1 else None
-    if workers == 1 and bar is None:
-        trace = rollouts.run(chosen, spec, horizon=horizon, streams=streams,
-                             replications=range(n), record_requests=bool(record_requests),
-                             record_changes=bool(record_changes))
-    elif workers == 1:   # blocks of the engine's own batch size: the same results, shown
-        size = max(1, chosen.batch_size(spec, horizon, bool(record_requests)))
-        parts = []
-        with bar:
-            for start in range(0, n, size):
-                block = range(start, min(n, start + size))
-                parts.append(rollouts.run(
-                    chosen, spec, horizon=horizon, streams=streams, replications=block,
-                    record_requests=bool(record_requests), record_changes=bool(record_changes)))
-                bar.update(len(block))
-        trace = Trace.concat(parts)
-    else:
-        import concurrent.futures
-
-        from .executors import pool as process_pool
-
-        # contiguous blocks of replications, in order, so the concatenated trace is the one
-        # a single process makes
-        bounds = np.linspace(0, n, workers + 1).round().astype(int)
-        blocks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        with process_pool(workers) as pool:
-            futures = [pool.submit(_run_block, (chosen.name, spec, horizon, streams, block,
-                                                bool(record_requests), bool(record_changes)))
-                       for block in blocks]
-            if bar is not None:
-                with bar:
-                    for future in concurrent.futures.as_completed(futures):
-                        bar.update(len(blocks[futures.index(future)]))
-            parts = [f.result() for f in futures]
-        trace = Trace.concat(parts)
+    trace = _run_replications(chosen, spec, horizon, streams, range(n), bool(record_requests),
+                              bool(record_changes), executor, int(workers), bar)
     if trace.computed_by:
         reason = f"{reason}; the vector engine handed the run to {trace.computed_by}"
     return Result(spec, trace, horizon=horizon, replications=int(replications),

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from . import rollouts
 from .analytic import t_quantile
 from .engines.base import Trace
 from .errors import ScenarioError, _real
-from .experiment import _as_spec, _check_horizon, get_engine
+from .executors import _check_executor
+from .experiment import _as_spec, _check_horizon, _run_replications, get_engine
 from .model.model import Model
 from .model.spec import ModelSpec
 from .random import Streams
@@ -145,6 +145,8 @@ def replicate(
     seed: int | np.random.SeedSequence | None = None,
     engine: str = "auto",
     confidence: float = 0.95,
+    workers: int = 1,
+    executor: Any = "local",
 ) -> PrecisionResult:
     """Run replications until the confidence interval of one metric is narrow enough.
 
@@ -187,6 +189,9 @@ def replicate(
         As for :func:`promisesim.simulate`.
     confidence : float
         Two-sided level of the interval.
+    workers, executor
+        Where each batch of replications runs, as for :func:`promisesim.simulate`: the
+        result is the same whatever they are.
 
     Returns
     -------
@@ -238,6 +243,9 @@ def replicate(
     if batch is not None:
         batch = _check_replications(batch, "batch")
     confidence = _check_confidence(confidence)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ScenarioError(f"workers={workers!r} must be a whole number of at least 1")
+    _check_executor(executor)
 
     streams = Streams(seed)
     chosen = get_engine(engine, spec)
@@ -245,8 +253,8 @@ def replicate(
     values: list[np.ndarray] = []
     n, step, half = 0, low, math.nan
     while True:
-        trace = rollouts.run(chosen, spec, horizon=horizon, streams=streams,
-                             replications=range(n, n + step))
+        trace = _run_replications(chosen, spec, horizon, streams, range(n, n + step), True,
+                                  True, executor, int(workers))
         traces.append(trace)
         values.append(_metric_values(spec, trace, n, step, horizon, promise, metric))
         n += step

@@ -573,3 +573,31 @@ def test_cli_run_still_works(capsys, scenario):
     status, out, err = run_cli(capsys, "run", scenario, "--json")
     assert status == 0, err
     assert {r["promise"] for r in json.loads(out)} == {"answers"}
+
+
+def test_one_experiment_is_identical_on_every_executor(dask_client):
+    """simulate() and replicate() split replications into blocks on any executor: the tables
+    are those of the serial run, whatever the executor and its workers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from promisesim.sweep import replicate
+
+    model = latency_model()
+    settings = dict(horizon=200.0, replications=5, seed=3, progress=False)
+    serial = ps.simulate(model, executor="serial", **settings)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        runs = {"client": ps.simulate(model, executor=dask_client, **settings),
+                "local": ps.simulate(model, workers=2, **settings),
+                "pool": ps.simulate(model, executor=pool, **settings)}
+    assert dask_client.status == "running"
+    for name, other in runs.items():
+        for table in ("promises", "requests", "events"):
+            pd.testing.assert_frame_equal(getattr(serial, table), getattr(other, table),
+                                          check_exact=True, obj=f"{name}: {table}")
+    kwargs = dict(horizon=200.0, promise="answers", metric="kept_fraction",
+                  half_width=1.0, min_replications=3, max_replications=3, seed=3)
+    pd.testing.assert_frame_equal(replicate(model, **kwargs).promises,
+                                  replicate(model, executor=dask_client, **kwargs).promises,
+                                  check_exact=True)
+    with pytest.raises(ps.ScenarioError, match="executor='cloud': expected one of"):
+        ps.simulate(model, executor="cloud", **settings)
