@@ -122,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="flag agents with more bindings than this")
     check.add_argument("--knockout", action="store_true",
                        help="also rank agents by the damage of knocking each out (simulates)")
+    check.add_argument("--replications", "-r", type=_whole(1),
+                       help="replications of each knock-out run (overrides the file)")
+    check.add_argument("--horizon", type=float,
+                       help="simulated time of each knock-out run (overrides the file)")
+    check.add_argument("--seed", type=_whole(0), help="root seed (overrides the file)")
+    check.add_argument("--engine", help="reference, vector or auto (overrides the file)")
     check.add_argument("--json", action="store_true", help="print the findings as JSON")
     sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors and "
                                   "validators)")
@@ -161,11 +167,11 @@ def _check(args: argparse.Namespace) -> int:
             "valency": dg.valency(model, args.valency_limit).to_dict("records"),
         }
         if args.knockout:
-            if scenario.horizon is None:
-                raise ScenarioError(f"{args.file}: --knockout needs run.horizon in the file")
             findings["knockout"] = dg.knockout(
-                model, horizon=scenario.horizon, replications=scenario.replications,
-                seed=scenario.seed, engine=scenario.engine).to_dict("records")
+                model, horizon=_horizon(args, scenario),
+                replications=args.replications or scenario.replications,
+                seed=scenario.seed if args.seed is None else args.seed,
+                engine=args.engine or scenario.engine).to_dict("records")
     except (ScenarioError, EngineError) as exc:
         print(f"promisesim: error: {exc}", file=sys.stderr)
         return 2

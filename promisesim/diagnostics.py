@@ -274,7 +274,12 @@ def knockout(model: Model, *, horizon: float, replications: int = 20,
     spec = model.spec()
     # one root for every run, even when seed is None: common random numbers
     seed = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    baseline = simulate(spec, horizon=horizon, replications=replications, seed=seed, engine=engine)
+    # only the per-promise metrics are needed: no request records (unless a probe reads them),
+    # no changes of state, so memory stays one batch's
+    lean = dict(record_requests=any(o.probe for o in spec.observers), record_changes=False,
+                progress=False)
+    baseline = simulate(spec, horizon=horizon, replications=replications, seed=seed,
+                        engine=engine, **lean)
     base = baseline.promises.groupby("promise", observed=True, sort=False)[metric].mean()
     rows = []
     data = model.to_dict()
@@ -282,7 +287,7 @@ def knockout(model: Model, *, horizon: float, replications: int = 20,
         knocked = Model.from_dict(data)
         knocked.inject(Outage(agent.name, at=0.0, duration=2.0 * horizon))
         result = simulate(knocked, horizon=horizon, replications=replications, seed=seed,
-                          engine=engine)
+                          engine=engine, **lean)
         after = result.promises.groupby("promise", observed=True, sort=False)[metric].mean()
         fall = (base - after.reindex(base.index).fillna(0.0)).fillna(0.0).clip(lower=0.0)
         rows.append((agent.name, float(fall.sum()), int((fall > 1e-12).sum()),

@@ -48,7 +48,7 @@ from .attribution import _distinct_rows
 from ._timeline import Timelines, at_least
 from .analytic import t_quantile
 from .engines.base import (BREAKER_COLUMNS, BREAKER_STATES, CAUSES, DEGRADED, KEPT, OUTCOMES, TIMELINE_COLUMNS,
-                           UNFINISHED, Trace)
+                           UNFINISHED, Trace, request_order)
 from .model.promises import Condition, Latency
 from .model.spec import ModelSpec
 
@@ -503,8 +503,7 @@ class Result:
         # A canonical order, whatever order the engine finished requests in.
         # (calls under different attempts of a retried call share their other keys: the
         # later attempt's come later, and at one instant the outcome and latency decide)
-        order = np.lexsort((req["latency"], req["outcome"], req["arrival"], req["attempt"],
-                            req["promise"], req["index"], req["workload"], req["replication"]))
+        order = request_order(req)
         req = {k: v[order] for k, v in req.items()}
         promises = [p.name for p in self.spec.promises]
         workloads = [w.label for w in self.spec.workloads]

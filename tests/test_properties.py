@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,3 +97,24 @@ def test_invariants(model, seed):
         seg = iv[(iv["replication"] == row.replication) & (iv["entity"] == promiser)
                  & (iv["start"] <= row.arrival) & (iv["end"] > row.arrival)]
         assert list(seg["state"].astype(str)) == ["down"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_canonical_order_of_requests_is_lexsort_of_all_eight_keys(seed):
+    """Packed integer keys, then the ties sorted by the rest: the order of numpy.lexsort over
+    every key, ties, NaN latencies and keys too wide to pack included."""
+    from promisesim.engines.base import request_order
+
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    req = {"replication": rng.integers(0, 4, n).astype(np.int32),
+           "workload": rng.integers(0, 2, n).astype(np.int16),
+           "index": rng.integers(0, 50 if seed < 4 else 2**60, n).astype(np.int64),
+           "promise": rng.integers(0, 3, n).astype(np.int32),
+           "attempt": rng.integers(0, 2, n).astype(np.int16),
+           "arrival": rng.integers(0, 3, n).astype(float),
+           "outcome": rng.integers(0, 3, n).astype(np.int8),
+           "latency": np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 3, n) * 0.5)}
+    expected = np.lexsort(tuple(req[k] for k in ("latency", "outcome", "arrival", "attempt",
+                                                 "promise", "index", "workload", "replication")))
+    np.testing.assert_array_equal(request_order(req), expected)

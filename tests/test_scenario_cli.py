@@ -745,3 +745,16 @@ def test_a_scenario_written_as_json_loads_as_its_yaml_does(tmp_path):
         scenario_from_text('{"agents": [],\n "x": }', source="f.json")
     with pytest.raises(ps.ScenarioError, match=r"f.json: agents\[0\]: missing key"):
         scenario_from_text('{"agents": [{}]}', source="f.json")
+
+
+def test_check_knockout_takes_the_run_options(capsys):
+    """--horizon, --replications, --seed and --engine override the file's run section for the
+    knock-out runs: a short run ranks the single point of failure first."""
+    path = Path(ps.__file__).parent / "examples" / "web_api.yaml"
+    status, out, _ = run_cli(capsys, "check", path, "--knockout", "--horizon", "3600",
+                             "--replications", "2", "--seed", "4", "--engine", "vector", "--json")
+    assert status == 0
+    ranking = json.loads(out)["knockout"]
+    assert ranking[0]["agent"] == "db" and len(ranking) == 5
+    status, _, err = run_cli(capsys, "check", path, "--knockout", "--engine", "nope")
+    assert status == 2 and "engine" in err

@@ -11,7 +11,7 @@ from ..model.spec import ModelSpec
 from ..random import Streams
 
 __all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "TIMELINE_COLUMNS", "BREAKER_STATES",
-           "count_requests"]
+           "count_requests", "request_order"]
 
 #: Request outcomes, by code. ``kept``: answered within the deadline;
 #: ``late``: answered after it (or still unanswered when the horizon came
@@ -191,6 +191,35 @@ def count_requests(requests: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"replication": (key // (n_p * n_o)).astype(np.int32),
             "promise": (key // n_o % n_p).astype(np.int32),
             "outcome": (key % n_o).astype(np.int8), "count": counts[key].astype(np.int64)}
+
+
+def request_order(req: dict[str, np.ndarray]) -> np.ndarray:
+    """The order of request records by (replication, workload, index, promise, attempt,
+    arrival, outcome, latency): one sort of the integer keys packed into one, then the
+    few records they leave tied sorted by the rest (as ``numpy.lexsort`` of all eight)."""
+    keys = [req[k].astype(np.int64) for k in ("replication", "workload", "index", "promise",
+                                               "attempt")]
+    if keys[0].size == 0:
+        return np.arange(0)
+    packed, room = np.zeros(keys[0].size, dtype=np.int64), 1
+    for k in keys:
+        size = int(k.max()) + 1
+        room *= size
+        if room >= 2**62 or int(k.min()) < 0:   # too wide to pack: sort by all eight keys
+            return np.lexsort((req["latency"], req["outcome"], req["arrival"],
+                               *reversed(keys)))
+        packed = packed * size + k
+    order = np.argsort(packed, kind="stable")
+    tied = packed[order]
+    tied = tied[1:] == tied[:-1]
+    if tied.any():
+        inside = np.zeros(order.size, dtype=bool)
+        inside[1:] |= tied
+        inside[:-1] |= tied
+        sub = order[inside]
+        order[inside] = sub[np.lexsort((req["latency"][sub], req["outcome"][sub],
+                                        req["arrival"][sub], packed[sub]))]
+    return order
 
 
 class Engine(Protocol):
