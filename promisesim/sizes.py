@@ -8,18 +8,18 @@ not. The table is computed from the changes of state, so both engines give the s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .results import Result
+#: A :class:`~promisesim.Result` (not imported: the results import this module).
+Result = Any
 
 __all__ = ["sizes", "mean_size"]
 
 
-def _members(result: "Result") -> dict[str, list[int]]:
+def _members(result: Result) -> dict[str, list[int]]:
     """Each super-agent's members (agent indices), in the model's order."""
     spec = result.spec
     out: dict[str, list[int]] = {}
@@ -32,7 +32,7 @@ def _members(result: "Result") -> dict[str, list[int]]:
     return out
 
 
-def sizes(result: "Result") -> pd.DataFrame:
+def sizes(result: Result) -> pd.DataFrame:
     """One row per (replication, super-agent, instant its size changed), with ``serving``:
     the members serving from that instant on (the first row of each is at time 0)."""
     changes = result._changes("sizes")
