@@ -192,5 +192,36 @@ def coldstart(replications: int = 8) -> tuple[ps.Model, float, int]:
     return m, 3_600.0, replications
 
 
+def mm1k(replications: int = 4) -> tuple[ps.Model, float, int]:
+    """M/M/1/K: one server, at most 5 requests inside, load 0.9, 6 hours, 4 replications.
+
+    A limited queue is an event loop; its lanes are busy periods, so few replications
+    still give it many lanes.
+    """
+    m = ps.Model("M/M/1/K", time_unit="s")
+    s = m.agent("s", service_time=Exponential(mean=1.0), limit=5)
+    m.workload(m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=5.0), name="p"),
+               rate=0.9)
+    return m, 21_600.0, replications
+
+
+def tandem(replications: int = 4) -> tuple[ps.Model, float, int]:
+    """A limited tandem: a front with a limit of 3 that calls a limited back end first.
+
+    users -> front (1 server, limit 3) -> back (2 servers, limit 6), 1.5 requests per second
+    for 2 hours, 4 replications. The front's requests count against its limit while they
+    wait for their calls, so which it turns away depends on the back end's answers: the
+    vector engine settles that in passes (``engine="auto"`` runs the reference engine).
+    """
+    m = ps.Model("limited tandem", time_unit="s")
+    back = m.agent("back", service_time=Exponential(mean=0.5), servers=2, limit=6)
+    front = m.agent("front", service_time=Exponential(mean=0.3), limit=3)
+    call = m.promise(back, to=front, body=ps.Latency(deadline=2.0), name="call")
+    m.workload(m.promise(front, to=m.agent("users"), body=ps.Latency(deadline=5.0),
+                         name="page", conditions=call), rate=1.5)
+    return m, 7_200.0, replications
+
+
 SCENARIOS = {"fleet": fleet, "chain": chain, "quorum": quorum, "scaling": scaling, "flaky": flaky,
-             "retries": retries, "capped": capped, "coldstart": coldstart}
+             "retries": retries, "capped": capped, "coldstart": coldstart, "mm1k": mm1k,
+             "tandem": tandem}

@@ -9,6 +9,7 @@ requests entering one queue at the same instant).
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -438,3 +439,28 @@ def test_push_choice_at_a_limited_agent_agrees():
     ref, _ = assert_same(m, 300.0, 3, 3)
     outcomes = ref.requests["outcome"].value_counts()
     assert outcomes["rejected"] > 500 and outcomes["condition_failed"] > 100
+
+
+@pytest.mark.parametrize("servers", [1, 3])
+def test_limited_queues_run_busy_periods_as_lanes_and_agree(servers, monkeypatch):
+    """A limited queue whose requests join as they arrive runs its event loop over busy
+    periods (where the same queue without the limit is empty), not replications: with one
+    replication, many lanes; the results are the reference engine's, crashes included."""
+    from promisesim.engines.vector import queues
+
+    lanes = []
+    original = queues.event_queue
+
+    def counting(segment, *args, **kwargs):
+        lanes.append(int(np.unique(segment).size))
+        return original(segment, *args, **kwargs)
+
+    monkeypatch.setattr(queues, "event_queue", counting)
+    m = ps.Model("M/M/c/K")
+    s = m.agent("s", service_time=Exponential(1.0), servers=servers, limit=servers + 3,
+                failures=ps.Failures(Exponential(300.0), Exponential(10.0)))
+    m.workload(m.promise(s, to=m.agent("u"), body=ps.Latency(deadline=3.0), name="p"),
+               rate=0.95 * servers)
+    ref, _ = assert_same(m, 3_000.0, 1, 4)
+    assert lanes and min(lanes) > 100
+    assert (ref.requests["outcome"] == "rejected").sum() > 50

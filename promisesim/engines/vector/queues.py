@@ -35,6 +35,29 @@ def _limited_order(rep: np.ndarray, arrival: np.ndarray, several: bool,
     return np.arange(rep.size) if order is None else order
 
 
+def _busy_periods(rep: np.ndarray, arrival: np.ndarray, service: np.ndarray,
+                  enters: np.ndarray, crash: np.ndarray, segment: np.ndarray, servers: int,
+                  n_reps: int) -> np.ndarray:
+    """``segment`` cut where the queue is surely empty, so the event loop's lanes are busy
+    periods rather than whole replications (a loop as long as the longest busy period).
+
+    For requests that join as they arrive, at a FIFO queue without slowdown: the same
+    queue without its limit (every request served) is empty when a request arrives after
+    every one before it left, and then so is the limited queue: turning a request away
+    only lowers the servers' workloads, and the Kiefer-Wolfowitz recursion is monotone in
+    them. The limited queue's events are unchanged; only their lanes are."""
+    work = np.where(enters, service, 0.0)   # (those that do not enter leave at once)
+    unlimited = _fifo(rep, arrival, work, crash, servers, n_reps)
+    unlimited = np.where(enters, unlimited, arrival)
+    cut = np.r_[True, segment[1:] != segment[:-1]]
+    starts = np.flatnonzero(cut)
+    before = np.empty(arrival.size)   # the latest departure of the requests before each
+    for lo, hi in zip(starts, np.r_[starts[1:], arrival.size]):
+        before[lo] = -np.inf
+        np.maximum.accumulate(unlimited[lo:hi - 1], out=before[lo + 1:hi])
+    return np.cumsum(cut | (before <= arrival))
+
+
 class Service:
     """The queue stage of a batch (:class:`~promisesim.engines.vector.batch._Batch`).
 
@@ -311,6 +334,10 @@ class Service:
                     Streams.draw_rows(agent_spec.cold_start, k0, k1, rep[lo:hi], index[lo:hi],
                                       out=cold[lo:hi])
                 instances = Instances(float(agent_spec.keep_alive), agent_spec.placement, cold[o])
+            if instances is None and not agent_spec.slowdown and pin is None and \
+                    began is None and np.array_equal(resolved, a):
+                segment = _busy_periods(r, a, service[o], enters[o], c, segment, servers,
+                                        self.reps.size)
             departure, turned_away = event_queue(segment, a, service[o], enters[o], servers,
                                                  agent_spec.limit, agent_spec.slowdown,
                                                  ready=resolved, began=began,
