@@ -29,13 +29,29 @@ __all__ = ["simulate", "ENGINES", "get_engine"]
 ENGINES: dict[str, type] = {"reference": ReferenceEngine, "vector": VectorEngine}
 
 
-def _slow_on_vector(spec: ModelSpec) -> str | None:
+#: Below this many replications ``auto`` runs an autoscaled model on the reference engine.
+_AUTOSCALED_MIN_REPLICATIONS = 8
+
+
+def _slow_on_vector(spec: ModelSpec, replications: int | None = None) -> str | None:
     """Why the vector engine would run ``spec`` slower than the reference engine, or None.
 
     An agent with a capacity ``limit`` or a ``slowdown`` whose requests call others (a
     super-agent's front with a concurrency cap, for one) is computed in passes of an event
     loop: measured side by side, a capped front over a two-server member ran 139x slower
-    than the reference engine at 2 replications, 31x at 16 and 11x at 64."""
+    than the reference engine at 2 replications, 31x at 16 and 11x at 64.
+
+    An autoscaler's decisions are a fixed point of whole vector runs, about one run per
+    resize a round got wrong, whatever the replications: measured side by side on the
+    serverless image example, reference against vector, 2.8 s against 7.0 s at 1
+    replication (7 rounds), 11.4 s against 13.2 s at 4 and 38.8 s against 20.7 s at 16; so
+    ``replications`` (when known) below :data:`_AUTOSCALED_MIN_REPLICATIONS` go to the
+    reference engine."""
+    if spec.scaled and replications is not None and \
+            replications < _AUTOSCALED_MIN_REPLICATIONS:
+        return (f"an autoscaler at {replications} replication{'s' * (replications > 1)}: "
+                "the vector engine finds its decisions in rounds of whole runs, which the "
+                f"reference engine outruns below {_AUTOSCALED_MIN_REPLICATIONS}")
     calling = {p.promiser for p in spec.promises if p.conditions is not None}
     for a in spec.agents:
         if (a.limit is not None or a.slowdown) and a.name in calling:
@@ -45,16 +61,18 @@ def _slow_on_vector(spec: ModelSpec) -> str | None:
     return None
 
 
-def choose_engine(name: str, spec: ModelSpec) -> tuple[Engine, str]:
+def choose_engine(name: str, spec: ModelSpec,
+                  replications: int | None = None) -> tuple[Engine, str]:
     """The engine for ``spec`` and why: ``"auto"`` picks the vector engine when it supports
-    every feature of the model and is not known to be slower for it, else the reference
-    engine; a named engine is that engine (an EngineError if it cannot run the model)."""
+    every feature of the model and is not known to be slower for it (at ``replications``,
+    when given), else the reference engine; a named engine is that engine (an EngineError
+    if it cannot run the model)."""
     if name == "auto":
         vector = ENGINES["vector"]()
         missing = vector.unsupported(spec)
         if missing:
             return ENGINES["reference"](), f"auto: the vector engine does not run {missing[0]}"
-        slow = _slow_on_vector(spec)
+        slow = _slow_on_vector(spec, replications)
         if slow is not None:
             return ENGINES["reference"](), f"auto: {slow}"
         return vector, "auto: the vector engine runs every feature of the model"
@@ -292,7 +310,7 @@ def simulate(
     check_cost(spec, horizon, int(replications), bool(record_requests),
                check_limit(max_events))
     streams = Streams(seed)
-    chosen, reason = choose_engine(engine, spec)
+    chosen, reason = choose_engine(engine, spec, int(replications))
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise ScenarioError(f"progress={progress!r} must be True, False or None")
     n = int(replications)
