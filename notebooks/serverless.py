@@ -217,3 +217,25 @@ cold
 # request per second: five seconds already make them rare. The closed form's `rc` terms
 # matter when cold starts are long against the gaps between requests: requests that come
 # while an instance starts start their own, so the share stays above `exp(-rk)`.
+
+# %% [markdown]
+# **Under a burst.** The example `function_from_zero.yaml` is a thumbnail function behind a
+# gateway: 3 requests a second, then a newsletter's 60 a second for five minutes at half
+# past. `result.instances` counts its instances running and the cold starts over time:
+# at steady traffic about six stay warm. The burst keeps about twenty busy once it runs,
+# but its first second starts about sixty: requests that come while instances start (1.2 s)
+# start their own, each a cold start a request waits for. The extra instances then stay
+# warm through the burst and stop five minutes after it.
+
+# %%
+zero = ps.load_scenario(examples / "function_from_zero.yaml")
+burst = ps.simulate(zero.model, horizon=zero.horizon, replications=4, seed=zero.seed)
+pools = burst.instances
+starts = pools.assign(minute=(pools["time"] // 60).astype(int)).groupby("minute")["started"]
+per_minute = starts.sum() / burst.replications
+assert per_minute.loc[30] > 40 and per_minute.loc[10:29].sum() < 5
+assert pools.groupby("replication")["running"].max().min() > 40
+from promisesim.plotting import plot_sizes
+
+ax = plot_sizes(burst)
+ax.figure

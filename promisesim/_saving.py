@@ -28,7 +28,8 @@ import numpy as np
 
 from ._sweep_folder import _write_atomic
 from .engines.base import (AGENT_CHANGE_COLUMNS, BREAKER_COLUMNS, BREAKER_STATES, CAUSES,
-                           COUNT_COLUMNS, OUTCOMES, REQUEST_COLUMNS, TIMELINE_COLUMNS, Trace)
+                           COUNT_COLUMNS, INSTANCE_COLUMNS, OUTCOMES, REQUEST_COLUMNS,
+                           TIMELINE_COLUMNS, Trace)
 from .errors import ScenarioError
 from .model.model import Model
 from .model.spec import ModelSpec
@@ -39,7 +40,7 @@ SCENARIO = "scenario.yaml"
 #: The trace's parts, with their columns.
 PARTS = {"agent_changes": AGENT_CHANGE_COLUMNS, "requests": REQUEST_COLUMNS,
          "request_counts": COUNT_COLUMNS, "promise_metrics": TIMELINE_COLUMNS,
-         "breakers": BREAKER_COLUMNS}
+         "breakers": BREAKER_COLUMNS, "instances": INSTANCE_COLUMNS}
 
 
 def _pyarrow() -> Any:
@@ -226,8 +227,12 @@ def load(path: str | Path) -> dict[str, Any]:
         for column, values in columns.items():
             if column in ranges:
                 _codes(values, ranges[column], f"{folder / name}.parquet: column {column!r}")
+    changes = data["instances"]
+    if changes is not None and not np.isin(changes["change"], (-1, 1)).all():
+        raise ScenarioError(f"{folder / 'instances'}.parquet: column 'change' holds values "
+                            "other than -1 and 1")
     trace = Trace(data["agent_changes"], data["requests"], data["request_counts"],
-                  data["promise_metrics"], computed_by, data["breakers"])
+                  data["promise_metrics"], computed_by, data["breakers"], data["instances"])
     return {"spec": spec, "trace": trace, "horizon": float(horizon),
             "replications": replications, "engine": engine,
             "entropy": _whole(manifest.get("entropy"), f"{where}: entropy"),

@@ -12,10 +12,19 @@ operation is a handful of numpy calls whatever the number of replications.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+
+def slice_count(horizon: float, width: float) -> int:
+    """How many slices ``[j * width, (j + 1) * width)`` cover ``[0, horizon)``: the last
+    starts before the horizon (``horizon / width`` can round up past a whole number)."""
+    n = int(math.ceil(horizon / width))
+    return n - 1 if n > 1 and (n - 1) * width >= horizon else n
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,7 @@ class Timelines:
     def kept_per_slice(self, horizon: float, width: float) -> np.ndarray:
         """The time kept in each slice ``[j * width, (j + 1) * width)`` of the horizon (the last
         one cut at the horizon), per replication: an array (replications x slices)."""
-        n_slices = int(np.ceil(horizon / width))
+        n_slices = slice_count(horizon, width)
         broken = np.zeros((self.n_reps, n_slices + 1))
         full = np.zeros((self.n_reps, n_slices + 1))   # whole broken slices, as differences
         rep, start, end, value = self.segments(horizon)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -324,11 +325,12 @@ def plot_latency(result: "Result", promise: str, ax: "Axes | None" = None, bins:
     return ax
 
 
-def plot_sizes(result: "Result", super_agents: list[str] | None = None,
+def plot_sizes(result: "Result", names: list[str] | None = None,
                ax: "Axes | None" = None) -> "Axes":
-    """Members serving over time (:attr:`Result.sizes <promisesim.Result.sizes>`): each
-    replication's step function, faint, and their mean, per super-agent (default: those
-    whose size changes in some replication).
+    """Super-agents' members serving (:attr:`Result.sizes <promisesim.Result.sizes>`) and
+    instances running at agents with a ``keep_alive`` (:attr:`Result.instances
+    <promisesim.Result.instances>`) over time: each replication's step function, faint, and
+    their mean. ``names`` default: those whose size changes in some replication.
 
     Returns
     -------
@@ -336,30 +338,37 @@ def plot_sizes(result: "Result", super_agents: list[str] | None = None,
     """
     from .sizes import mean_size
 
-    table = result.sizes
-    names = list(table["super_agent"].cat.categories)
-    if super_agents is None:
-        counts = table.groupby("super_agent", observed=True).size()
-        super_agents = [g for g in names if counts.get(g, 0) > result.replications]
-    for g in super_agents:
-        if g not in names:
-            raise ValueError(f"{g!r} is not a super-agent of the model"
-                             + (f" (super-agents: {', '.join(names)})" if names else ""))
+    sizes = result.sizes.rename(columns={"super_agent": "name", "serving": "count"})
+    pools = result.instances.rename(columns={"agent": "name", "running": "count"})
+    table = pd.concat([sizes[["replication", "name", "time", "count"]].astype({"name": str}),
+                       pools[["replication", "name", "time", "count"]].astype({"name": str})],
+                      ignore_index=True)
+    known = list(dict.fromkeys(table["name"]))
+    if names is None:
+        counts = table.groupby("name").size()
+        names = [g for g in known if counts.get(g, 0) > result.replications]
+    for g in names:
+        if g not in known:
+            raise ValueError(f"{g!r} is neither a super-agent nor an agent with a keep_alive"
+                             + (f" (known: {', '.join(known)})" if known else ""))
     ax = _axes(ax, figsize=(8, 4))
     horizon = result.horizon
     times = np.linspace(0.0, horizon, 1_001)
-    for i, g in enumerate(super_agents):
+    for i, g in enumerate(names):
         colour = f"C{i}"
-        for _, one in table[table["super_agent"] == g].groupby("replication", observed=True):
+        rows = table[table["name"] == g]
+        for _, one in rows.groupby("replication"):
             ax.step(np.r_[one["time"].to_numpy(), horizon],
-                    np.r_[one["serving"].to_numpy(), one["serving"].to_numpy()[-1]],
+                    np.r_[one["count"].to_numpy(), one["count"].to_numpy()[-1]],
                     where="post", color=colour, alpha=0.15, lw=0.8)
-        ax.step(times, mean_size(table, g, times, result.replications), where="post",
-                color=colour, lw=2, label=_t(f"{g} (mean of {result.replications})"))
+        mean = mean_size(rows.rename(columns={"name": "super_agent", "count": "serving"}), g,
+                         times, result.replications)
+        ax.step(times, mean, where="post", color=colour, lw=2,
+                label=_t(f"{g} (mean of {result.replications})"))
     _time_axis(ax, result.spec.time_unit, horizon)
-    ax.set_ylabel("members serving")
+    ax.set_ylabel("members serving, instances running")
     ax.set_ylim(bottom=0)
-    if super_agents:
+    if names:
         ax.legend(loc="upper left", fontsize="small")
     return ax
 

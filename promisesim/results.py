@@ -3,19 +3,16 @@
 Tables (all long/tidy, one row per observation; provenance in ``.attrs``):
 
 ``Result.promises``
-    One row per (replication, promise): ``kept_fraction`` (share of the
-    horizon the promise was standing), ``broken_time``, ``breaks`` (broken
-    periods, one that is under way at time 0 included), ``longest_break``,
-    ``mean_time_to_restore`` (mean length of breaks that ended before the
-    horizon; NaN if none did), ``requests`` (answered, refused or lost
-    requests that arrived before the horizon), ``requests_kept``,
-    ``request_kept_fraction``, ``requests_unfinished`` (still inside at the
-    horizon with their deadline ahead: excluded from the others),
-    ``requests_degraded`` (answered in time, but only thanks to a fallback:
-    counted in ``requests``, not in ``requests_kept``), and
-    ``delivered_fraction``: the kept fraction (of requests for latency
-    promises with traffic, of time otherwise) if the promisee accepted the
-    promise, and 0 for an imposition.
+    One row per (replication, promise): ``kept_fraction`` (share of the horizon the
+    promise was standing), ``broken_time``, ``breaks`` (broken periods, one under way at
+    time 0 included), ``longest_break``, ``mean_time_to_restore`` (mean length of breaks
+    that ended before the horizon; NaN if none did), ``requests`` (answered, refused or
+    lost requests that arrived before the horizon), ``requests_kept``,
+    ``request_kept_fraction``, ``requests_unfinished`` (still inside at the horizon with
+    their deadline ahead: excluded from the others), ``requests_degraded`` (answered in
+    time only thanks to a fallback: counted in ``requests``, not ``requests_kept``), and
+    ``delivered_fraction``: the kept fraction (of requests for latency promises with
+    traffic, of time otherwise) if the promisee accepted the promise, 0 for an imposition.
 ``Result.intervals``
     Piecewise-constant states per (replication, entity): agents ``up`` or
     ``down``, promises ``kept`` or ``broken``, with ``start`` and ``end``.
@@ -27,7 +24,6 @@ Tables (all long/tidy, one row per observation; provenance in ``.attrs``):
     One row per request (root and calls), with its outcome.
 ``Result.summary()``
     Across replications: mean, standard error, 95% confidence interval.
-
 Members of a resized super-agent that never started in any replication (``Result.absent``)
 are left out of every table: they never existed in the run.
 """
@@ -42,10 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import alerts, attribution, observing, rollouts, slo
-from . import sizes as _sizes
+from . import alerts, attribution, observing, rollouts, sizes as _sizes, slo
 from .attribution import _distinct_rows
-from ._timeline import Timelines, at_least
+from ._timeline import Timelines, at_least, slice_count
 from .analytic import t_quantile
 from .engines.base import (BREAKER_COLUMNS, BREAKER_STATES, CAUSES, DEGRADED, KEPT, OUTCOMES, TIMELINE_COLUMNS,
                            UNFINISHED, Trace, request_order)
@@ -88,7 +83,7 @@ def summarise(spec: ModelSpec, trace: Trace, replications: np.ndarray | list[int
                "promise": np.tile(np.arange(n_p, dtype=np.int32), reps.size)}
     metrics.update({k: columns[k].astype(TIMELINE_COLUMNS[k]) for k in _TIMELINE_METRICS})
     return Trace(None, trace.requests, trace.request_counts if trace.requests is None else None,
-                 metrics, trace.computed_by, trace.breakers)
+                 metrics, trace.computed_by, trace.breakers, trace.instances)
 
 
 _NO_COUNTS = {"replication": np.empty(0, np.int32), "promise": np.empty(0, np.int32),
@@ -585,7 +580,7 @@ class Result:
                 or not 0 < float(width) < math.inf:
             raise ValueError(f"width={width!r} must be a positive, finite time")
         width = float(width)
-        n_slices = int(math.ceil(self.horizon / width))
+        n_slices = slice_count(self.horizon, width)
         if n_slices > 10_000_000:
             raise ValueError(f"width={width!r} cuts the horizon into {n_slices:,} slices: "
                              "too many; give a wider slice")
@@ -696,6 +691,12 @@ class Result:
         """Each super-agent's ``serving`` members over time, per replication: one row each
         time it changes (:mod:`promisesim.sizes`; :func:`~promisesim.plotting.plot_sizes`)."""
         return _sizes.sizes(self)
+
+    @cached_property
+    def instances(self) -> pd.DataFrame:
+        """Instances started on demand over time (agents with a ``keep_alive``): ``running``
+        and the cold starts ``started`` at each change (:func:`promisesim.sizes.instances`)."""
+        return _sizes.instances(self)
 
     @cached_property
     def rollbacks(self) -> pd.DataFrame:

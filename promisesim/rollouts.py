@@ -121,7 +121,8 @@ def _take(trace: Trace, replication: int) -> Trace:
         return {k: v[keep] for k, v in columns.items()}
 
     return Trace(part(trace.agent_changes), part(trace.requests), part(trace.request_counts),
-                 part(trace.promise_metrics), trace.computed_by, part(trace.breakers))
+                 part(trace.promise_metrics), trace.computed_by, part(trace.breakers),
+                 part(trace.instances))
 
 
 def run(engine: Engine, spec: ModelSpec, *, horizon: float, streams: Streams,

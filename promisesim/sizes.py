@@ -75,3 +75,33 @@ def mean_size(table: pd.DataFrame, super_agent: str, times: np.ndarray,
         at = np.searchsorted(one["time"].to_numpy(), times, side="right") - 1
         total += one["serving"].to_numpy()[np.maximum(at, 0)]
     return total / replications
+
+
+def instances(result: Result) -> pd.DataFrame:
+    """One row per (replication, agent with a ``keep_alive``, instant its instances change):
+    ``running`` instances from then on (starting, serving or idle within their keep-alive),
+    and how many ``started`` then (each a cold start a request waited for). Every such
+    agent has a row at time 0 with none running."""
+    log = result.trace.instances
+    spec = result.spec
+    agents = [a.name for a in spec.agents if a.keep_alive is not None]
+    columns = ["replication", "agent", "time", "running", "started"]
+    if log is None or not agents:
+        return result._frame({c: [] for c in columns})
+    frames = []
+    for name in agents:
+        a = spec.agent_index[name]
+        mine = log["agent"] == a
+        rep, time, change = log["replication"][mine], log["time"][mine], log["change"][mine]
+        for r in range(result.replications):
+            lo, hi = np.searchsorted(rep, [r, r + 1])
+            t, c = np.r_[0.0, time[lo:hi]], np.r_[0, change[lo:hi]]
+            running = np.cumsum(c)
+            last = np.r_[t[1:] != t[:-1], True]   # several changes at one instant: the sum
+            group = np.cumsum(np.r_[True, t[1:] != t[:-1]]) - 1   # each change's instant
+            started = np.bincount(group, weights=c > 0).astype(np.int64)
+            frames.append(pd.DataFrame({"replication": r, "agent": name, "time": t[last],
+                                        "running": running[last], "started": started}))
+    out = pd.concat(frames, ignore_index=True)
+    out["agent"] = pd.Categorical(out["agent"], categories=agents)
+    return result._frame({c: out[c] for c in columns})

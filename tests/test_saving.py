@@ -21,7 +21,7 @@ def _tables(result):
                  "cause_summary", "absorbed", "request_causes", "request_cause_summary",
                  "request_absorbed", "objectives", "objective_summary", "alerts",
                  "alert_summary", "observations", "observation_summary", "summary", "slices",
-                 "sizes", "rollbacks"):
+                 "sizes", "rollbacks", "instances"):
         try:
             value = getattr(result, name)
             out[name] = value(result.horizon / 7) if name == "slices" else \
@@ -49,6 +49,7 @@ def _assert_same(a, b):
     ("web_api.yaml", 86_400.0, {}),                           # objectives, alerts, requests
     ("retry_storm.yaml", 120.0, {}),                          # breakers, retries
     ("periodic_checks.yaml", 500.0, {}),                      # observers
+    ("function_from_zero.yaml", 600.0, {}),                   # instances started on demand
     ("web_api.yaml", 20_000.0, {"record_requests": False}),   # request counts only
     ("web_api.yaml", 20_000.0, {"record_changes": False}),    # promise metrics only
 ])

@@ -51,3 +51,13 @@ def test_slices_without_requests_keep_the_time_columns_and_bad_widths_are_refuse
             r.slices(width)
     with pytest.raises(ValueError, match="too many"):
         r.slices(1e-9)
+
+
+def test_a_width_that_rounds_past_a_whole_number_of_slices_makes_no_empty_slice():
+    """600 / (600 / 7) is 7.000000000000001 in floats: still 7 slices, none empty."""
+    m = ps.Model("one")
+    s = m.agent("s", failures=ps.Failures(ps.Exponential(50.0), ps.Exponential(5.0)))
+    m.promise(s, to=m.agent("u"), body=ps.Availability(), name="up")
+    table = ps.simulate(m, horizon=600.0, seed=1).slices(600.0 / 7)
+    assert len(table) == 7 and table["kept_fraction"].notna().all()
+    assert table["start"].max() < 600.0

@@ -11,7 +11,7 @@ from ..model.spec import ModelSpec
 from ..random import Streams
 
 __all__ = ["Engine", "Trace", "OUTCOMES", "CAUSES", "TIMELINE_COLUMNS", "BREAKER_STATES",
-           "count_requests", "request_order"]
+           "count_requests", "request_order", "INSTANCE_COLUMNS"]
 
 #: Request outcomes, by code. ``kept``: answered within the deadline;
 #: ``late``: answered after it (or still unanswered when the horizon came
@@ -69,6 +69,16 @@ BREAKER_COLUMNS = {
 }
 
 
+#: One row per instance started or stopped at an agent with a ``keep_alive``: ``change`` is +1
+#: (started for a request: a cold start) or -1 (stopped: idle for the keep-alive, or a crash).
+INSTANCE_COLUMNS = {
+    "replication": np.int32,
+    "agent": np.int32,
+    "time": np.float64,
+    "change": np.int8,
+}
+
+
 def _empty(columns: dict[str, type]) -> dict[str, np.ndarray]:
     return {name: np.empty(0, dtype=dtype) for name, dtype in columns.items()}
 
@@ -118,6 +128,10 @@ class Trace:
         One row per change of state of a circuit breaker (columns
         :data:`BREAKER_COLUMNS`; every breaker is closed at time 0), in time
         order within each replication; None for a model without breakers.
+    instances : dict of str to numpy.ndarray, or None
+        Starts and stops of the instances of agents with a ``keep_alive`` (columns
+        :data:`INSTANCE_COLUMNS`; none runs at time 0), in time order within each
+        replication and agent; None for a model without such agents.
     """
 
     agent_changes: dict[str, np.ndarray] | None = field(
@@ -127,6 +141,7 @@ class Trace:
     promise_metrics: dict[str, np.ndarray] | None = None
     computed_by: str | None = None
     breakers: dict[str, np.ndarray] | None = None
+    instances: dict[str, np.ndarray] | None = None
 
     def counts(self) -> dict[str, np.ndarray]:
         """Requests per (replication, promise, outcome), rows with a zero count left out."""
@@ -138,17 +153,20 @@ class Trace:
     def without_requests(self) -> "Trace":
         """The same trace keeping only the request counts (memory no longer grows with traffic)."""
         return Trace(self.agent_changes, None, self.counts(), self.promise_metrics,
-                     self.computed_by, self.breakers)
+                     self.computed_by, self.breakers, self.instances)
 
     @staticmethod
     def from_lists(agent_changes: dict[str, list], requests: dict[str, list],
-                   breakers: dict[str, list] | None = None) -> "Trace":
+                   breakers: dict[str, list] | None = None,
+                   instances: dict[str, list] | None = None) -> "Trace":
         """Build a trace from column lists (converted to the schema's dtypes)."""
         return Trace(
             {k: np.asarray(agent_changes[k], dtype=t) for k, t in AGENT_CHANGE_COLUMNS.items()},
             {k: np.asarray(requests[k], dtype=t) for k, t in REQUEST_COLUMNS.items()},
             breakers=None if breakers is None else
             {k: np.asarray(breakers[k], dtype=t) for k, t in BREAKER_COLUMNS.items()},
+            instances=None if instances is None else
+            {k: np.asarray(instances[k], dtype=t) for k, t in INSTANCE_COLUMNS.items()},
         )
 
     @staticmethod
@@ -174,6 +192,9 @@ class Trace:
             None if all(t.breakers is None for t in traces) else
             {k: np.concatenate([t.breakers[k] for t in traces if t.breakers is not None])
              for k in BREAKER_COLUMNS},
+            None if all(t.instances is None for t in traces) else
+            {k: np.concatenate([t.instances[k] for t in traces if t.instances is not None])
+             for k in INSTANCE_COLUMNS},
         )
 
 

@@ -34,6 +34,11 @@ def assert_same(model, horizon, replications, seed):
         assert len(left) == len(right), table
         pd.testing.assert_frame_equal(left, right, check_exact=True, obj=table, check_like=False,
                                       check_flags=False)
+    pools = ref.trace.instances, vec.trace.instances   # instances started and stopped
+    assert (pools[0] is None) == (pools[1] is None)
+    if pools[0] is not None:
+        for column in pools[0]:
+            np.testing.assert_array_equal(pools[0][column], pools[1][column], err_msg=column)
     return ref, vec
 
 

@@ -71,7 +71,8 @@ semantics (see also :mod:`promisesim.model.promises`):
     lowest-numbered stopped one and first waits draw ``k`` of ``("cold_start",
     node path)``; its service time (with its slowdown) is fixed as it takes the
     server. An instance freed at ``u`` runs until ``u + keep_alive`` (taken at
-    that instant, it starts again); none runs at 0, and a crash stops them all;
+    that instant, it starts again); none runs at 0, and a crash stops them all.
+    Starts and stops are recorded (``Trace.instances``);
   - a draining outage (a scale-down, a retired version) takes the agent out
     of service without losing the requests inside it; a crash loses them;
   - a member added by scaling is down during its start-up: draw ``j`` of
@@ -262,7 +263,20 @@ class _Replication(Caller):
         if log is not None:   # in time order (a move to half-open is logged as the breaker opens)
             order = sorted((t, i) for i, t in enumerate(log["time"]) if t < self.horizon)
             log = {k: [v[i] for _, i in order] for k, v in log.items()}
-        return Trace.from_lists(self.changes, self.requests, log)
+        return Trace.from_lists(self.changes, self.requests, log, self._instance_log())
+
+    def _instance_log(self) -> dict[str, list] | None:
+        """Starts and stops of every agent's instances, by (agent, time, change)."""
+        if all(pool is None for pool in self.instances):
+            return None
+        rows = []
+        for agent, pool in enumerate(self.instances):
+            if pool is not None:
+                pool.stop(self.horizon, self.horizon)   # keep-alives that ran out by then
+                rows.extend((agent, t, change) for t, change in pool.log)
+        rows.sort()
+        return {"replication": [self.replication] * len(rows), "agent": [r[0] for r in rows],
+                "time": [r[1] for r in rows], "change": [r[2] for r in rows]}
 
     # -- agent state ---------------------------------------------------------------
     def _state_change(self, delay: float) -> simpy.Event:
@@ -404,9 +418,11 @@ class _Replication(Caller):
                 self.inside[agent].clear()
                 spec = self.spec.agents[agent]
                 self.resources[agent] = simpy.Resource(self.env, capacity=spec.servers)
-                if spec.keep_alive is not None:   # its instances are gone with it
-                    self.instances[agent] = Instances(spec.servers, spec.keep_alive,
-                                                      spec.placement)
+                pool = self.instances[agent]
+                if pool is not None:   # its instances are gone with it
+                    pool.stop(self.env.now, self.horizon)
+                    self.instances[agent] = Instances(spec.servers, pool.keep_alive,
+                                                      pool.placement, pool.log)
         up = alive and self.drains[agent] == 0 and not self.absent[agent]
         if up == self.up[agent]:
             return

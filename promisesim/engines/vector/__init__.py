@@ -52,12 +52,17 @@ A push-mode choice carries its binding from request to request: each
 request maps the binding before it to the one after it, and the bindings are
 a prefix composition of those maps, computed by doubling.
 
-A queue with a capacity limit or load-dependent slowdown is an event loop
-(:mod:`.events`) whose every step handles the next event
-of every queue of the batch at once: an arrival (admitted or rejected against
-the limit, counting requests still waiting for their calls), a request whose
-calls resolved (it joins the FIFO queue, in order of that instant, or leaves)
-or a departure. A request such an agent rejects makes no calls (and moves
+A queue with a capacity limit, load-dependent slowdown or instances started
+on demand (``keep_alive``) is an event loop (:mod:`.events`) whose every step
+handles the next event of every queue (lane) of the batch at once: an arrival
+(admitted or rejected against the limit, counting requests still waiting for
+their calls), a request whose calls resolved (it joins the FIFO queue, in
+order of that instant, or leaves) or a departure. Its lanes are busy periods
+where requests join as they arrive (cut where the same queue without its
+limit is empty), else stretches of a replication between crashes. Instances
+started on demand keep when each was freed: a request takes an idle running
+one by the placement, or starts one and waits its cold start; their starts
+and stops follow from which instance each request took. A request such an agent rejects makes no calls (and moves
 no push-mode binding), so which requests reach the agents below it depends
 on its queue: the requests are routed and served in passes, each assuming
 the rejections of the one before (at first none), until a pass rejects

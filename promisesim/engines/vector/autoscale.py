@@ -58,7 +58,7 @@ import numpy as np
 from ..._timeline import _last_at_or_before
 from ...model.spec import ModelSpec
 from ...random import Streams
-from ..base import AGENT_CHANGE_COLUMNS, COUNT_COLUMNS, REQUEST_COLUMNS, Trace
+from ..base import AGENT_CHANGE_COLUMNS, COUNT_COLUMNS, INSTANCE_COLUMNS, REQUEST_COLUMNS, Trace
 from .kernels import _UNIT, _segmented_accumulate
 from .records import _BATCH_RECORDS, _GrowingColumns
 from .structure import _tree_size
@@ -249,23 +249,31 @@ def run_autoscaled(batch: Callable[..., Any], spec: ModelSpec, *, horizon: float
     changes: list[dict[str, np.ndarray]] = []
     requests: list[dict[str, np.ndarray]] = []
     counts: list[dict[str, np.ndarray]] = []
+    pools: list[dict[str, np.ndarray]] = []
     last_rounds.clear()
     for lo in range(0, reps.size, size):
         rounds = _fixed_point(batch, spec, horizon, streams, reps[lo:lo + size], groups,
-                              record_requests, changes, requests, counts)
+                              record_requests, changes, requests, counts, pools)
         last_rounds.append(rounds)
     agent_changes = _join(changes, AGENT_CHANGE_COLUMNS)
+    instances = None
+    if any(a.keep_alive is not None for a in spec.agents):   # as the reference orders them
+        instances = _join(pools, INSTANCE_COLUMNS)
+        order = np.lexsort((instances["change"], instances["time"], instances["agent"],
+                            instances["replication"]))
+        instances = {k: v[order] for k, v in instances.items()}
     if record_requests:
-        return Trace(agent_changes, _join(requests, REQUEST_COLUMNS))
+        return Trace(agent_changes, _join(requests, REQUEST_COLUMNS), instances=instances)
     table = _join(counts, COUNT_COLUMNS)
     order = np.lexsort((table["outcome"], table["promise"], table["replication"]))
-    return Trace(agent_changes, None, {k: v[order] for k, v in table.items()})
+    return Trace(agent_changes, None, {k: v[order] for k, v in table.items()},
+                 instances=instances)
 
 
 def _fixed_point(batch: Callable[..., Any], spec: ModelSpec, horizon: float, streams: Streams,
                  reps: np.ndarray,
                  groups: list[_Group], record_requests: bool, changes: list, requests: list,
-                 counts: list) -> int:
+                 counts: list, pools: list) -> int:
     """Iterate one batch to its fixed point, appending each replication's final outputs;
     returns the number of rounds."""
     n = reps.size
@@ -300,6 +308,9 @@ def _fixed_point(batch: Callable[..., Any], spec: ModelSpec, horizon: float, str
                 return {k: v[keep] for k, v in table.items()}
 
             changes.append(mine(batch_changes))
+            for a, (pos, time, change) in b.instance_log.items():
+                pools.append(mine({"replication": sub[pos], "agent": np.full(pos.size, a),
+                                   "time": time, "change": change}))
             if spec.workloads and record_requests:
                 columns = _GrowingColumns(REQUEST_COLUMNS)
                 b.write_records(columns)

@@ -77,6 +77,7 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         self.windowed = False
         self.ghosts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.queue_log: dict[int, _QueueLog] = {}
+        self.instance_log: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         # push-mode choices in time windows: the binding carried, and this window's requests
         self.bindings: dict[int, np.ndarray] = {}
         self.push_log: dict[int, _QueueLog] = {}
@@ -122,6 +123,7 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         while True:   # one pass, unless a limited agent turns away requests that would call,
             # or an agent calls while or after serving (orders "around", "before")
             self.queue_log = {}
+            self.instance_log = {}   # agent -> its instances' starts and stops (this pass)
             self.push_log = {}
             self.later_used: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             self.later_found: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

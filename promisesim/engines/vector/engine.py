@@ -14,7 +14,8 @@ import numpy as np
 from ...random import Streams
 from ...results import summarise
 from ...model.spec import ModelSpec
-from ..base import AGENT_CHANGE_COLUMNS, COUNT_COLUMNS, REQUEST_COLUMNS, TIMELINE_COLUMNS, Trace
+from ..base import (AGENT_CHANGE_COLUMNS, COUNT_COLUMNS, INSTANCE_COLUMNS, REQUEST_COLUMNS,
+                    TIMELINE_COLUMNS, Trace)
 from ..reference import ReferenceEngine
 from .autoscale import run_autoscaled
 from .batch import _Batch, _Unsettled
@@ -177,6 +178,8 @@ class VectorEngine:
         metrics: dict[str, list[np.ndarray]] = {k: [] for k in TIMELINE_COLUMNS}
         requests = _GrowingColumns(REQUEST_COLUMNS)
         counts: dict[str, list[np.ndarray]] = {k: [] for k in COUNT_COLUMNS}
+        pools = any(a.keep_alive is not None for a in spec.agents)
+        instances: dict[str, list[np.ndarray]] = {k: [] for k in INSTANCE_COLUMNS}
         for i in range(0, reps.size, batch):
             b = _Batch(spec, horizon, streams, reps[i:i + batch])
             batch_changes = b.run()
@@ -195,13 +198,25 @@ class VectorEngine:
             else:   # without records, memory holds one batch's requests at a time
                 for k, v in b.counts(window).items():
                     counts[k].extend(v)
+            for agent, (pos, time, change) in b.instance_log.items():
+                for k, v in zip(INSTANCE_COLUMNS, (b.reps[pos], np.full(pos.size, agent), time,
+                                                   change)):
+                    instances[k].append(v)
             del b
         kept_changes = _columns(changes, AGENT_CHANGE_COLUMNS) if record_changes else None
         kept_metrics = None if record_changes else _columns(metrics, TIMELINE_COLUMNS)
+        pool_log = None
+        if pools:   # in order of (replication, agent, time, change), as the reference's
+            pool_log = _columns(instances, INSTANCE_COLUMNS)
+            order = np.lexsort((pool_log["change"], pool_log["time"], pool_log["agent"],
+                                pool_log["replication"]))
+            pool_log = {k: v[order] for k, v in pool_log.items()}
         if not spec.workloads:
             no_requests = {k: np.empty(0, dtype=t) for k, t in REQUEST_COLUMNS.items()}
             return Trace(kept_changes, no_requests if record_requests else None,
-                         None if record_requests else _columns(counts, COUNT_COLUMNS), kept_metrics)
+                         None if record_requests else _columns(counts, COUNT_COLUMNS), kept_metrics,
+                         instances=pool_log)
         if record_requests:
-            return Trace(kept_changes, requests.finish(), None, kept_metrics)
-        return Trace(kept_changes, None, _columns(counts, COUNT_COLUMNS), kept_metrics)
+            return Trace(kept_changes, requests.finish(), None, kept_metrics, instances=pool_log)
+        return Trace(kept_changes, None, _columns(counts, COUNT_COLUMNS), kept_metrics,
+                     instances=pool_log)

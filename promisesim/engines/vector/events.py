@@ -24,6 +24,9 @@ class Instances(NamedTuple):
     placement: str
     #: Each request's cold start (used where it starts an instance).
     cold: np.ndarray
+    #: Receive, per request that takes a server, which one and whether it had to start it.
+    server: np.ndarray
+    started: np.ndarray
     #: Queues x servers: when each instance was last freed (set by :func:`event_queue`).
     freed: np.ndarray | None = None
 
@@ -242,6 +245,8 @@ def _begin(i: np.ndarray, g: np.ndarray, k: np.ndarray, t: np.ndarray, busy_unti
         s = s * (1.0 + slowdown * others)
     if instances is not None:
         cold = ~(t < instances.freed[g, k] + instances.keep_alive)
+        instances.server[i] = k
+        instances.started[i] = cold
         if cold.any():
             t = np.where(cold, t + instances.cold[i], t)
     busy_until[g, k] = t + s if pin is None else np.where(t == pin[0][i], pin[1][i], t + s)

@@ -35,6 +35,35 @@ def _limited_order(rep: np.ndarray, arrival: np.ndarray, several: bool,
     return np.arange(rep.size) if order is None else order
 
 
+def _instance_changes(segment: np.ndarray, rep: np.ndarray, crash: np.ndarray,
+                      began: np.ndarray, departure: np.ndarray, instances: Instances,
+                      horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The starts (+1) and stops (-1) of an agent's instances, ``(replication position,
+    time, change)``, from which server each request took, when, and whether it started it.
+
+    A run of an instance starts with a request that started it and ends its keep-alive
+    after its last request left, or at the crash that ends the queue (at once if a request
+    is inside then); requests that would take a server at or after the crash (or the
+    horizon) never do. Stops at or after the horizon are left out."""
+    took = (instances.server >= 0) & (began < np.minimum(crash, horizon))
+    idx = np.flatnonzero(took)
+    idx = idx[np.lexsort((began[idx], instances.server[idx], segment[idx]))]
+    if idx.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=np.int8)
+    seg, k = segment[idx], instances.server[idx]
+    first = instances.started[idx]
+    first[0] = True
+    # a run ends before the next request on another queue or server, or the next start
+    last = np.r_[(seg[1:] != seg[:-1]) | (k[1:] != k[:-1]) | first[1:], True]
+    end, c = departure[idx[last]], crash[idx[last]]
+    stop = np.where(end >= c, c, np.minimum(end + instances.keep_alive, c))
+    starts = idx[first]
+    kept = stop < horizon
+    at = np.r_[began[starts], stop[kept]]
+    change = np.r_[np.ones(starts.size, dtype=np.int8), -np.ones(int(kept.sum()), dtype=np.int8)]
+    return np.r_[rep[starts], rep[idx[last]][kept]], at, change
+
+
 def _busy_periods(rep: np.ndarray, arrival: np.ndarray, service: np.ndarray,
                   enters: np.ndarray, crash: np.ndarray, segment: np.ndarray, servers: int,
                   n_reps: int) -> np.ndarray:
@@ -333,7 +362,10 @@ class Service:
                     k0, k1 = self.streams.keys(self.reps, "cold_start", run.node.path)
                     Streams.draw_rows(agent_spec.cold_start, k0, k1, rep[lo:hi], index[lo:hi],
                                       out=cold[lo:hi])
-                instances = Instances(float(agent_spec.keep_alive), agent_spec.placement, cold[o])
+                instances = Instances(float(agent_spec.keep_alive), agent_spec.placement,
+                                      cold[o], np.full(rep.size, -1, dtype=np.int64),
+                                      np.zeros(rep.size, dtype=bool))
+                began = np.full(rep.size, np.inf)
             if instances is None and not agent_spec.slowdown and pin is None and \
                     began is None and np.array_equal(resolved, a):
                 segment = _busy_periods(r, a, service[o], enters[o], c, segment, servers,
@@ -347,6 +379,9 @@ class Service:
             done[o] = departure
             if start is not None:
                 start[o] = began
+            if instances is not None:
+                self.instance_log[agent] = _instance_changes(
+                    segment, r, c, began, departure, instances, self.horizon)
             rejected = np.empty(rep.size, dtype=bool)
             rejected[o] = turned_away
         elif sort is None:
