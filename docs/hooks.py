@@ -23,6 +23,7 @@ SECTIONS = [
     ("outage", "outage"), ("degrade", "degrade"), ("partition", "partition"),
     ("scale_to", "scale_to"), ("autoscaler", "autoscaler"), ("release", "release"),
     ("retire", "retire"), ("migrate", "migrate"), ("canary", "canary"),
+    ("rollback", "A canary's rollback"),
     ("undocumented_change", "undocumented_change"), ("distribution", "Times and distributions"),
 ]
 
