@@ -22,8 +22,8 @@ def test_the_cap_round_trips_and_both_engines_agree_exactly(schema_valid):
     data = schema_valid(m.to_dict())
     assert data["super_agents"][0]["limit"] == 4
     assert ps.Model.from_dict(data).spec() == m.spec()
-    ref = ps.simulate(m, horizon=300.0, replications=2, seed=3, engine="reference")
-    vec = ps.simulate(m, horizon=300.0, replications=2, seed=3, engine="vector")
+    ref = ps.simulate(m, horizon=150.0, replications=2, seed=3, engine="reference")
+    vec = ps.simulate(m, horizon=150.0, replications=2, seed=3, engine="vector")
     pd.testing.assert_frame_equal(ref.promises, vec.promises)
     pd.testing.assert_frame_equal(ref.requests, vec.requests)
     assert (ref.requests["outcome"] == "rejected").any()
