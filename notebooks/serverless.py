@@ -223,7 +223,7 @@ cold
 # gateway: 3 requests a second, then a newsletter's 60 a second for five minutes at half
 # past. `result.instances` counts its instances running and the cold starts over time:
 # at steady traffic about six stay warm. The burst keeps about twenty busy once it runs,
-# but its first second starts about sixty: requests that come while instances start (1.2 s)
+# but its first two seconds start about sixty: requests that come while instances start (1.2 s)
 # start their own, each a cold start a request waits for. The extra instances then stay
 # warm through the burst and stop five minutes after it.
 
