@@ -326,6 +326,12 @@ def _tables(result) -> list[tuple[str, Any]]:  # type: ignore[no-untyped-def]
                    ("request_causes", result.request_cause_summary())]
     if result.spec.messages_per_call:
         tables.append(("messages", result.messages))
+        if result.trace.agent_changes is not None:
+            tables.append(("sizes", result.sizes))
+    if result.trace.instances is not None:
+        tables.append(("instances", result.instances))
+    if result.spec.rollouts and result.trace.requests is not None:
+        tables.append(("rollbacks", result.rollbacks))
     if any(p.breaker is not None for p in result.spec.promises):
         tables.append(("breakers", result.breakers))
     if result.spec.objectives:
@@ -346,7 +352,7 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from .plotting import plot_breakers, plot_kept, plot_timeline
+    from .plotting import plot_breakers, plot_kept, plot_sizes, plot_timeline
 
     import importlib.util
 
@@ -379,6 +385,13 @@ def _write(result, out: Path) -> list[Path]:  # type: ignore[no-untyped-def]
         path = out / "breakers.png"
         ax.figure.savefig(path, dpi=110, bbox_inches="tight")
         written.append(path)
+    if result.trace.instances is not None or (result.spec.messages_per_call and
+                                              result.trace.agent_changes is not None):
+        ax = plot_sizes(result)
+        if ax.lines:   # something changes size
+            path = out / "sizes.png"
+            ax.figure.savefig(path, dpi=110, bbox_inches="tight")
+            written.append(path)
     return written
 
 
@@ -460,6 +473,20 @@ def _run(args: argparse.Namespace) -> int:
             per_group = messages.groupby("super_agent", sort=False)["messages"].mean()
             print("internal messages per replication: " + ", ".join(
                 f"{group} {value:,.0f}" for group, value in per_group.items()))
+        if result.trace.instances is not None:
+            pools = result.instances.groupby("agent", observed=True)
+            print("instances started on demand, per replication: " + ", ".join(
+                f"{agent} {rows['started'].sum() / result.replications:,.1f} cold starts "
+                f"(at most {rows['running'].max()} running)" for agent, rows in pools))
+        if result.spec.rollouts and result.trace.requests is not None:
+            for (target, version), rows in result.rollbacks.groupby(["target", "version"],
+                                                                     sort=False):
+                back = rows[rows["rolled_back"]]
+                print(f"rollout of {target} {version}: rolled back in {len(back)} of "
+                      f"{len(rows)} replications" + (
+                          f", at {back['time'].median():g} {result.spec.time_unit} (median), "
+                          f"after {back['broken'].mean():.1f} broken requests on average"
+                          if len(back) else ""))
         if result.spec.observers:
             print("observers (share of checks; mean detection delay in "
                   f"{result.spec.time_unit}):")

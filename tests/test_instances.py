@@ -262,3 +262,17 @@ def test_instances_running_over_time_by_hand(engine, placement, outage, expected
     assert list(ps.simulate(function(placement, outage), horizon=14.0, seed=1,
                             engine=engine).instances["time"]) == [t for t, *_ in expected
                                                                   if t < 14.0]
+
+
+def test_the_command_line_counts_cold_starts_and_draws_the_instances(tmp_path, capsys):
+    from pathlib import Path
+
+    from promisesim.cli import main
+
+    example = Path(ps.__file__).parent / "examples" / "function_from_zero.yaml"
+    assert main(["run", str(example), "--horizon", "600", "--replications", "2",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "instances started on demand, per replication: thumbnail-fn " in out
+    table = pd.read_csv(tmp_path / "instances.csv")
+    assert table["started"].sum() > 0 and (tmp_path / "sizes.png").stat().st_size > 1000

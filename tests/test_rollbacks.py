@@ -150,3 +150,16 @@ def test_a_saved_run_finds_the_same_rollbacks(tmp_path):
     again = ps.load_result(result.save(tmp_path / "saved"))
     pd.testing.assert_frame_equal(result.rollbacks, again.rollbacks, check_exact=True)
     assert again.rollbacks["rolled_back"].all()
+
+
+def test_the_command_line_says_when_rollouts_rolled_back_and_writes_the_table(tmp_path, capsys):
+    from promisesim.cli import main
+
+    path = tmp_path / "canary.yaml"
+    ps.dump_scenario(canary(), path)
+    assert main(["run", str(path), "--horizon", "1200", "--replications", "2", "--seed", "4",
+                 "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "rollout of store v2: rolled back in 2 of 2 replications, at 660 s (median)" in out
+    table = pd.read_csv(tmp_path / "out" / "rollbacks.csv")
+    assert table["rolled_back"].all() and list(table["time"]) == [660.0, 660.0]
