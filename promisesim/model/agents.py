@@ -158,6 +158,10 @@ class Agent:
         numbered; ``"spread"``: the one idle longest, which spreads requests
         and keeps more instances warm. A request that finds none idle and
         running starts the lowest-numbered instance that is not running.
+    max_wait : float or None
+        The longest a request waits in the queue for a server (time units): one that has
+        waited that long leaves, *rejected* (a platform's wait limit; taken at that very
+        instant, it is served). ``None`` (default): it waits as long as it takes.
     """
 
     name: str
@@ -171,6 +175,7 @@ class Agent:
     keep_alive: float | None = None
     cold_start: Distribution = Deterministic(0.0)
     placement: str = "recent"
+    max_wait: float | None = None
 
     def __post_init__(self) -> None:   # a plain number is a deterministic time
         object.__setattr__(self, "service_time", as_time(self.service_time))

@@ -96,6 +96,7 @@ class Model:
         keep_alive: float | None = None,
         cold_start: Distribution | float = Deterministic(0.0),
         placement: str = "recent",
+        max_wait: float | None = None,
     ) -> Agent:
         """Add an agent and return it. See :class:`~promisesim.model.agents.Agent`. Times
         (``service_time`` and ``cold_start`` here, and the times of ``Failures``, workloads and
@@ -104,7 +105,8 @@ class Model:
         serverless function that scales from zero)."""
         agent = Agent(name, failures=failures, service_time=as_time(service_time), servers=servers,
                       limit=limit, slowdown=slowdown, errors=errors, order=order,
-                      keep_alive=keep_alive, cold_start=as_time(cold_start), placement=placement)
+                      keep_alive=keep_alive, cold_start=as_time(cold_start), placement=placement,
+                      max_wait=max_wait)
         self.agents.append(agent)
         return agent
 
@@ -669,7 +671,7 @@ class _Reader:
                 errors=self._errors(e, where), order=e.get("order", "after"),
                 keep_alive=e.get("keep_alive"),
                 cold_start=self._time_or_distribution(e, "cold_start", where),
-                placement=e.get("placement", "recent"))
+                placement=e.get("placement", "recent"), max_wait=e.get("max_wait"))
 
     def promise(self, m: Model, entry: Any, where: str) -> None:
         e = self._mapping(entry, where, "promise")

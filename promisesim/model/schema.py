@@ -80,6 +80,7 @@ _BY_NAME: dict[str, dict[str, Any]] = {
     "service_time": _DIST, "interarrival": _DIST, "time_to_failure": _DIST,
     "time_to_repair": _DIST, "hop": _DIST, "startup": _DIST, "warm_startup": _DIST,
     "keep_alive": _POSITIVE, "cold_start": _DIST, "placement": _enum(*PLACEMENTS),
+    "max_wait": _POSITIVE,
     "failures": _ref("failures"), "maintenance": _ref("maintenance"),
     "backoff": _ref("backoff"), "budget": _ref("budget"), "breaker": _ref("breaker"),
     "conditions": _ref("condition"), "member": _ref("template"),

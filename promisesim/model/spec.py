@@ -183,6 +183,8 @@ class ModelSpec:
             out.add("load-dependent slowdown")
         if any(a.keep_alive is not None for a in self.agents):
             out.add("instances started on demand")
+        if any(a.max_wait is not None for a in self.agents):
+            out.add("wait limit")
         if any(isinstance(a.errors, Bursts) for a in self.agents):
             out.add("error bursts")
         elif any(a.errors for a in self.agents):
@@ -313,6 +315,10 @@ def _check_instances(agent: Agent, err: Any) -> None:
     if agent.placement not in PLACEMENTS:
         raise err(f"placement={agent.placement!r} must be one of "
                   + ", ".join(repr(x) for x in PLACEMENTS))
+    if agent.max_wait is not None and (not _real(agent.max_wait)
+                                       or not 0 < float(agent.max_wait) < math.inf):
+        raise err(f"max_wait={agent.max_wait!r} must be a positive, finite time (or None: "
+                  "requests wait as long as it takes)")
     if agent.keep_alive is None and (agent.cold_start.mean > 0 or agent.cold_start.is_random
                                      or agent.placement != "recent"):
         what = "cold_start" if agent.placement == "recent" else "placement"

@@ -42,6 +42,8 @@ def _agent_fields(a: Any, entry: dict[str, Any], servers: bool = True) -> dict[s
     order = getattr(a, "order", "after")
     if order != "after":
         entry["order"] = order
+    if getattr(a, "max_wait", None) is not None:
+        entry["max_wait"] = a.max_wait
     if getattr(a, "keep_alive", None) is not None:
         entry["keep_alive"] = a.keep_alive
         if a.cold_start != Deterministic(0.0):

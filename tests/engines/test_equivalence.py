@@ -81,13 +81,16 @@ services = st.one_of(
     st.tuples(st.floats(0.0, 0.2), st.floats(0.3, 1.0)).map(lambda t: Uniform(*t)),
 )
 
-#: Servers that always run, or instances started on demand (scale from zero, keep-alive).
+#: Servers that always run, or instances started on demand (scale from zero, keep-alive),
+#: with or without a wait limit.
 instances = st.one_of(
     st.just({}), st.just({}),
     st.fixed_dictionaries({
         "keep_alive": st.floats(0.2, 10.0),
         "cold_start": st.sampled_from([0.0, 0.4, Exponential(0.3)]),
-        "placement": st.sampled_from(["recent", "first", "spread"])}),
+        "placement": st.sampled_from(["recent", "first", "spread"])},
+        optional={"max_wait": st.floats(0.05, 3.0)}),
+    st.fixed_dictionaries({"max_wait": st.floats(0.05, 3.0)}),
 )
 
 
@@ -380,8 +383,10 @@ def test_time_windows_give_the_counts_of_one_pass(model, seed, monkeypatch):
     records = sum((min(w.end or 60.0, 60.0) - w.start) / w.gaps.mean * _tree_size(tree)
                   for w, tree in zip(spec.workloads, spec.call_trees))
     # (autoscaled runs are a fixed point of whole runs; instances started on demand carry
-    # their keep-alive across any cut, so such runs take one pass)
-    if records > 40 and not spec.scaled and all(a.keep_alive is None for a in spec.agents):
+    # their keep-alive across any cut, and requests waiting under a wait limit their time
+    # waited, so such runs take one pass)
+    if records > 40 and not spec.scaled and all(
+            a.keep_alive is None and a.max_wait is None for a in spec.agents):
         assert calls   # the windows were used
 
 

@@ -62,7 +62,9 @@ semantics (see also :mod:`promisesim.model.promises`):
     ``("route", condition path)`` against the traffic shares at its arrival,
     with no fail-over;
   - an agent's ``limit`` rejects a request that finds that many requests
-    inside it (waiting for calls, queued or in service); its ``slowdown``
+    inside it (waiting for calls, queued or in service); its ``max_wait``
+    rejects a request that waited that long in its queue (when it would leave);
+    its ``slowdown``
     multiplies a service time by ``1 + slowdown * n`` for the ``n`` other
     requests queued or in service when it starts;
   - an agent with a ``keep_alive`` runs its servers as instances started on
@@ -658,7 +660,15 @@ class _Replication(Caller):
             resource = self.resources[agent]
             pool = self.instances[agent]
             with resource.request() as slot:
-                yield slot
+                patience = self.spec.agents[agent].max_wait
+                if patience is None:
+                    yield slot
+                else:   # a wait limit: one that waited that long leaves, rejected
+                    yield slot | env.timeout(patience)
+                    if not slot.triggered:
+                        del self.open[rid]
+                        self._record(promise, w, k, arrival, math.nan, REJECTED, attempt)
+                        return REJECTED
                 if self.tracked[agent]:
                     self._busy(agent, 1)
                     serving = True

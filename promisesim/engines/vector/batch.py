@@ -215,7 +215,9 @@ class _Batch(AgentStates, Arrivals, Routing, Service, Records, Windows):
         for run in self.runs:
             if id(run.node) not in gated:
                 continue
-            rejected = run.reach[run.outcome == REJECTED]   # (those arriving before the horizon)
+            # turned away on arrival (those arriving before the horizon); not those that left
+            # at a wait limit, which made their calls (they leave after they arrived)
+            rejected = run.reach[(run.outcome == REJECTED) & (run.done == run.arrival)]
             before = self.refused.get(id(run.node))
             if before is None or not np.array_equal(before, rejected):
                 settled &= before is None and rejected.size == 0

@@ -118,6 +118,15 @@ class VectorEngine:
                     c.rule == "fallback" for c in p.conditions.conditions()):
                 missing.append(f"order 'before' with retried fallbacks (promise {p.name!r})")
                 break
+        slowed = {p.name: p.promiser for p in spec.promises
+                  if spec.agents[spec.agent_index[p.promiser]].slowdown}
+        for p in spec.promises:   # (found by the random family; the reference engine runs it)
+            if p.retries and p.conditions is not None:
+                hit = next((slowed[n] for n in p.conditions.promises() if n in slowed), None)
+                if hit is not None:
+                    missing.append(f"retried calls to an agent with a load-dependent "
+                                   f"slowdown (agent {hit!r})")
+                    break
         if spec.scaled and any(a.order != "after" for a in spec.agents):
             missing.append("an autoscaler in a model with order 'around' or 'before'")
         budgeted = [p.name for p in spec.promises if p.budget is not None]
@@ -170,7 +179,8 @@ class VectorEngine:
         # in windows of time, so memory does not grow with the horizon (see _Batch.count_windows).
         window = None
         if not record_requests and records > _WINDOW_RECORDS and all(
-                a.order == "after" and a.keep_alive is None for a in spec.agents) and not \
+                a.order == "after" and a.keep_alive is None and a.max_wait is None
+                for a in spec.agents) and not \
                 _sends_later(spec):   # (calls found in passes, running instances: no windows)
             batch = 1
             window = horizon * _WINDOW_RECORDS / records

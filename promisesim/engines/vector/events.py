@@ -36,7 +36,8 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
                 slowdown: float, ready: np.ndarray | None = None,
                 began: np.ndarray | None = None,
                 pin: tuple[np.ndarray, np.ndarray] | None = None,
-                instances: Instances | None = None) -> tuple[np.ndarray, np.ndarray]:
+                instances: Instances | None = None,
+                patience: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Departures and rejections of requests at FIFO queues that start empty.
 
     Parameters
@@ -71,13 +72,18 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
         The servers are instances started on demand (an agent's ``keep_alive``):
         a request takes an idle running one by the placement, else starts the
         lowest-numbered stopped one and is served after its cold start.
+    patience : float, optional
+        A wait limit (an agent's ``max_wait``): a request that has waited that long in
+        the queue without a server leaves then, rejected (all wait as long, so the first
+        waiting is the first to leave).
 
     Returns
     -------
     departure : float array
         When each admitted request that entered leaves (its arrival otherwise).
     rejected : bool array
-        Requests that found ``limit`` requests inside.
+        Requests that found ``limit`` requests inside (their departure: the arrival), or
+        that waited ``patience`` (their departure: when they left).
 
     Ties at one instant are resolved departures first, then requests whose calls
     resolve, then arrivals: the order of cause and effect where an arrival comes
@@ -118,8 +124,9 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
     if instances is not None:   # when each instance was last freed (-inf: never started)
         assert pin is None
         instances = instances._replace(freed=np.full((q, servers), -np.inf))
+    joined = np.zeros(n) if patience is not None else None   # when each joined the queue
     state = (busy_until, serving, waiting, head, tail, link, service, slowdown, began, pin,
-             instances)
+             instances, joined)
     rows = np.arange(q)
     active = rows
     while active.size:
@@ -144,6 +151,26 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
         else:
             dep = t_dep <= t_arr
             arr = ~dep
+        if joined is not None:   # the first waiting request leaves at its wait limit
+            # (ties: departures first, then these, then the rest; a request is waiting
+            # only while every server is busy, so a queue with one is never done)
+            hd = head[active]
+            t_ren = np.where(waiting[active] > 0, joined[np.maximum(hd, 0)] + patience, np.inf)
+            ren = t_ren < np.where(dep, t_dep, np.minimum(t_arr, t_res) if later.size else t_arr)
+            ren |= ~dep & (t_ren == (np.minimum(t_arr, t_res) if later.size else t_arr))
+            dep &= ~ren
+            arr &= ~ren
+            if later.size:
+                res &= ~ren
+            if ren.any():
+                g, t = active[ren], t_ren[ren]
+                i = head[g]
+                head[g] = link[i]
+                waiting[g] -= 1
+                tail[g] = np.where(waiting[g] == 0, -1, tail[g])
+                inside[g] -= 1
+                departure[i] = t
+                rejected[i] = True
         # -- departures: free the server; the first waiting request starts now
         if dep.any():
             g, kk, t = active[dep], k[dep], t_dep[dep]
@@ -196,7 +223,7 @@ def _join(i: np.ndarray, g: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
           serving: np.ndarray, waiting: np.ndarray, head: np.ndarray, tail: np.ndarray,
           link: np.ndarray, service: np.ndarray, slowdown: float,
           start: np.ndarray | None, pin: tuple[np.ndarray, np.ndarray] | None,
-          instances: Instances | None) -> None:
+          instances: Instances | None, joined: np.ndarray | None = None) -> None:
     """Requests ``i`` join queues ``g`` at ``t``: a free server starts them, else they wait."""
     if i.size == 0:
         return
@@ -223,6 +250,8 @@ def _join(i: np.ndarray, g: np.ndarray, t: np.ndarray, busy_until: np.ndarray,
     queue = ~idle
     if queue.any():
         gq, iq = g[queue], i[queue]
+        if joined is not None:
+            joined[iq] = t[queue]
         has = tail[gq] >= 0
         link[tail[gq][has]] = iq[has]
         head[gq[~has]] = iq[~has]

@@ -100,7 +100,7 @@ class Service:
         horizon = self.horizon
         spec_agent = self.spec.agents[agent]
         limited = spec_agent.limit is not None or bool(spec_agent.slowdown) or \
-            spec_agent.keep_alive is not None
+            spec_agent.keep_alive is not None or spec_agent.max_wait is not None
         entries = []
         for run in runs:
             arr = self.arrivals[run.workload]
@@ -272,13 +272,14 @@ class Service:
         return held, (at, end)
 
     def _calls_made(self, order: str, entries: list, bounds: np.ndarray,  # type: ignore[type-arg]
-                    done: np.ndarray, start: np.ndarray | None,
-                    crash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    done: np.ndarray, start: np.ndarray | None, crash: np.ndarray,
+                    rejected: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Orders ``"around"`` and ``"before"``: each run's ``calls_found`` (when its requests
         called: on taking a server, or on leaving the queue; inf if the agent crashed
         first), and each entry's answer instant and whether its calls failed, from the
         calls this pass assumed (the passes settle when they agree: see
-        :meth:`~promisesim.engines.vector.batch._Batch._calls_settled`)."""
+        :meth:`~promisesim.engines.vector.batch._Batch._calls_settled`). A request
+        ``rejected`` (turned away, or gone at a wait limit) calls never."""
         answer = done.copy()
         failed = np.zeros(done.size, dtype=bool)
         for (run, pos, rep, ready, _crash, enter, plan), lo, hi in zip(entries, bounds[:-1],
@@ -288,6 +289,8 @@ class Service:
             calls_at, ok, resolved = plan
             made = start[lo:hi] if order == "around" else done[lo:hi]
             found = np.where(made < crash[lo:hi], made, np.inf)
+            if rejected is not None:
+                found[rejected[lo:hi]] = np.inf
             run.calls_found = found
             calls = calls_at < np.inf
             failed[lo:hi] = calls & ~ok
@@ -374,7 +377,10 @@ class Service:
                                                  agent_spec.limit, agent_spec.slowdown,
                                                  ready=resolved, began=began,
                                                  pin=None if pin is None else
-                                                 (pin[0][o], pin[1][o]), instances=instances)
+                                                 (pin[0][o], pin[1][o]), instances=instances,
+                                                 patience=agent_spec.max_wait)
+            if agent_spec.max_wait is not None:   # left at the wait limit: lost if it crashed
+                turned_away &= ~(departure >= c)   # first (the loss is found below)
             done = np.empty(rep.size)
             done[o] = departure
             if start is not None:
@@ -399,7 +405,8 @@ class Service:
                             (enters, rejected, arrival) if limited else None)
         failed = None
         if plans:   # the answer waits for the calls; found: when they were made
-            done, failed = self._calls_made(order, entries, bounds, done, start, crash)
+            done, failed = self._calls_made(order, entries, bounds, done, start, crash,
+                                            rejected if limited else None)
         lost = done >= crash
         done = np.where(lost, crash, done)
         outcome = np.where(lost, LOST, KEPT).astype(np.int8)   # KEPT: answered; sorted out later
@@ -415,7 +422,8 @@ class Service:
                 run.done[pos[served]] = done[lo:hi][served]
                 turned = pos[rejected[lo:hi]]
                 run.outcome[turned] = REJECTED
-                run.done[turned] = run.arrival[turned]   # recorded on arrival
+                # on arrival for the limit, at the wait limit for max_wait
+                run.done[turned] = done[lo:hi][rejected[lo:hi]]
             else:
                 run.outcome[pos] = outcome[lo:hi]
                 run.done[pos] = done[lo:hi]
