@@ -336,7 +336,7 @@ def plot_sizes(result: "Result", names: list[str] | None = None,
     -------
     matplotlib.axes.Axes
     """
-    from .sizes import mean_size
+    from .sizes import mean_steps
 
     sizes = result.sizes.rename(columns={"super_agent": "name", "serving": "count"})
     pools = result.instances.rename(columns={"agent": "name", "running": "count"})
@@ -361,9 +361,8 @@ def plot_sizes(result: "Result", names: list[str] | None = None,
             ax.step(np.r_[one["time"].to_numpy(), horizon],
                     np.r_[one["count"].to_numpy(), one["count"].to_numpy()[-1]],
                     where="post", color=colour, alpha=0.15, lw=0.8)
-        mean = mean_size(rows.rename(columns={"name": "super_agent", "count": "serving"}), g,
-                         times, result.replications)
-        ax.step(times, mean, where="post", color=colour, lw=2,
+        ax.step(times, mean_steps(rows, "count", times, result.replications), where="post",
+                color=colour, lw=2,
                 label=_t(f"{g} (mean of {result.replications})"))
     _time_axis(ax, result.spec.time_unit, horizon)
     ax.set_ylabel("members serving, instances running")

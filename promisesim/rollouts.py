@@ -174,16 +174,19 @@ def table(spec: ModelSpec, trace: Trace, horizon: float, replications: int) -> p
         raise ValueError("rollbacks are found from the requests: simulate(..., "
                          "record_requests=True)")
     found = rollback_times(spec, requests, horizon)
-    rep, arrival = requests["replication"], requests["arrival"]
+    rep, arrival = requests["replication"].astype(np.int64), requests["arrival"]
     broken = ~_kept(requests["outcome"])
-    rows = []
+    frames = []
     for rollout in spec.rollouts:
         times = found[_key(rollout)]
-        watched = np.isin(requests["promise"], [spec.promise_index[n] for n in rollout.watch])
-        watched &= arrival >= rollout.at
-        for r in range(replications):
-            t = times.get(r, math.nan)
-            mine = watched & (rep == r) & (arrival < t if t == t else True)
-            rows.append((r, rollout.target, rollout.to, rollout.at, t == t, t,
-                         int(mine.sum()), int((mine & broken).sum())))
-    return pd.DataFrame(rows, columns=columns)
+        until = np.full(replications, np.inf)   # each replication's rollback (or none)
+        until[list(times)] = list(times.values())
+        mine = np.isin(requests["promise"], [spec.promise_index[n] for n in rollout.watch])
+        mine &= (arrival >= rollout.at) & (arrival < until[rep])
+        frames.append(pd.DataFrame({
+            "replication": np.arange(replications), "target": rollout.target,
+            "version": rollout.to, "start": rollout.at, "rolled_back": until < np.inf,
+            "time": np.where(until < np.inf, until, math.nan),
+            "requests": np.bincount(rep[mine], minlength=replications),
+            "broken": np.bincount(rep[mine & broken], minlength=replications)}))
+    return pd.concat(frames, ignore_index=True)[columns]

@@ -16,7 +16,7 @@ import pandas as pd
 #: A :class:`~promisesim.Result` (not imported: the results import this module).
 Result = Any
 
-__all__ = ["sizes", "mean_size"]
+__all__ = ["sizes", "instances", "mean_size", "mean_steps"]
 
 
 def _members(result: Result) -> dict[str, list[int]]:
@@ -68,12 +68,20 @@ def sizes(result: Result) -> pd.DataFrame:
 def mean_size(table: pd.DataFrame, super_agent: str, times: np.ndarray,
               replications: int) -> np.ndarray:
     """The mean over replications of ``super_agent``'s members serving at each of ``times``
-    (each replication's size is a step function, right-continuous)."""
-    rows = table[table["super_agent"] == super_agent]
+    (time units; each replication's size is a step function, right-continuous), from
+    :attr:`Result.sizes <promisesim.Result.sizes>`."""
+    return mean_steps(table[table["super_agent"] == super_agent], "serving", times,
+                      replications)
+
+
+def mean_steps(rows: pd.DataFrame, column: str, times: np.ndarray,
+               replications: int) -> np.ndarray:
+    """The mean over ``replications`` of ``column`` at each of ``times``: ``rows`` (with
+    ``replication`` and ``time``) give each replication's steps, the first at time 0."""
     total = np.zeros(len(times))
     for _, one in rows.groupby("replication", observed=True):
         at = np.searchsorted(one["time"].to_numpy(), times, side="right") - 1
-        total += one["serving"].to_numpy()[np.maximum(at, 0)]
+        total += one[column].to_numpy()[np.maximum(at, 0)]
     return total / replications
 
 
