@@ -320,3 +320,48 @@ def test_vector_runs_leave_numpys_huge_page_setting_as_they_found_it(before, mon
         assert setter(previous) is before
     finally:
         setter(previous)
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 2, None])
+@pytest.mark.parametrize("seed", range(12))
+def test_lanes_queue_is_the_event_loop_over_whole_segments(seed, rounds):
+    """Lanes cut where the queue is guessed empty, proven, merged where not: the same
+    departures, rejections and service starts as one lane per segment, whatever the
+    rounds of guesses allowed (0: proven cuts only), with calls, wait limits, slowdown,
+    requests lost at a crash, and ties at one instant."""
+    from promisesim.engines.vector.events import event_queue
+    from promisesim.engines.vector.lanes import MAX_ROUNDS, lanes_queue
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(200, 1500))
+    servers = int(rng.integers(1, 4))
+    limit = None if seed % 4 == 0 else servers + [1, 2, 5][seed % 4 - 1]
+    slowdown = [0.0, 0.3][seed % 2]
+    patience = [None, 0.7, 2.0][seed % 3]
+    segment = np.sort(rng.integers(0, int(rng.integers(1, 5)), n))
+    arrival = np.empty(n)
+    for s in np.unique(segment):
+        at = segment == s
+        arrival[at] = np.cumsum(rng.exponential(rng.uniform(0.4, 1.2) / servers, at.sum()))
+    if seed % 3 == 0:
+        arrival = np.round(arrival, 1)             # ties at one instant
+    service = rng.exponential(0.8, n) if seed % 5 else np.full(n, 0.5)
+    calls = rng.random(n) < (0.6 if seed % 2 else 0.0)
+    ready = np.where(calls, arrival + rng.exponential(1.0, n), arrival)
+    ready[rng.random(n) < 0.01] = np.inf           # lost: their crash ends the segment
+    enters = (rng.random(n) < 0.9) & (ready < np.inf)
+    pin = None
+    if seed % 4 == 1:   # held: one taking a server as it arrives leaves at a set instant
+        pin = (np.where(rng.random(n) < 0.3, ready, np.nan), ready + 1.5)
+    sure = np.zeros(n, dtype=bool)
+    want_began, got_began = np.full(n, np.inf), np.full(n, np.inf)
+    want = event_queue(segment, arrival, service, enters, servers, limit, slowdown,
+                       ready=ready, began=want_began, pin=pin, patience=patience)
+    got = lanes_queue(segment, arrival, service, enters, servers, limit, slowdown,
+                      ready=ready, began=got_began, pin=pin, patience=patience, sure=sure,
+                      rounds=MAX_ROUNDS if rounds is None else rounds)
+    assert np.array_equal(got[0], want[0])
+    assert np.array_equal(got[1], want[1])
+    assert np.array_equal(got_began, want_began)
+    # the first guess (every request finds the queue empty) was wrong: some waited
+    took = np.isfinite(want_began)
+    assert (want_began[took] > ready[took]).any()

@@ -17,6 +17,7 @@ from ..base import (CONDITION_FAILED, DEGRADED, ERROR, KEPT, LATE, LOST, PARTITI
                     REJECTED, UNFINISHED)
 from .events import Instances, event_queue
 from .fifo import Pin, _fifo
+from .lanes import lanes_queue
 from .kernels import _UNIT, _concat, _sort_within_replications
 from .runs import _NodeRun
 
@@ -369,16 +370,23 @@ class Service:
                                       cold[o], np.full(rep.size, -1, dtype=np.int64),
                                       np.zeros(rep.size, dtype=bool))
                 began = np.full(rep.size, np.inf)
-            if instances is None and not agent_spec.slowdown and pin is None and \
-                    began is None and np.array_equal(resolved, a):
-                segment = _busy_periods(r, a, service[o], enters[o], c, segment, servers,
-                                        self.reps.size)
-            departure, turned_away = event_queue(segment, a, service[o], enters[o], servers,
-                                                 agent_spec.limit, agent_spec.slowdown,
-                                                 ready=resolved, began=began,
-                                                 pin=None if pin is None else
-                                                 (pin[0][o], pin[1][o]), instances=instances,
-                                                 patience=agent_spec.max_wait)
+            if instances is None:   # lanes cut where the queue is empty (guessed, proven)
+                sure = None
+                if not agent_spec.slowdown and pin is None and began is None and \
+                        np.array_equal(resolved, a):
+                    cuts = _busy_periods(r, a, service[o], enters[o], c, segment, servers,
+                                         self.reps.size)
+                    sure = np.r_[True, cuts[1:] != cuts[:-1]]
+                departure, turned_away = lanes_queue(
+                    segment, a, service[o], enters[o], servers, agent_spec.limit,
+                    agent_spec.slowdown, ready=resolved, began=began,
+                    pin=None if pin is None else (pin[0][o], pin[1][o]),
+                    patience=agent_spec.max_wait, sure=sure)
+            else:
+                departure, turned_away = event_queue(
+                    segment, a, service[o], enters[o], servers, agent_spec.limit,
+                    agent_spec.slowdown, ready=resolved, began=began, instances=instances,
+                    patience=agent_spec.max_wait)
             if agent_spec.max_wait is not None:   # left at the wait limit: lost if it crashed
                 turned_away &= ~(departure >= c)   # first (the loss is found below)
             done = np.empty(rep.size)
