@@ -150,12 +150,12 @@ def retries(replications: int = 4) -> tuple[ps.Model, float, int]:
 
 
 def capped(replications: int = 4) -> tuple[ps.Model, float, int]:
-    """A function with a concurrency cap: the slow path ``engine="auto"`` avoids.
+    """A function with a concurrency cap: a front with a limit that calls others.
 
     users -> fn (a super-agent of 4 members of 2 servers each, random balance, at most 6
     requests inside as a whole) -> store. 5 requests per second for 10 minutes. Its front has a
-    limit and calls others, which the vector engine computes in passes of an event loop
-    (``engine="auto"`` runs the reference engine for it): the figure to beat.
+    limit and calls others, which the vector engine computes in passes, each guessing which
+    requests the cap turns away (members at load 0.375: they settle in a few).
     """
     m = ps.Model("capped function", time_unit="s")
     users = m.agent("users")
@@ -211,7 +211,7 @@ def tandem(replications: int = 4) -> tuple[ps.Model, float, int]:
     users -> front (1 server, limit 3) -> back (2 servers, limit 6), 1.5 requests per second
     for 2 hours, 4 replications. The front's requests count against its limit while they
     wait for their calls, so which it turns away depends on the back end's answers: the
-    vector engine settles that in passes (``engine="auto"`` runs the reference engine).
+    vector engine settles that in passes, its event loops in lanes cut where a queue is empty.
     """
     m = ps.Model("limited tandem", time_unit="s")
     back = m.agent("back", service_time=Exponential(mean=0.5), servers=2, limit=6)

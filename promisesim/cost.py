@@ -22,8 +22,8 @@ from typing import Any
 from .errors import ScenarioError, _real
 from .model.spec import CallCondition, CallNode, ModelSpec
 
-__all__ = ["Cost", "estimate", "check", "memory", "records_fit", "DEFAULT_MAX_EVENTS",
-           "REQUEST_RECORD_BYTES"]
+__all__ = ["Cost", "estimate", "offered_load", "check", "memory", "records_fit",
+           "DEFAULT_MAX_EVENTS", "REQUEST_RECORD_BYTES"]
 
 #: The most events :func:`~promisesim.simulate` runs unless given a larger ``max_events``
 #: (about 20 seconds of the vector engine on one core; half an hour of the reference engine).
@@ -69,6 +69,49 @@ def _calls(item: CallNode | CallCondition) -> float:
     return sum(sizes)
 
 
+def _rate(w: Any) -> float:
+    """A workload's arrivals per unit of time."""
+    if w.rate is not None:
+        return float(w.rate)
+    mean = float(w.interarrival.mean)
+    return 1.0 / mean if mean > 0 else math.inf
+
+
+def offered_load(spec: ModelSpec) -> dict[str, float]:
+    """Each agent's offered load: the requests its workloads send it per unit of time, times
+    its mean service time, over its servers (1 or more: more work than it can serve).
+
+    An estimate from means, to choose an engine by, not a queueing result: every call a
+    request's tree makes counts (first attempts: retries, hedges and fallbacks beyond the
+    first item only add work when calls fail); ``all_of`` and ``k_of`` call every item, an
+    ``any_of`` or ``split`` spreads its calls evenly over its items (``choose="first"``: all
+    to the first); a workload counts as if it ran all the time (a burst's peak load).
+    """
+    calls = [0.0] * len(spec.agents)
+
+    def visit(item: CallNode | CallCondition, rate: float) -> None:
+        if isinstance(item, CallNode):
+            if item.is_request:
+                calls[spec.agent_index[spec.promises[item.promise].promiser]] += rate
+            if item.condition is not None:
+                visit(item.condition, rate)
+            return
+        n = len(item.items)
+        for j, sub in enumerate(item.items):
+            if item.rule in ("all", "k"):
+                share = rate
+            elif item.rule == "fallback" or item.choose == "first":
+                share = rate if j == 0 else 0.0
+            else:
+                share = rate / n
+            visit(sub, share)
+
+    for w, tree in zip(spec.workloads, spec.call_trees):
+        visit(tree, _rate(w))
+    return {a.name: c * float(a.service_time.mean) / a.servers if c else 0.0
+            for a, c in zip(spec.agents, calls)}
+
+
 def _per(horizon: float, mean: float) -> float:
     """How many intervals of ``mean`` fit in ``horizon`` (inf for a zero or tiny mean)."""
     if not mean > 0:
@@ -81,11 +124,7 @@ def estimate(spec: ModelSpec, horizon: float, replications: int) -> Cost:
     parts: dict[str, float] = {}
     requests = 0.0
     for w, tree in zip(spec.workloads, spec.call_trees):
-        if w.rate is not None:
-            rate = float(w.rate)
-        else:
-            mean = float(w.interarrival.mean)          # type: ignore[union-attr]
-            rate = 1.0 / mean if mean > 0 else math.inf
+        rate = _rate(w)
         end = horizon if w.end is None else min(float(w.end), horizon)
         span = max(0.0, end - float(w.start))
         n = rate * span * _calls(tree)

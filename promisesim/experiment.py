@@ -12,7 +12,7 @@ import numpy as np
 from . import rollouts
 from .cost import DEFAULT_MAX_EVENTS
 from .cost import check as check_cost
-from .cost import check_limit
+from .cost import check_limit, offered_load
 from .engines.base import Engine, Trace
 from .engines.reference import ReferenceEngine
 from .engines.vector import VectorEngine
@@ -37,9 +37,14 @@ def _slow_on_vector(spec: ModelSpec, replications: int | None = None) -> str | N
     """Why the vector engine would run ``spec`` slower than the reference engine, or None.
 
     An agent with a capacity ``limit`` or a ``slowdown`` whose requests call others (a
-    super-agent's front with a concurrency cap, for one) is computed in passes of an event
-    loop: measured side by side, a capped front over a two-server member ran 139x slower
-    than the reference engine at 2 replications, 31x at 16 and 11x at 64.
+    super-agent's front with a concurrency cap, for one) is computed in passes, each
+    guessing which requests it turns away; they settle in a few passes (a limited tandem
+    at load 0.45: 6 passes, the vector engine 2.7x the reference engine at 4
+    replications), but where the agent or one it calls is offered more work than it serves
+    (:func:`~promisesim.cost.offered_load` of 1 or more) each pass settles only a few (a
+    capped front over a two-server member at load 1.5: 1,697, 1,689, 1,684, ... wrong after
+    each pass; the vector engine hands the run over after 3 passes, 0.15x the reference
+    engine at 1 replication, 0.71x at 64).
 
     An autoscaler's decisions are a fixed point of whole vector runs, about one run per
     resize a round got wrong, whatever the replications: measured side by side on the
@@ -53,12 +58,31 @@ def _slow_on_vector(spec: ModelSpec, replications: int | None = None) -> str | N
                 "the vector engine finds its decisions in rounds of whole runs, which the "
                 f"reference engine outruns below {_AUTOSCALED_MIN_REPLICATIONS}")
     calling = {p.promiser for p in spec.promises if p.conditions is not None}
+    load = offered_load(spec)
     for a in spec.agents:
         if (a.limit is not None or a.slowdown) and a.name in calling:
-            what = "a capacity limit" if a.limit is not None else "a slowdown"
-            return (f"agent {a.name!r} has {what} and calls others: the reference engine "
-                    "runs that faster")
+            over = [b for b in [a.name, *_callees(spec, a.name)] if load[b] >= 1.0]
+            if over:
+                what = "a capacity limit" if a.limit is not None else "a slowdown"
+                return (f"agent {a.name!r} has {what} and calls others, and {over[0]!r} is "
+                        f"offered more work than it serves (load {load[over[0]]:.3g}): the "
+                        "vector engine would settle its refusals a few per pass")
     return None
+
+
+def _callees(spec: ModelSpec, agent: str) -> list[str]:
+    """The agents ``agent``'s promises call, and those they call, and so on."""
+    by_name = {p.name: p for p in spec.promises}
+    seen: dict[str, None] = {}
+    todo = [p for p in spec.promises if p.promiser == agent]
+    while todo:
+        p = todo.pop()
+        for name in (p.conditions.promises() if p.conditions is not None else ()):
+            callee = by_name[name]
+            if callee.promiser not in seen and callee.promiser != agent:
+                seen[callee.promiser] = None
+                todo.append(callee)
+    return list(seen)
 
 
 def choose_engine(name: str, spec: ModelSpec,

@@ -17,13 +17,16 @@ def capped(rate=3.0, servers=2, cap=4, deadline=1e6):
     return m
 
 
-def test_the_cap_round_trips_and_both_engines_agree_exactly(schema_valid):
+def test_the_cap_round_trips_and_both_engines_agree_exactly(schema_valid, monkeypatch):
+    from promisesim.engines.vector import batch
+    monkeypatch.setattr(batch, "_STALLED_MIN", float("inf"))   # the passes, to the end
     m = capped(deadline=3.0)
     data = schema_valid(m.to_dict())
     assert data["super_agents"][0]["limit"] == 4
     assert ps.Model.from_dict(data).spec() == m.spec()
     ref = ps.simulate(m, horizon=150.0, replications=2, seed=3, engine="reference")
     vec = ps.simulate(m, horizon=150.0, replications=2, seed=3, engine="vector")
+    assert vec.trace.computed_by is None
     pd.testing.assert_frame_equal(ref.promises, vec.promises)
     pd.testing.assert_frame_equal(ref.requests, vec.requests)
     assert (ref.requests["outcome"] == "rejected").any()
@@ -42,6 +45,36 @@ def test_auto_runs_a_capped_front_on_the_reference_engine_and_says_why():
     assert result.engine == "vector" and result.engine_reason.startswith("auto: the vector")
     assert ps.simulate(plain, horizon=100.0, seed=1, engine="reference").engine_reason == \
         "asked for"
+    # the same cap where the member keeps up (load 0.75): the vector engine's passes settle
+    result = ps.simulate(capped(rate=1.5), horizon=100.0, seed=1)
+    assert result.engine == "vector" and result.trace.computed_by is None
+
+
+def test_refusals_that_settle_a_few_per_pass_hand_the_run_to_the_reference_engine():
+    """Overloaded behind its cap, the front's refusals settle a few per pass: the vector
+    engine hands the run to the reference engine after 3 passes (same results) and says so;
+    at a load it keeps up with, it runs the passes to the end."""
+    from promisesim.engines.vector import batch
+
+    passes = []
+    original = batch._Batch._refusals_settled
+
+    def counting(self, gated):
+        passes.append(1)
+        return original(self, gated)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(batch._Batch, "_refusals_settled", counting)
+        vec = ps.simulate(capped(), horizon=300.0, replications=2, seed=4, engine="vector")
+        assert len(passes) == 3
+    ref = ps.simulate(capped(), horizon=300.0, replications=2, seed=4, engine="reference")
+    assert vec.trace.computed_by == "reference"
+    assert "handed the run to reference" in vec.engine_reason
+    pd.testing.assert_frame_equal(ref.requests, vec.requests)
+    kept_up = ps.simulate(capped(rate=1.5), horizon=300.0, replications=2, seed=4,
+                          engine="vector")
+    assert kept_up.trace.computed_by is None
+    assert (kept_up.requests["outcome"] == "rejected").sum() > 10
 
 
 @pytest.mark.slow

@@ -118,3 +118,30 @@ def test_a_sweep_checks_every_point_before_running_any():
     assert len(swept.points) == 2
     with pytest.raises(ps.ScenarioError, match="max_events="):
         ps.sweep(m, {"workloads[p].rate": [1.0]}, horizon=100.0, max_events="lots")
+
+
+def test_offered_load_counts_each_agents_calls_by_hand():
+    """Offered load (calls per second x mean service / servers), worked by hand: ``all_of``
+    and ``k_of`` call every item, a random choice spreads evenly, a first choice and a
+    fallback send all to their first item; two workloads add up."""
+    m = ps.Model("loads")
+    api = m.agent("api", service_time=ps.Exponential(0.1), servers=2)
+    db = m.agent("db", service_time=0.05)
+    reps = [m.agent(f"r{i}", service_time=0.2) for i in range(3)]
+    caches = [m.agent(f"c{i}", service_time=0.4) for i in range(2)]
+    q = m.promise(db, to=api, body=ps.Latency(deadline=1.0), name="q")
+    r = [m.promise(a, to=api, body=ps.Latency(deadline=1.0), name=a.name) for a in reps]
+    c = [m.promise(a, to=api, body=ps.Latency(deadline=1.0), name=a.name) for a in caches]
+    p = m.promise(api, to=m.agent("users"), body=ps.Latency(deadline=1.0), name="p",
+                  conditions=ps.all_of(q, ps.k_of(2, *r), ps.any_of(*c, choose="random")))
+    f = m.promise(api, to=m.agent("ops"), body=ps.Latency(deadline=1.0), name="f",
+                  conditions=ps.fallback(c[1], q))
+    m.workload(p, rate=4.0)
+    m.workload(f, interarrival=ps.Deterministic(0.5))      # 2 per second
+    load = cost.offered_load(m.spec())
+    assert load["api"] == pytest.approx(6.0 * 0.1 / 2)
+    assert load["db"] == pytest.approx(4.0 * 0.05)           # not the fallback's second item
+    assert [load[f"r{i}"] for i in range(3)] == pytest.approx([4.0 * 0.2] * 3)
+    assert load["c0"] == pytest.approx(2.0 * 0.4)
+    assert load["c1"] == pytest.approx((2.0 + 2.0) * 0.4)
+    assert load["users"] == load["ops"] == 0.0

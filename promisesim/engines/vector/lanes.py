@@ -39,21 +39,18 @@ def lanes_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
     ``sure``: requests known to find the queue empty (a segment's first always does).
     """
     n = arrival.size
-    if n == 0:
-        return event_queue(segment, arrival, service, enters, servers, limit, slowdown,
-                           ready=ready, began=began, pin=pin, patience=patience)
-    first = np.r_[True, segment[1:] != segment[:-1]]
+    first = np.r_[True, segment[1:] != segment[:-1]] if n else np.zeros(0, dtype=bool)
     sure = first if sure is None else sure | first
-    cut = np.ones(n, dtype=bool)            # guess: every request finds the queue empty
-    final = np.zeros(n, dtype=bool)         # requests whose results are proven
     departure = arrival.copy()
     rejected = np.zeros(n, dtype=bool)
+    unset = None if began is None else began.copy()   # (a wrong guess may have set some)
     resolves = arrival if ready is None else ready
-    unset = None if began is None else began.copy()   # (a guess may have set some)
-    for attempt in range(rounds + 1):
-        if attempt == rounds:
-            cut = sure                      # give up guessing: proven cuts only
-        idx = np.flatnonzero(~final)
+    left = np.empty(n)
+
+    def run(idx: np.ndarray, cut: np.ndarray) -> None:
+        """Serve requests ``idx`` (whole lanes) in the lanes ``cut`` starts."""
+        if idx.size == 0:
+            return
         lane = np.cumsum(cut)[idx]
         sub_began = None if unset is None else unset[idx]
         d, r = event_queue(lane, arrival[idx], service[idx], enters[idx], servers, limit,
@@ -64,33 +61,35 @@ def lanes_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
         departure[idx], rejected[idx] = d, r
         if began is not None:
             began[idx] = sub_began
-        if attempt == rounds:
+        # when each stopped counting: turned away at once, left at a wait limit, left
+        # after its calls (conditions failed), or served; inf: inside until a crash
+        left[idx] = np.where(r, d, np.maximum(d, resolves[idx]))
+
+    cut = np.ones(n, dtype=bool)            # guess: every request finds the queue empty
+    if rounds == 0:
+        cut = sure
+    run(np.arange(n), cut)
+    for _ in range(rounds):
+        heads = np.flatnonzero(cut)
+        if heads.size <= 1:
             break
-        # when each request stopped counting: turned away at once, left at a wait limit,
-        # left after its calls (conditions failed), or served; inf: inside until a crash
-        left = np.where(r, d, np.maximum(d, resolves[idx]))
-        starts = np.flatnonzero(np.r_[True, lane[1:] != lane[:-1]])
-        head = idx[starts]
-        # a lane's start looks empty if every request before it (in its segment, as this
-        # round found them) left before it arrived
-        latest = _running_max(left, segment[idx])
-        looks = np.r_[True, latest[starts[1:] - 1] < arrival[head[1:]]]
-        proven = sure[head]
-        # proven: a chain of lanes from a proven start, each looking empty after the last
-        broken = np.cumsum(~(looks | proven))
-        chain = np.cumsum(proven) - 1       # (the first pending lane's start is proven)
-        now = broken == broken[np.flatnonzero(proven)][chain]
-        sure = sure.copy()
-        sure[head[now]] = True
+        # a lane's start looks empty if every request before it in its segment left
+        # before it arrived, as computed
+        latest = _running_max(np.maximum.reduceat(left, heads), segment[heads])
+        busy = np.r_[False, latest[:-1] >= arrival[heads[1:]]] & ~sure[heads]
+        if not busy.any():
+            # Every lane was served from an empty queue and every cut looks empty: the
+            # first lane of each segment starts empty, so it is right, so the cut after
+            # it is empty, so the lane after it is right, and so on.
+            return departure, rejected
         cut = cut.copy()
-        cut[head[~looks & ~proven]] = False   # looked busy: runs with the lane before
-        # a lane is done when its start and the start after it are proven
-        after = idx[np.r_[starts[1:], idx.size] - 1] + 1   # the request after each lane
-        nxt = (after >= n) | sure[np.minimum(after, n - 1)]
-        done = now & nxt
-        if done.all():
-            break
-        final[idx[np.repeat(done, np.diff(np.r_[starts, idx.size]))]] = True
+        cut[heads[busy]] = False            # runs with the lane before it
+        lane = np.cumsum(cut)
+        changed = np.zeros(lane[-1] + 1, dtype=bool)
+        changed[lane[heads[busy]]] = True
+        run(np.flatnonzero(changed[lane]), cut)
+    # out of rounds: the requests from the first cut not proven on, in proven lanes only
+    run(np.arange(n), sure)
     return departure, rejected
 
 
