@@ -222,6 +222,16 @@ def tandem(replications: int = 4) -> tuple[ps.Model, float, int]:
     return m, 7_200.0, replications
 
 
+def serverless(replications: int = 1) -> tuple[ps.Model, float, int]:
+    """The serverless image example (an autoscaled function with cold and warm starts and a
+    limit per instance) at 1 replication of its hour: an autoscaler's decisions are a fixed
+    point of whole vector runs, so this is where the vector engine gains least."""
+    from pathlib import Path
+    scenario = ps.load_scenario(Path(ps.__file__).parent / "examples" /
+                                "serverless_image.yaml")
+    return scenario.model, float(scenario.horizon), replications
+
+
 SCENARIOS = {"fleet": fleet, "chain": chain, "quorum": quorum, "scaling": scaling, "flaky": flaky,
              "retries": retries, "capped": capped, "coldstart": coldstart, "mm1k": mm1k,
-             "tandem": tandem}
+             "tandem": tandem, "serverless": serverless}

@@ -458,7 +458,8 @@ def _run(args: argparse.Namespace) -> int:
         if unjudged:
             print(f"promisesim: objectives not judged: {unjudged}", file=sys.stderr)
     else:
-        print(f"{result.spec.name}: {result.replications} replications of {result.horizon:g} "
+        print(f"{result.spec.name}: {result.replications} "
+              f"replication{'s' * (result.replications != 1)} of {result.horizon:g} "
               f"{result.spec.time_unit}, engine {result.engine}, seed entropy {result.entropy}")
         if result.spec.impositions:
             print("impositions (offered, not accepted: never delivered): "

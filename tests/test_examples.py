@@ -18,8 +18,8 @@ def cli(*args):
 
 def test_serverless_image_runs_from_the_cli_and_prints_its_summary():
     text = cli("run", EXAMPLES / "serverless_image.yaml", "--replications", "1")
-    # autoscaled, one replication: the reference engine is the faster (see _slow_on_vector)
-    assert text.startswith("serverless personalised image: 1 replications of 3600 s, "
+    # autoscaled, one replication: the reference engine is not slower (see _slow_on_vector)
+    assert text.startswith("serverless personalised image: 1 replication of 3600 s, "
                            "engine reference")
     for promise in ("upload", "read-original", "enqueue", "personalised"):
         assert f"\n{promise} " in text
@@ -28,7 +28,7 @@ def test_serverless_image_runs_from_the_cli_and_prints_its_summary():
 
 def test_serverless_meme_runs_from_the_cli_and_prints_its_summary():
     text = cli("run", EXAMPLES / "serverless_meme.yaml", "--replications", "1")
-    assert text.startswith("serverless meme editor: 1 replications of 3600 s")
+    assert text.startswith("serverless meme editor: 1 replication of 3600 s")
     for promise in ("render", "store-gif", "edit", "meme"):
         assert f"\n{promise} " in text
 

@@ -145,7 +145,7 @@ def test_observed_busy_time_is_the_reference_engines_bit_for_bit(case, monkeypat
 
 def test_auto_runs_few_replications_of_an_autoscaler_on_the_reference_engine():
     """The vector engine finds an autoscaler's decisions in rounds of whole runs, which the
-    reference engine outruns at few replications (see experiment._slow_on_vector)."""
+    reference engine matches at one replication (see experiment._slow_on_vector)."""
     from pathlib import Path
 
     from promisesim.experiment import _AUTOSCALED_MIN_REPLICATIONS, choose_engine
