@@ -29,17 +29,13 @@ __all__ = ["simulate", "ENGINES", "get_engine"]
 ENGINES: dict[str, type] = {"reference": ReferenceEngine, "vector": VectorEngine}
 
 
-#: Below this many replications ``auto`` runs an autoscaled model on the reference engine.
-_AUTOSCALED_MIN_REPLICATIONS = 2
-
-
-def _slow_on_vector(spec: ModelSpec, replications: int | None = None) -> str | None:
+def _slow_on_vector(spec: ModelSpec) -> str | None:
     """Why the vector engine would run ``spec`` slower than the reference engine, or None.
 
     An agent with a capacity ``limit`` or a ``slowdown`` whose requests call others (a
     super-agent's front with a concurrency cap, for one) is computed in passes, each
     guessing which requests it turns away; they settle in a few passes (a limited tandem
-    at load 0.45: 6 passes, the vector engine 2.7x the reference engine at 4
+    at load 0.45: 6 passes, the vector engine 2.5x the reference engine at 4
     replications), but where the agent or one it calls is offered more work than it serves
     (:func:`~promisesim.cost.offered_load` of 1 or more) each pass settles only a few (a
     capped front over a two-server member at load 1.5: 1,697, 1,689, 1,684, ... wrong after
@@ -47,16 +43,10 @@ def _slow_on_vector(spec: ModelSpec, replications: int | None = None) -> str | N
     engine at 1 replication, 0.71x at 64).
 
     An autoscaler's decisions are a fixed point of whole vector runs, about one run per
-    resize a round got wrong, whatever the replications: measured side by side on the
-    serverless image example (best of 2), reference against vector, 2.01 s against 2.09 s
-    at 1 replication (8 rounds), 8.5 s against 5.6 s at 4 and 17.1 s against 9.1 s at 8; so
-    ``replications`` (when known) below :data:`_AUTOSCALED_MIN_REPLICATIONS` go to the
-    reference engine."""
-    if spec.scaled and replications is not None and \
-            replications < _AUTOSCALED_MIN_REPLICATIONS:
-        return (f"an autoscaler at {replications} replication{'s' * (replications > 1)}: "
-                "the vector engine finds its decisions in rounds of whole runs, faster than "
-                f"the reference engine from {_AUTOSCALED_MIN_REPLICATIONS} replications on")
+    resize a round got wrong, yet the vector engine is the faster even at 1 replication
+    (serverless image example, best of 2 side by side, reference against vector: 2.10 s
+    against 1.14 s), so autoscalers are no reason.
+    """
     calling = {p.promiser for p in spec.promises if p.conditions is not None}
     load = offered_load(spec)
     for a in spec.agents:
@@ -85,18 +75,16 @@ def _callees(spec: ModelSpec, agent: str) -> list[str]:
     return list(seen)
 
 
-def choose_engine(name: str, spec: ModelSpec,
-                  replications: int | None = None) -> tuple[Engine, str]:
+def choose_engine(name: str, spec: ModelSpec) -> tuple[Engine, str]:
     """The engine for ``spec`` and why: ``"auto"`` picks the vector engine when it supports
-    every feature of the model and is not known to be slower for it (at ``replications``,
-    when given), else the reference engine; a named engine is that engine (an EngineError
-    if it cannot run the model)."""
+    every feature of the model and is not known to be slower for it, else the reference
+    engine; a named engine is that engine (an EngineError if it cannot run the model)."""
     if name == "auto":
         vector = ENGINES["vector"]()
         missing = vector.unsupported(spec)
         if missing:
             return ENGINES["reference"](), f"auto: the vector engine does not run {missing[0]}"
-        slow = _slow_on_vector(spec, replications)
+        slow = _slow_on_vector(spec)
         if slow is not None:
             return ENGINES["reference"](), f"auto: {slow}"
         return vector, "auto: the vector engine runs every feature of the model"
@@ -334,7 +322,7 @@ def simulate(
     check_cost(spec, horizon, int(replications), bool(record_requests),
                check_limit(max_events))
     streams = Streams(seed)
-    chosen, reason = choose_engine(engine, spec, int(replications))
+    chosen, reason = choose_engine(engine, spec)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise ScenarioError(f"progress={progress!r} must be True, False or None")
     n = int(replications)

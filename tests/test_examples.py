@@ -18,9 +18,8 @@ def cli(*args):
 
 def test_serverless_image_runs_from_the_cli_and_prints_its_summary():
     text = cli("run", EXAMPLES / "serverless_image.yaml", "--replications", "1")
-    # autoscaled, one replication: the reference engine is not slower (see _slow_on_vector)
     assert text.startswith("serverless personalised image: 1 replication of 3600 s, "
-                           "engine reference")
+                           "engine vector")
     for promise in ("upload", "read-original", "enqueue", "personalised"):
         assert f"\n{promise} " in text
     assert "internal messages per replication: personalise-fn" in text

@@ -129,21 +129,31 @@ def event_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
              instances, joined)
     rows = np.arange(q)
     active = rows
+    zero = np.zeros(q, dtype=np.int64)
     while active.size:
         a = nxt_arrival[active]
         more = a < ends[active]
         t_arr = np.where(more, arrival[np.minimum(a, n - 1)], np.inf)
-        k = np.argmin(busy_until[active], axis=1)
-        t_dep = busy_until[active, k]
+        if servers == 1:
+            k = zero[:active.size]
+            t_dep = busy_until[active, 0]
+        else:
+            k = np.argmin(busy_until[active], axis=1)
+            t_dep = busy_until[active, k]
         if later.size:
             r = nxt_ready[active]
             resolving = r < ready_ends[active]
             more = more | resolving
             t_res = np.where(resolving, ready[later[np.minimum(r, later.size - 1)]], np.inf)
         done = ~more & ~np.isfinite(t_dep)
-        if done.any():
-            active = active[~done]
-            continue
+        if done.any():   # lanes with nothing left: dropped, the others go on this step
+            keep = ~done
+            active = active[keep]
+            if not active.size:
+                break
+            a, t_arr, k, t_dep = a[keep], t_arr[keep], k[keep], t_dep[keep]
+            if later.size:
+                t_res = t_res[keep]
         if later.size:
             dep = (t_dep <= t_arr) & (t_dep <= t_res)
             res = ~dep & (t_res <= t_arr)

@@ -22,9 +22,12 @@ from .events import event_queue
 
 __all__ = ["lanes_queue"]
 
-#: Rounds of guesses before the remaining requests run in lanes cut only where proven.
-#: Measured on M/M/1/K at load 0.9 and a limited tandem: 3 to 5 rounds settle every cut.
-MAX_ROUNDS = 8
+#: Rounds of guesses before the stretches (between proven cuts) still unsettled run in
+#: lanes cut only where proven. Each round runs again only the lanes it merged. Measured:
+#: 10 rounds for M/M/1/5 at load 0.9 over 80,000 requests (80,000, 62,823, 56,013,
+#: 38,601, 17,744, 6,131, 1,362, 320, 181, 56 requests run in rounds 1 to 10), 4 to 5 for
+#: the front of a limited tandem.
+MAX_ROUNDS = 16
 
 
 def lanes_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
@@ -66,10 +69,8 @@ def lanes_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
         left[idx] = np.where(r, d, np.maximum(d, resolves[idx]))
 
     cut = np.ones(n, dtype=bool)            # guess: every request finds the queue empty
-    if rounds == 0:
-        cut = sure
     run(np.arange(n), cut)
-    for _ in range(rounds):
+    for attempt in range(rounds + 1):
         heads = np.flatnonzero(cut)
         if heads.size <= 1:
             break
@@ -81,15 +82,23 @@ def lanes_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
             # Every lane was served from an empty queue and every cut looks empty: the
             # first lane of each segment starts empty, so it is right, so the cut after
             # it is empty, so the lane after it is right, and so on.
-            return departure, rejected
+            break
         cut = cut.copy()
+        if attempt == rounds:
+            # out of rounds: the stretches between proven cuts that still have a cut that
+            # looks busy run again, cut where proven only (the others are right, as above)
+            stretch = np.cumsum(sure)
+            again = np.zeros(stretch[-1] + 1, dtype=bool)
+            again[stretch[heads[busy]]] = True
+            again = again[stretch]
+            cut[again] = sure[again]
+            run(np.flatnonzero(again), cut)
+            break
         cut[heads[busy]] = False            # runs with the lane before it
         lane = np.cumsum(cut)
         changed = np.zeros(lane[-1] + 1, dtype=bool)
         changed[lane[heads[busy]]] = True
         run(np.flatnonzero(changed[lane]), cut)
-    # out of rounds: the requests from the first cut not proven on, in proven lanes only
-    run(np.arange(n), sure)
     return departure, rejected
 
 
