@@ -460,16 +460,18 @@ def test_limited_queues_run_busy_periods_as_lanes_and_agree(servers, monkeypatch
     from promisesim.engines.vector import lanes as lanes_module
 
     lanes, longest, size = [], [], []
-    original = lanes_module.event_queue
 
-    def counting(segment, *args, **kwargs):
-        _, length = np.unique(segment, return_counts=True)
-        lanes.append(length.size)
-        longest.append(int(length.max(initial=0)))
-        size.append(segment.size)
-        return original(segment, *args, **kwargs)
+    def counting(original):
+        def run(segment, *args, **kwargs):
+            _, length = np.unique(segment, return_counts=True)
+            lanes.append(length.size)
+            longest.append(int(length.max(initial=0)))
+            size.append(segment.size)
+            return original(segment, *args, **kwargs)
+        return run
 
-    monkeypatch.setattr(lanes_module, "event_queue", counting)
+    for kernel in ("event_queue", "arrival_order_queue"):
+        monkeypatch.setattr(lanes_module, kernel, counting(getattr(lanes_module, kernel)))
     m = ps.Model("M/M/c/K")
     s = m.agent("s", service_time=Exponential(1.0), servers=servers, limit=servers + 3,
                 failures=ps.Failures(Exponential(300.0), Exponential(10.0)))

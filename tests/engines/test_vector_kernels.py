@@ -365,3 +365,44 @@ def test_lanes_queue_is_the_event_loop_over_whole_segments(seed, rounds):
     # the first guess (every request finds the queue empty) was wrong: some waited
     took = np.isfinite(want_began)
     assert (want_began[took] > ready[took]).any()
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_requests_joining_on_arrival_take_a_step_each_with_the_event_loops_results(seed):
+    """Without calls before queueing, slowdown or instances, a request's fate is known on
+    arrival (the Kiefer-Wolfowitz recursion, a wait limit, the limit counting those not
+    left): the same departures, rejections and service starts as the event loop, with ties
+    at one instant, pinned services and many lanes; and through the lanes of
+    :func:`lanes_queue`."""
+    from promisesim.engines.vector.events import event_queue
+    from promisesim.engines.vector.lanes import arrival_order_queue, lanes_queue
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(300, 1500))
+    servers = 1 + seed % 3
+    limit = None if seed % 4 == 0 else servers + [1, 2, 5][seed % 4 - 1]
+    patience = [None, 0.5, 2.0][seed % 3]
+    segment = np.sort(rng.integers(0, 1 + seed * 2, n))
+    arrival = np.empty(n)
+    for s in np.unique(segment):
+        at = segment == s
+        arrival[at] = np.cumsum(rng.exponential(rng.uniform(0.6, 1.2) / servers, at.sum()))
+    if seed % 2:
+        arrival = np.round(arrival, 1)              # ties at one instant
+    service = rng.exponential(0.9, n) if seed % 5 else np.full(n, 0.5)
+    enters = rng.random(n) < 0.9
+    pin = (np.where(rng.random(n) < 0.3, arrival, np.nan), arrival + 1.5) if seed % 4 == 1 \
+        else None
+    want_began = np.full(n, np.inf)
+    want = event_queue(segment, arrival, service, enters, servers, limit, 0.0,
+                       began=want_began, pin=pin, patience=patience)
+    for kernel in (arrival_order_queue, lanes_queue):
+        got_began = np.full(n, np.inf)
+        extra = {} if kernel is arrival_order_queue else {"slowdown": 0.0}
+        got = kernel(segment, arrival, service, enters, servers, limit, began=got_began,
+                     pin=pin, patience=patience, **extra)
+        assert np.array_equal(got[0], want[0]), kernel.__name__
+        assert np.array_equal(got[1], want[1]), kernel.__name__
+        assert np.array_equal(got_began, want_began), kernel.__name__
+    took = np.isfinite(want_began)
+    assert (want_began[took] > arrival[took]).any()   # some waited
+    assert limit is None and patience is None or want[1].any()   # some turned away or left

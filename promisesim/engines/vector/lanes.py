@@ -49,6 +49,8 @@ def lanes_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
     unset = None if began is None else began.copy()   # (a wrong guess may have set some)
     resolves = arrival if ready is None else ready
     left = np.empty(n)
+    # every request joins as it arrives and none slows the others: a step per request
+    on_arrival = not slowdown and (ready is None or np.array_equal(ready, arrival))
 
     def run(idx: np.ndarray, cut: np.ndarray) -> None:
         """Serve requests ``idx`` (whole lanes) in the lanes ``cut`` starts."""
@@ -56,11 +58,15 @@ def lanes_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
             return
         lane = np.cumsum(cut)[idx]
         sub_began = None if unset is None else unset[idx]
-        d, r = event_queue(lane, arrival[idx], service[idx], enters[idx], servers, limit,
-                           slowdown, ready=None if ready is None else ready[idx],
-                           began=sub_began,
-                           pin=None if pin is None else (pin[0][idx], pin[1][idx]),
-                           patience=patience)
+        sub_pin = None if pin is None else (pin[0][idx], pin[1][idx])
+        if on_arrival:
+            d, r = arrival_order_queue(lane, arrival[idx], service[idx], enters[idx],
+                                       servers, limit, began=sub_began, pin=sub_pin,
+                                       patience=patience)
+        else:
+            d, r = event_queue(lane, arrival[idx], service[idx], enters[idx], servers, limit,
+                               slowdown, ready=None if ready is None else ready[idx],
+                               began=sub_began, pin=sub_pin, patience=patience)
         departure[idx], rejected[idx] = d, r
         if began is not None:
             began[idx] = sub_began
@@ -112,3 +118,73 @@ def _running_max(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     rank[order] = np.arange(n)
     base = np.cumsum(np.r_[False, group[1:] != group[:-1]]) * n
     return values[order[np.maximum.accumulate(base + rank) - base]]
+
+
+def arrival_order_queue(segment: np.ndarray, arrival: np.ndarray, service: np.ndarray,
+                        enters: np.ndarray, servers: int, limit: int | None,
+                        began: np.ndarray | None = None,
+                        pin: tuple[np.ndarray, np.ndarray] | None = None,
+                        patience: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~promisesim.engines.vector.events.event_queue` for requests that join as
+    they arrive, without slowdown or instances: a step per request rather than per event.
+
+    Then every request's fate is known when it arrives: FIFO on ``servers`` is the
+    Kiefer-Wolfowitz recursion (it takes the server that frees first, when it frees or on
+    arrival), a request that would wait longer than ``patience`` leaves then instead
+    (``start > arrival + patience``: a server freeing at that instant takes it first, as
+    in the event loop), and the ``limit`` counts the requests admitted before it that
+    have not left (a departure or a wait limit at its arrival instant comes first). The
+    loop steps through the k-th request of every lane at once, lanes longest first (the
+    lanes still going are a prefix, so the state is sliced, not gathered).
+    """
+    n = arrival.size
+    departure = arrival.copy()
+    rejected = np.zeros(n, dtype=bool)
+    if n == 0:
+        return departure, rejected
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    length = np.diff(np.r_[starts, n])
+    order = np.argsort(-length, kind="stable")
+    starts, length = starts[order], length[order]
+    cap = None if limit is None else int(limit)
+    # when each admitted request inside leaves (at most ``limit`` inside; none: not counted)
+    inside = None if cap is None else np.full((starts.size, min(cap, n)), -np.inf)
+    free = np.full((starts.size, servers), -np.inf)          # when each server frees
+    wait = np.inf if patience is None else float(patience)
+    going = np.searchsorted(-length, -np.arange(1, length[0] + 1), side="right")
+    rows = np.arange(starts.size)
+    for k in range(int(length[0])):
+        m = int(going[k])                    # lanes with a k-th request
+        i = starts[:m] + k
+        r = rows[:m]
+        a = arrival[i]
+        if inside is not None:
+            full = (inside[:m] > a[:, None]).sum(axis=1) >= cap
+            rejected[i[full]] = True
+            joins = ~full & enters[i]
+        else:
+            joins = enters[i]
+        if not joins.any():
+            continue
+        i, r, a = i[joins], r[joins], a[joins]
+        if servers == 1:
+            j = np.zeros(i.size, dtype=np.int64)
+            f = free[r, 0]
+        else:
+            j = np.argmin(free[r], axis=1)
+            f = free[r, j]
+        start = np.maximum(a, f)
+        takes = ~(start > a + wait)
+        s = start + service[i]
+        if pin is not None:
+            s = np.where(start == pin[0][i], pin[1][i], s)
+        left = np.where(takes, s, a + wait)
+        departure[i] = left
+        rejected[i[~takes]] = True
+        free[r[takes], j[takes]] = s[takes]
+        if began is not None:
+            began[i[takes]] = start[takes]
+        if inside is not None:
+            slot = np.argmin(inside[r], axis=1)   # one that has left (there is room)
+            inside[r, slot] = left
+    return departure, rejected
