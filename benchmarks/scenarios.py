@@ -195,8 +195,8 @@ def coldstart(replications: int = 8) -> tuple[ps.Model, float, int]:
 def mm1k(replications: int = 4) -> tuple[ps.Model, float, int]:
     """M/M/1/K: one server, at most 5 requests inside, load 0.9, 6 hours, 4 replications.
 
-    A limited queue is an event loop; its lanes are busy periods, so few replications
-    still give it many lanes.
+    A limited queue is served in lanes cut where it is empty, so few replications still
+    give it many lanes, a step per request each.
     """
     m = ps.Model("M/M/1/K", time_unit="s")
     s = m.agent("s", service_time=Exponential(mean=1.0), limit=5)

@@ -57,9 +57,14 @@ on demand (``keep_alive``) is an event loop (:mod:`.events`) whose every step
 handles the next event of every queue (lane) of the batch at once: an arrival
 (admitted or rejected against the limit, counting requests still waiting for
 their calls), a request whose calls resolved (it joins the FIFO queue, in
-order of that instant, or leaves) or a departure. Its lanes are busy periods
-where requests join as they arrive (cut where the same queue without its
-limit is empty), else stretches of a replication between crashes. Instances
+order of that instant, or leaves) or a departure. Its lanes are stretches
+where the queue is empty before and after (:mod:`.lanes`): cut where the same
+queue without its limit is empty (surely empty then), and elsewhere guessed
+(every request finds it empty), served, and merged where a lane's requests
+had not all left when the next arrived, until every cut is proven. Where
+requests join as they arrive and none slows the others, each step takes the
+next request of every lane rather than the next event (the Kiefer-Wolfowitz
+recursion, the limit counting those not yet left). Instances
 started on demand keep when each was freed: a request takes an idle running
 one by the placement, or starts one and waits its cold start; their starts
 and stops follow from which instance each request took. A request such an agent rejects makes no calls (and moves
@@ -68,7 +73,8 @@ on its queue: the requests are routed and served in passes, each assuming
 the rejections of the one before (at first none), until a pass rejects
 exactly the requests it assumed; each pass decides right at least up to the
 first wrong assumption, and it takes a few passes in practice
-(:meth:`.batch._Batch._refusals_settled`).
+(:meth:`.batch._Batch._refusals_settled`); where each pass settles only a few
+(an overloaded agent behind the limit), the batch goes to the reference engine.
 
 An agent that calls on taking a server or after serving (order ``"around"``
 or ``"before"``) calls at an instant its own queue decides, and (around) its

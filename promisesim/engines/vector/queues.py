@@ -68,14 +68,14 @@ def _instance_changes(segment: np.ndarray, rep: np.ndarray, crash: np.ndarray,
 def _busy_periods(rep: np.ndarray, arrival: np.ndarray, service: np.ndarray,
                   enters: np.ndarray, crash: np.ndarray, segment: np.ndarray, servers: int,
                   n_reps: int) -> np.ndarray:
-    """``segment`` cut where the queue is surely empty, so the event loop's lanes are busy
-    periods rather than whole replications (a loop as long as the longest busy period).
+    """``segment`` cut where the queue is surely empty: cuts :func:`~.lanes.lanes_queue`
+    need not prove (fewer rounds of guesses).
 
     For requests that join as they arrive, at a FIFO queue without slowdown: the same
     queue without its limit (every request served) is empty when a request arrives after
     every one before it left, and then so is the limited queue: turning a request away
     only lowers the servers' workloads, and the Kiefer-Wolfowitz recursion is monotone in
-    them. The limited queue's events are unchanged; only their lanes are."""
+    them."""
     work = np.where(enters, service, 0.0)   # (those that do not enter leave at once)
     unlimited = _fifo(rep, arrival, work, crash, servers, n_reps)
     unlimited = np.where(enters, unlimited, arrival)
