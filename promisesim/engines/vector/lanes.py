@@ -1,17 +1,21 @@
-"""Lanes for the event loop: a queue cut where it is empty, guessed, then proven.
+"""Lanes for the queue kernels: a queue cut where it is empty, guessed, then proven.
 
 :func:`~promisesim.engines.vector.events.event_queue` runs one iteration per event of
 its longest lane, so its cost is the longest stretch of requests it must take in
 order. A queue that is empty when a request arrives forgets everything before it:
 from there on it is a lane of its own. Which requests find it empty is known only
 after serving those before, so :func:`lanes_queue` guesses (at first: every request
-finds it empty), runs every lane in lockstep, and checks each guess against what the
-lane before found: a lane that starts at a proven cut is right, and so is the cut
-after it if every request of the lane left before the next one arrived. Cuts that look
-wrong are dropped (the lanes they separated run again as one); the proven prefix grows
-by at least one lane a round, and typically all of it in a few rounds, because where
-the queue is busy the first round already shows it. The results are those of one run
-over the whole segments, exactly: only lanes from proven cuts are kept.
+finds it empty), serves every lane from an empty queue, and drops each cut where a
+request before it had not left when it arrived, as served; the lanes a dropped cut
+joins run again, and so on. When no cut looks busy, every lane is right: the first of
+each segment starts empty, so it is right, so the cut after it is truly empty, so the
+lane after it is right, and so on. Each round drops a cut, so the rounds end; after
+:data:`MAX_ROUNDS`, the stretches still unsettled run cut only where proven. The
+results are exactly those of one lane per segment.
+
+Where requests join as they arrive and none slows the others,
+:func:`arrival_order_queue` serves the lanes a request at a time instead of an event
+at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 
 from .events import event_queue
 
-__all__ = ["lanes_queue"]
+__all__ = ["lanes_queue", "arrival_order_queue"]
 
 #: Rounds of guesses before the stretches (between proven cuts) still unsettled run in
 #: lanes cut only where proven. Each round runs again only the lanes it merged. Measured:
